@@ -1,0 +1,380 @@
+"""``persona-tui``: the app, and headless commands other tools can script against.
+
+Exit codes: 0 success; 1 the work failed (one sentence and a hint on stderr);
+2 invalid input or usage; 130 interrupted by Ctrl-C (the personas saved until
+then are kept and listed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import io
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from persona_tui import __version__
+from persona_tui.config import Settings, SettingsError, load_settings
+from persona_tui.engine import events as ev
+from persona_tui.engine.estimate import EstimateBook
+from persona_tui.engine.models import COUNT_MAX, GenerationRequest, PersonaRecord, RequestError
+from persona_tui.engine.providers import OFFLINE_HINT, make_provider
+from persona_tui.engine.text import strip_control
+from persona_tui.render import HeadlessRenderer
+from persona_tui.storage import PersonaStore, StoreError, atomic_write, records_to_json
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class CliError(Exception):
+    def __init__(self, message: str, hint: str = "", code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.message, self.hint, self.code = message, hint, code
+
+
+def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--data-dir", type=Path, default=default, help="folder for personas (env PERSONA_TUI_DATA_DIR)")
+    parser.add_argument("--config", type=Path, default=default, help="TOML config file (env PERSONA_TUI_CONFIG)")
+
+
+def _model_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--provider",
+        choices=["auto", "openai", "offline"],
+        default=default,
+        help="auto: a real model when OPENAI_API_KEY or OPENAI_BASE_URL is set, "
+        "else the offline sample generator (not AI)",
+    )
+    parser.add_argument("--model", default=default, help="model name (env PERSONA_TUI_MODEL, default gpt-4o-mini)")
+    parser.add_argument(
+        "--base-url",
+        default=default,
+        help="OpenAI-compatible server, e.g. http://localhost:11434/v1 (env OPENAI_BASE_URL)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=default, help="seed for the offline generator, for repeatable personas"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="persona-tui",
+        description="Generate synthetic user personas with live feedback. With no command, opens the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"persona-tui {__version__}")
+    _common(parser, suppress=False)
+    _model_flags(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gen = sub.add_parser(
+        "generate",
+        help="generate personas headless, with live feedback on stderr",
+        description="Generate personas. Feedback goes to stderr; with --json, stdout holds only the saved records.",
+    )
+    gen.add_argument("description", help="who the personas are, e.g. 'field nurses in rural Kenya aged 40 to 60'")
+    gen.add_argument("-n", "--count", type=int, default=1, help=f"how many personas (1 to {COUNT_MAX}, default 1)")
+    gen.add_argument("--org", dest="organization", default=None, help="organization the personas are for")
+    gen.add_argument("--json", action="store_true", help="print the saved persona records as a JSON array on stdout")
+    _common(gen, suppress=True)
+    _model_flags(gen, suppress=True)
+
+    lst = sub.add_parser("list", help="list saved personas, newest first")
+    lst.add_argument("--json", action="store_true", help="print the records as a JSON array")
+    _common(lst, suppress=True)
+
+    show = sub.add_parser("show", help="show one persona in full")
+    show.add_argument("id", help="a persona id, or its first characters (at least 4)")
+    show.add_argument("--json", action="store_true", help="print the record as JSON")
+    _common(show, suppress=True)
+
+    delete = sub.add_parser("delete", help="delete one persona")
+    delete.add_argument("id", help="a persona id, or its first characters (at least 4)")
+    _common(delete, suppress=True)
+
+    export = sub.add_parser("export", help="export all personas")
+    export.add_argument(
+        "--format", choices=["json", "jsonl", "csv"], default="json", help="output format (default json)"
+    )
+    export.add_argument("-o", "--output", type=Path, default=None, help="write to this file instead of stdout")
+    _common(export, suppress=True)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {name: getattr(args, name, None) for name in ("data_dir", "provider", "model", "base_url", "seed")}
+    return load_settings(flags, config_path=getattr(args, "config", None))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    err = Console(stderr=True, highlight=False)
+    try:
+        settings = _settings(args)
+        if args.command is None:
+            return _run_app(settings)
+        command = {
+            "generate": cmd_generate,
+            "list": cmd_list,
+            "show": cmd_show,
+            "delete": cmd_delete,
+            "export": cmd_export,
+        }
+        return command[args.command](args, settings, err)
+    except (SettingsError, RequestError) as exc:
+        _error(err, str(exc), "")
+        return EXIT_USAGE
+    except CliError as exc:
+        _error(err, exc.message, exc.hint)
+        return exc.code
+    except StoreError as exc:
+        _error(err, exc.message, exc.hint)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        return EXIT_FAILED
+
+
+def _error(console: Console, message: str, hint: str) -> None:
+    console.print(Text("Error: ", style="bold red") + Text(message))
+    if hint:
+        console.print(Text("Hint: ", style="bold") + Text(hint))
+
+
+def _run_app(settings: Settings) -> int:
+    try:
+        from persona_tui.tui.app import run_app
+    except ImportError:
+        raise CliError(
+            "The interactive app is not part of this build yet.", "Use `persona-tui generate DESCRIPTION`."
+        ) from None
+    return run_app(settings)
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    request = GenerationRequest.create(args.description, args.count, args.organization)
+    provider = make_provider(settings)
+    store = PersonaStore(settings.personas_dir)
+    if not provider.is_ai:
+        err.print(
+            Text(
+                f"Using the {provider.label}: personas are composed locally from templates. {OFFLINE_HINT}",
+                style="yellow",
+            )
+        )
+    summary = asyncio.run(_generate(request, provider, store, settings, err))
+    if args.json:
+        sys.stdout.write(records_to_json(summary.saved) + "\n")
+        sys.stdout.flush()
+    if summary.cancelled:
+        for record in summary.saved:
+            err.print(Text(f"  kept {record.id[:8]}  {strip_control(record.persona.name, keep_newlines=False)}"))
+        return EXIT_INTERRUPTED
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+async def _generate(
+    request: GenerationRequest, provider: Any, store: PersonaStore, settings: Settings, err: Console
+) -> ev.Summary:
+    from persona_tui.engine.pipeline import generate
+
+    cancel = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    interrupts = 0
+
+    def on_interrupt() -> None:
+        # First Ctrl-C: stop cleanly and keep what is saved. Second: stop at once.
+        nonlocal interrupts
+        interrupts += 1
+        cancel.set()
+        if interrupts > 1 and task is not None:
+            task.cancel()
+
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    estimates = await asyncio.to_thread(EstimateBook.load, settings.data_dir)
+    summary: ev.Summary | None = None
+    saved: list[PersonaRecord] = []
+    try:
+        with HeadlessRenderer(err, count=request.count, provider_label=provider.label) as view:
+            async for event in generate(
+                request, provider=provider, store=store, settings=settings, estimates=estimates, cancel=cancel
+            ):
+                view.handle(event)
+                if isinstance(event, ev.PersonaSaved):
+                    saved.append(event.record)
+                elif isinstance(event, ev.Finished):
+                    summary = event.summary
+    except asyncio.CancelledError:
+        summary = ev.Summary(tuple(saved), 0, True, 0.0, 0)
+        err.print(Text(f"Interrupted; {len(saved)} of {request.count} saved", style="bold yellow"))
+    finally:
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)
+        await provider.aclose()
+    assert summary is not None
+    return summary
+
+
+async def _load(settings: Settings, err: Console) -> list[PersonaRecord]:
+    result = await PersonaStore(settings.personas_dir).load_all()
+    for problem in result.problems:
+        err.print(Text(f"Skipped {problem.path}: {problem.reason}", style="yellow"))
+    return result.records
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    records = asyncio.run(_load(settings, err))
+    if args.json:
+        sys.stdout.write(records_to_json(records) + "\n")
+        return EXIT_OK
+    out = Console(highlight=False)
+    if not records:
+        out.print(f'No personas yet in {settings.personas_dir}. Create one with: persona-tui generate "..."')
+        return EXIT_OK
+    table = Table(title=f"{len(records)} persona(s)", title_justify="left")
+    for column in ("id", "name", "age", "occupation", "location", "created", "model"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        row = r.summary()
+        cells = (
+            r.id[:8],
+            row["name"],
+            str(row["age"]),
+            row["occupation"],
+            row["location"],
+            row["created_at"][:16].replace("T", " "),
+            row["model"],
+        )
+        table.add_row(*(Text(strip_control(str(c), keep_newlines=False)) for c in cells))
+    out.print(table)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    record, path = asyncio.run(PersonaStore(settings.personas_dir).find(args.id))
+    if args.json:
+        sys.stdout.write(record.model_dump_json(indent=2) + "\n")
+        return EXIT_OK
+    Console(highlight=False).print(describe(record, path))
+    return EXIT_OK
+
+
+def describe(record: PersonaRecord, path: Path | None = None) -> Text:
+    """A readable, markup-free rendering of a whole persona."""
+    p = record.persona
+    clean = lambda value: strip_control(str(value))  # noqa: E731
+    text = Text()
+    text.append(clean(p.name), style="bold")
+    text.append(f"  {clean(p.pronouns)}, {p.age}\n", style="dim")
+    text.append(f"{clean(p.occupation)} · {clean(p.location)}\n\n")
+    text.append(f"{clean(p.background)}\n\n")
+    for title, items in (("Goals", p.goals), ("Frustrations", p.frustrations), ("Personality", p.personality_traits)):
+        text.append(f"{title}\n", style="bold")
+        for item in items:
+            text.append(f"  • {clean(item)}\n")
+    text.append("Tech savviness: ", style="bold")
+    text.append(f"{p.tech_savviness}\n")
+    text.append("Communication: ", style="bold")
+    text.append(f"{clean(p.communication_style)}\n")
+    text.append(f"\n“{clean(p.quote)}”\n\n", style="italic")
+    source = (
+        "offline sample generator (not AI)" if record.provider == "offline" else f"{record.provider} {record.model}"
+    )
+    created = record.created_at.isoformat(timespec="seconds")
+    text.append(
+        f"{record.id} · {source} · {created} · {record.generation_seconds:.1f} s, {record.tokens} tokens\n", style="dim"
+    )
+    text.append(f"Request: {clean(record.request.description)}\n", style="dim")
+    if path is not None:
+        text.append(f"{path}\n", style="dim")
+    return text
+
+
+def cmd_delete(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    record = asyncio.run(PersonaStore(settings.personas_dir).delete(args.id))
+    err.print(Text(f"Deleted {record.id[:8]} {strip_control(record.persona.name, keep_newlines=False)}"))
+    return EXIT_OK
+
+
+def export_text(records: Sequence[PersonaRecord], fmt: str) -> str:
+    if fmt == "json":
+        return records_to_json(records) + "\n"
+    if fmt == "jsonl":
+        return "".join(r.model_dump_json() + "\n" for r in records)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    header = [*records[0].summary().keys()] if records else list(_CSV_EXTRA)
+    extra = [k for k in _CSV_EXTRA if k not in header]
+    writer.writerow(header + extra)
+    for r in records:
+        row = r.summary()
+        p = r.persona
+        more = {
+            "background": p.background,
+            "goals": "; ".join(p.goals),
+            "frustrations": "; ".join(p.frustrations),
+            "personality_traits": "; ".join(p.personality_traits),
+            "tech_savviness": p.tech_savviness,
+            "communication_style": p.communication_style,
+            "quote": p.quote,
+            "description": r.request.description,
+            "generation_seconds": r.generation_seconds,
+            "tokens": r.tokens,
+        }
+        writer.writerow([_csv_safe(row.get(k, more.get(k))) for k in header + extra])
+    return buffer.getvalue()
+
+
+_CSV_EXTRA = (
+    "background",
+    "goals",
+    "frustrations",
+    "personality_traits",
+    "tech_savviness",
+    "communication_style",
+    "quote",
+    "description",
+    "generation_seconds",
+    "tokens",
+)
+
+
+def _csv_safe(value: object) -> str:
+    """Neutralise spreadsheet formulas in model text (a cell starting with = + - @)."""
+    text = strip_control("" if value is None else str(value), keep_newlines=False)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _is_number(text) else text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    records = asyncio.run(_load(settings, err))
+    text = export_text(records, args.format)
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        asyncio.run(atomic_write(args.output.resolve(), text.encode("utf-8")))
+    except OSError as exc:
+        raise CliError(
+            f"Could not write {args.output}: {exc.strerror or exc}.", "Choose a writable path with -o."
+        ) from exc
+    err.print(Text(f"Exported {len(records)} persona(s) to {args.output}"))
+    return EXIT_OK

@@ -1,0 +1,167 @@
+"""How long a persona will take, learned from earlier runs, and honest progress.
+
+For each provider and model the book keeps exponential moving averages of the
+tokens per persona, the time to first token and the streaming rate. They drive
+the progress bar and the ETA; before any history, defaults close to what
+gpt-4o-mini does are used (the offline generator knows its own pace).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from persona_tui.storage import atomic_write
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILE = "estimates.json"
+SMOOTHING = 0.3
+"""Weight of the newest run in the moving averages."""
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    tokens: float = 420.0
+    first_token: float = 1.2
+    tokens_per_second: float = 45.0
+    runs: int = 0
+
+    @property
+    def seconds(self) -> float:
+        """Expected seconds from request sent to the last token."""
+        return self.first_token + self.tokens / max(self.tokens_per_second, 1e-6)
+
+    def learn(self, tokens: int, first_token: float, tokens_per_second: float) -> Estimate:
+        if self.runs == 0:
+            return Estimate(float(tokens), first_token, tokens_per_second, 1)
+        a = SMOOTHING
+        return Estimate(
+            tokens=(1 - a) * self.tokens + a * tokens,
+            first_token=(1 - a) * self.first_token + a * first_token,
+            tokens_per_second=(1 - a) * self.tokens_per_second + a * tokens_per_second,
+            runs=self.runs + 1,
+        )
+
+
+class EstimateBook:
+    """Estimates per ``provider/model``, kept in ``<data dir>/estimates.json``."""
+
+    def __init__(self, path: Path | None, entries: dict[str, Estimate] | None = None) -> None:
+        self.path = path
+        self.entries = dict(entries or {})
+
+    @classmethod
+    def load(cls, data_dir: Path | None) -> EstimateBook:
+        """Read the history; an unreadable file is ignored (estimates are only a guide)."""
+        if data_dir is None:
+            return cls(None)
+        path = data_dir / HISTORY_FILE
+        entries: dict[str, Estimate] = {}
+        try:
+            raw = json.loads(path.read_text("utf-8"))
+            for key, values in raw.items():
+                est = Estimate(**{k: float(v) if k != "runs" else int(v) for k, v in values.items()})
+                if est.tokens > 0 and est.tokens_per_second > 0 and est.first_token >= 0:
+                    entries[key] = est
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            log.warning("ignoring unreadable estimate history %s: %s", path, exc)
+        return cls(path, entries)
+
+    def get(self, provider: str, model: str, default: Estimate | None = None) -> Estimate:
+        return self.entries.get(f"{provider}/{model}", default or Estimate())
+
+    def learn(self, provider: str, model: str, tokens: int, first_token: float, tokens_per_second: float) -> None:
+        if tokens <= 0 or tokens_per_second <= 0:
+            return
+        key = f"{provider}/{model}"
+        self.entries[key] = self.entries.get(key, Estimate()).learn(tokens, first_token, tokens_per_second)
+
+    async def save(self) -> None:
+        if self.path is None:
+            return
+        data = {k: asdict(v) for k, v in sorted(self.entries.items())}
+        await atomic_write(self.path, json.dumps(data, indent=2).encode("utf-8"))
+
+
+# Shares of one persona's progress bar given to each phase.
+CALL_SHARE = 0.10
+STREAM_SHARE = 0.85
+STREAM_CAP = 0.98
+VALIDATING_AT = CALL_SHARE + STREAM_SHARE
+SAVING_AT = 0.98
+
+
+@dataclass(slots=True)
+class ProgressModel:
+    """Turns measured events into a batch fraction and an ETA.
+
+    The fraction only ever grows and stays below 1.0 until every persona of
+    the batch is saved; when more tokens arrive than expected, the expected
+    count grows instead of the bar passing its end.
+    """
+
+    count: int
+    estimate: Estimate
+    done: int = 0
+    persona_fraction: float = 0.0
+    reported: float = 0.0
+    expected_tokens: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.expected_tokens = self.estimate.tokens
+
+    def start_persona(self) -> None:
+        self.persona_fraction = 0.0
+        self.expected_tokens = self.estimate.tokens
+
+    def waiting(self, waited: float) -> None:
+        share = min(waited / max(self.estimate.first_token, 0.1), 0.95)
+        self._set(CALL_SHARE * share)
+
+    def streamed(self, tokens: int) -> None:
+        if tokens > self.expected_tokens * STREAM_CAP:
+            self.expected_tokens = tokens / STREAM_CAP
+        self._set(CALL_SHARE + STREAM_SHARE * min(tokens / self.expected_tokens, STREAM_CAP))
+
+    def validating(self) -> None:
+        self._set(VALIDATING_AT)
+
+    def saving(self) -> None:
+        self._set(SAVING_AT)
+
+    def saved(self) -> None:
+        self.done += 1
+        self.persona_fraction = 0.0
+
+    def _set(self, fraction: float) -> None:
+        self.persona_fraction = max(self.persona_fraction, fraction)
+
+    @property
+    def fraction(self) -> float:
+        value = (self.done + self.persona_fraction) / self.count
+        if self.done < self.count:
+            value = min(value, 0.999)
+        self.reported = max(self.reported, value)
+        return self.reported
+
+    def eta(self, *, waited: float, tokens: int, rate: float | None) -> float:
+        """Seconds left for the batch, from the current persona's state and the estimates."""
+        est = self.estimate
+        speed = rate if rate and tokens >= 20 else est.tokens_per_second
+        if tokens == 0:
+            current = max(est.first_token - waited, 0.0) + self.expected_tokens / max(speed, 1e-6)
+        else:
+            current = max(self.expected_tokens - tokens, 0.0) / max(speed, 1e-6)
+        remaining_after = max(self.count - self.done - 1, 0)
+        return current + remaining_after * est.seconds
+
+
+def offline_default(tokens_per_second: float) -> Estimate:
+    """The offline generator's pace is known up front: no network, about 330 pieces a persona."""
+    rate = tokens_per_second if tokens_per_second > 0 else 5000.0
+    return replace(Estimate(), tokens=330.0, first_token=0.0, tokens_per_second=rate)

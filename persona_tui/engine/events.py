@@ -1,0 +1,199 @@
+"""The typed events a generation yields, in the order a user lives them.
+
+Every front end (the app, the headless CLI, the tests) draws from these alone.
+Each event names the persona it belongs to by ``index`` (0-based within the
+batch), so a batch can be shown persona by persona.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from persona_tui.engine.models import PersonaRecord
+
+
+class Stage(StrEnum):
+    """The stages of one persona's generation, in order."""
+
+    PREPARING = "preparing"
+    ORGANIZATION = "organization"
+    ENRICHING = "enriching"
+    PROMPT = "prompt"
+    CALLING = "calling"
+    STREAMING = "streaming"
+    VALIDATING = "validating"
+    SAVING = "saving"
+    DONE = "done"
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+
+_LABELS = {
+    Stage.PREPARING: "Preparing request",
+    Stage.ORGANIZATION: "Loading organization context",
+    Stage.ENRICHING: "Fetching real-world context",
+    Stage.PROMPT: "Building prompt",
+    Stage.CALLING: "Calling model",
+    Stage.STREAMING: "Streaming tokens",
+    Stage.VALIDATING: "Validating persona",
+    Stage.SAVING: "Saving",
+    Stage.DONE: "Done",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StageStarted:
+    stage: Stage
+    detail: str = ""
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StageFinished:
+    stage: Stage
+    seconds: float
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StageSkipped:
+    stage: Stage
+    reason: str
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSent:
+    """The request left for the model; ``expected_first_token`` is learned from history."""
+
+    model: str
+    endpoint: str
+    attempt: int
+    expected_first_token: float
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FirstToken:
+    seconds: float
+    """Seconds from the request being sent to the first token."""
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenDelta:
+    text: str
+    """Untrusted model text: never parse it as markup, strip control sequences before drawing."""
+    tokens: int
+    tokens_per_second: float
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PartialPersona:
+    fields: dict[str, Any]
+    """The persona's fields parsed so far (the last string may be cut short)."""
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    fraction: float
+    """Progress of the whole batch, 0..1; never goes backwards, 1.0 only once all are saved."""
+    elapsed: float
+    eta: float | None
+    """Estimated seconds left for the batch, or None when unknown."""
+    persona_fraction: float = 0.0
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    elapsed: float
+    idle: float
+    """Seconds since the last token (or since the request was sent)."""
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SlowWarning:
+    elapsed: float
+    threshold: float
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    attempt: int
+    """The attempt about to start (2 for the first retry)."""
+    max_attempts: int
+    delay: float
+    reason: str
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaSaved:
+    record: PersonaRecord
+    path: Path
+    seconds: float
+    tokens: int
+    tokens_per_second: float
+    """Streaming rate from the first token to the last."""
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    kind: str
+    message: str
+    hint: str
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    elapsed: float
+    saved: tuple[PersonaRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    saved: tuple[PersonaRecord, ...]
+    failed: int
+    cancelled: bool
+    seconds: float
+    tokens: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    summary: Summary = field()
+
+
+Event = (
+    StageStarted
+    | StageFinished
+    | StageSkipped
+    | RequestSent
+    | FirstToken
+    | TokenDelta
+    | PartialPersona
+    | Progress
+    | Heartbeat
+    | SlowWarning
+    | Retrying
+    | PersonaSaved
+    | Failed
+    | Cancelled
+    | Finished
+)

@@ -1,0 +1,160 @@
+"""The data the engine works with: what the user asks for, what the model writes,
+and the record that is saved.
+
+The JSON schema sent to the model is derived from :class:`Persona`, so the
+contract with the model and the validation of its answer can never drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+DESCRIPTION_MAX = 4000
+COUNT_MAX = 50
+RECORD_KIND = "persona-tui/persona"
+SCHEMA_VERSION = 1
+
+TechSavviness = Literal["novice", "basic", "intermediate", "advanced", "expert"]
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+
+
+class Persona(BaseModel):
+    """The part of a persona the model writes.
+
+    Field descriptions are part of the prompt: they reach the model through the
+    JSON schema, so they say what a good value looks like.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: ShortText = Field(description="Full name, plausible for the persona's location and age.")
+    age: int = Field(ge=0, le=120, description="Age in years.")
+    pronouns: ShortText = Field(description="Pronouns, for example she/her, he/him or they/them.")
+    location: ShortText = Field(description="City or region, and country.")
+    occupation: ShortText = Field(description="Job title or main occupation.")
+    background: LongText = Field(description="A short story of two to four sentences: life, work and context.")
+    goals: list[ShortText] = Field(min_length=1, max_length=8, description="Two to four concrete goals.")
+    frustrations: list[ShortText] = Field(min_length=1, max_length=8, description="Two to four concrete frustrations.")
+    personality_traits: list[ShortText] = Field(min_length=1, max_length=8, description="Three to five traits.")
+    tech_savviness: TechSavviness = Field(description="How comfortable the persona is with technology.")
+    communication_style: ShortText = Field(description="How the persona talks and writes, in one sentence.")
+    quote: ShortText = Field(description="Something the persona would say, in their own voice.")
+
+
+PERSONA_FIELDS: tuple[str, ...] = tuple(Persona.model_fields)
+
+
+class RequestInfo(BaseModel):
+    """The request a persona came from, kept in its record."""
+
+    description: str
+    organization: str | None = None
+
+
+class PersonaRecord(BaseModel):
+    """A saved persona: the model's answer plus where and how it was made."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: Literal["persona-tui/persona"] = RECORD_KIND
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[0-9a-f]{32}$")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    provider: str
+    model: str
+    request: RequestInfo
+    generation_seconds: float = Field(ge=0)
+    tokens: int = Field(ge=0)
+    persona: Persona
+
+    def summary(self) -> dict[str, Any]:
+        """A flat row for tables and CSV export."""
+        p = self.persona
+        return {
+            "id": self.id,
+            "name": p.name,
+            "age": p.age,
+            "pronouns": p.pronouns,
+            "occupation": p.occupation,
+            "location": p.location,
+            "created_at": self.created_at.isoformat(timespec="seconds"),
+            "provider": self.provider,
+            "model": self.model,
+        }
+
+
+class RequestError(ValueError):
+    """A request the user must fix before anything is sent."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class GenerationRequest(BaseModel):
+    """What the user asked for, validated before any network call."""
+
+    model_config = ConfigDict(frozen=True)
+
+    description: str = Field(min_length=1, max_length=DESCRIPTION_MAX)
+    count: int = Field(default=1, ge=1, le=COUNT_MAX)
+    organization: str | None = None
+
+    @field_validator("description", mode="before")
+    @classmethod
+    def _trim(cls, value: object) -> object:
+        return value.strip() if isinstance(value, str) else value
+
+    @classmethod
+    def create(cls, description: str, count: int = 1, organization: str | None = None) -> GenerationRequest:
+        """Validate user input, raising :class:`RequestError` with a message that says what is allowed."""
+        try:
+            return cls(description=description, count=count, organization=organization)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else "request"
+            raise RequestError(field, _explain(field, description, count)) from None
+
+
+def _explain(field: str, description: object, count: object) -> str:
+    if field == "description":
+        if not isinstance(description, str) or not description.strip():
+            return "The description is empty: describe the people you want, for example 'nurses in rural Kenya'."
+        length = len(description.strip())
+        return f"The description is {length:,} characters long; at most {DESCRIPTION_MAX:,} are allowed."
+    if field == "count":
+        return f"The count must be a whole number from 1 to {COUNT_MAX} (got {count!r})."
+    return f"The {field} is not valid."
+
+
+def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema in the form strict structured outputs accept.
+
+    Every object lists all its properties as required and forbids others;
+    titles and defaults, which strict mode rejects or ignores, are removed.
+    """
+    schema = copy.deepcopy(model.model_json_schema())
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            node.pop("title", None)
+            node.pop("default", None)
+            if node.get("type") == "object" and "properties" in node:
+                node["required"] = list(node["properties"])
+                node["additionalProperties"] = False
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(schema)
+    return schema

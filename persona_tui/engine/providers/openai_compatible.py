@@ -1,0 +1,236 @@
+"""The real model path: the official openai client against OpenAI or any compatible server.
+
+The answer is streamed with a strict ``json_schema`` response format, so the
+user sees tokens as they come and the result validates against
+:class:`~persona_tui.engine.models.Persona`. Retries are the pipeline's (so
+each one can be shown), never the client's: ``max_retries=0``.
+
+Every failure is turned into a :class:`GenerationError` with our own sentence;
+a server's text is only quoted after any copy of the API key is removed.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import openai
+
+from persona_tui.engine.errors import GenerationError
+from persona_tui.engine.providers.base import PromptSpec
+
+OPENAI_HOST = "api.openai.com"
+SERVER_TEXT_MAX = 200
+
+
+class OpenAIProvider:
+    """Streams persona JSON from a chat-completions endpoint."""
+
+    name = "openai"
+    is_ai = True
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str | None,
+        base_url: str | None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 90.0,
+        temperature: float | None = 0.9,
+    ) -> None:
+        self.model = model
+        self.base_url = base_url
+        self.temperature = temperature
+        self._secret = api_key or ""
+        # A local server (Ollama, vLLM, llama.cpp) needs no key, but the client insists on one.
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key or "no-key-needed",
+            base_url=base_url,
+            max_retries=0,
+            timeout=openai.Timeout(read_timeout, connect=connect_timeout),
+        )
+
+    @property
+    def endpoint(self) -> str:
+        if not self.base_url:
+            return OPENAI_HOST
+        parts = urlsplit(self.base_url)
+        return parts.netloc.rsplit("@", 1)[-1] or self.base_url
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} at {self.endpoint}"
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def stream(self, spec: PromptSpec) -> AsyncIterator[str]:
+        refusal: list[str] = []
+        finish_reason: str | None = None
+        extra = {} if self.temperature is None else {"temperature": self.temperature}
+        try:
+            stream = await self._client.chat.completions.create(
+                model=self.model,
+                messages=spec.messages,  # type: ignore[arg-type]
+                stream=True,
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": "persona", "strict": True, "schema": spec.schema},
+                },
+                **extra,  # type: ignore[arg-type]
+            )
+            async with stream:
+                async for chunk in stream:
+                    for choice in chunk.choices:
+                        delta = choice.delta
+                        if delta.refusal:
+                            refusal.append(delta.refusal)
+                        if delta.content:
+                            yield delta.content
+                        if choice.finish_reason:
+                            finish_reason = choice.finish_reason
+        except openai.APIError as exc:
+            raise self._explain(exc) from None
+        if refusal:
+            raise GenerationError(
+                "refusal",
+                f"The model refused to write this persona: {self._clean(''.join(refusal))}",
+                "Reword the description and try again.",
+            )
+        if finish_reason == "length":
+            raise GenerationError(
+                "length",
+                "The model stopped at its length limit before the persona was complete.",
+                "Try again, or use a model with a larger output limit.",
+            )
+        if finish_reason == "content_filter":
+            raise GenerationError(
+                "content_filter",
+                "The model's content filter stopped the answer.",
+                "Reword the description and try again.",
+            )
+        if finish_reason is None:
+            raise GenerationError(
+                "incomplete",
+                f"The stream from {self.endpoint} ended before the model finished.",
+                "This is usually a network or server hiccup; try again.",
+                retryable=True,
+            )
+
+    def _clean(self, text: str) -> str:
+        """Server text fit to quote: no key, one line, bounded."""
+        if self._secret:
+            text = text.replace(self._secret, "[key]")
+        text = " ".join(text.split())
+        return text if len(text) <= SERVER_TEXT_MAX else text[: SERVER_TEXT_MAX - 1] + "…"
+
+    def _explain(self, exc: openai.APIError) -> GenerationError:
+        where = self.endpoint
+        if isinstance(exc, openai.APITimeoutError):
+            return GenerationError(
+                "timeout",
+                f"{where} did not answer in time.",
+                "Check the network, or raise --connect-timeout / the read timeouts.",
+                retryable=True,
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return GenerationError(
+                "connection",
+                f"Could not connect to {where}.",
+                "Check the network, and that OPENAI_BASE_URL points at a running server.",
+                retryable=True,
+            )
+        if not isinstance(exc, openai.APIStatusError):
+            return GenerationError(
+                "server_error",
+                f"{where} sent an answer the client could not read.",
+                "Try again; if it persists, check that the server is OpenAI-compatible.",
+                retryable=True,
+            )
+        status = exc.status_code
+        server_text = self._clean(_server_message(exc))
+        if status == 401:
+            return GenerationError(
+                "auth",
+                f"The API key was rejected by {where}.",
+                "Set OPENAI_API_KEY to a valid key, or run with --provider offline.",
+            )
+        if status == 403:
+            return GenerationError(
+                "forbidden",
+                f"This API key has no access to {self.model} at {where}.",
+                "Check the key's project and permissions, or choose another model with --model.",
+            )
+        if status == 404:
+            return GenerationError(
+                "not_found",
+                f"The model {self.model} was not found at {where}.",
+                "Check the model name (--model or PERSONA_TUI_MODEL) and the base URL.",
+            )
+        if status == 429:
+            if _error_code(exc) == "insufficient_quota":
+                return GenerationError(
+                    "quota",
+                    f"The account behind this key has no quota left at {where}.",
+                    "Check the plan and billing, or run with --provider offline.",
+                )
+            return GenerationError(
+                "rate_limited",
+                f"Rate limited by {where}.",
+                "Wait a moment, or lower the request rate.",
+                retryable=True,
+                retry_after=retry_after_seconds(exc.response.headers.get("retry-after")),
+            )
+        if status >= 500:
+            return GenerationError(
+                "server_error",
+                f"{where} had a server error ({status}).",
+                "This is usually temporary; try again in a moment.",
+                retryable=True,
+            )
+        detail = f": {server_text}" if server_text else "."
+        return GenerationError(
+            "bad_request",
+            f"{where} refused the request ({status}){detail}",
+            "Check that the model supports structured outputs (json_schema), or try another model.",
+        )
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return ""
+
+
+def _error_code(exc: openai.APIStatusError) -> str | None:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            code = inner.get("code") or inner.get("type")
+            return str(code) if code else None
+    return None
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header, given as seconds or as an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = parsed.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:
+        return None
+    return max(seconds, 0.0)

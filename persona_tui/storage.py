@@ -1,0 +1,193 @@
+"""PersonaStore: one JSON file per persona, written so that no reader ever sees half a file.
+
+A save writes a temporary file in the same folder (so the final move never
+crosses a file system), flushes and fsyncs it, then moves it into place with
+``os.replace``, which is atomic. A failure at any point removes the temporary
+file and leaves whatever was there before untouched.
+
+File names are derived from the persona's name only after it is reduced to a
+short, safe slug, and always end with the record's id: a model-supplied name
+can never leave the folder, hit a reserved device name or clash with another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import unicodedata
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiofiles
+import aiofiles.os
+from pydantic import ValidationError
+
+from persona_tui.engine.models import PersonaRecord
+
+SLUG_MAX = 40
+TEMP_PREFIX = ".tmp-"
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+
+
+class StoreError(Exception):
+    """A store operation that failed, explained for the user."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True, slots=True)
+class LoadProblem:
+    """A file in the folder that is not a readable persona; reported, never touched."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    records: list[PersonaRecord]
+    """Newest first."""
+    problems: list[LoadProblem]
+    paths: dict[str, Path]
+
+
+def slugify(name: str) -> str:
+    """A short ASCII slug that is safe as part of a file name on every platform."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii").lower()
+    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:SLUG_MAX].strip("-")
+    if not text:
+        return "persona"
+    if text.split("-")[0] in _WINDOWS_RESERVED:
+        text = f"p-{text}"
+    return text
+
+
+def file_name_for(record: PersonaRecord) -> str:
+    return f"{slugify(record.persona.name)}-{record.id}.json"
+
+
+class PersonaStore:
+    """The folder of saved personas. Its async methods never block the event loop."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    async def save(self, record: PersonaRecord) -> Path:
+        """Write ``record`` atomically and return its path."""
+        final = self.root / file_name_for(record)
+        try:
+            await atomic_write(final, record.model_dump_json(indent=2).encode("utf-8") + b"\n")
+        except OSError as exc:
+            raise StoreError(
+                f"The persona could not be saved to {self.root}: {exc.strerror or exc}.",
+                "Check that the data folder is writable and the disk has space, or choose another with --data-dir.",
+            ) from exc
+        return final
+
+    async def load_all(self) -> LoadResult:
+        """Read every persona in one worker thread (thousands of small files)."""
+        return await asyncio.to_thread(self.load_all_sync)
+
+    def load_all_sync(self) -> LoadResult:
+        records: list[PersonaRecord] = []
+        problems: list[LoadProblem] = []
+        paths: dict[str, Path] = {}
+        for path in self._persona_files():
+            try:
+                record = PersonaRecord.model_validate_json(path.read_bytes())
+            except OSError as exc:
+                problems.append(LoadProblem(path, f"could not be read: {exc.strerror or exc}"))
+                continue
+            except ValidationError as exc:
+                problems.append(LoadProblem(path, _why_invalid(exc)))
+                continue
+            if record.id in paths:
+                problems.append(LoadProblem(path, f"duplicates the id of {paths[record.id].name}"))
+                continue
+            records.append(record)
+            paths[record.id] = path
+        records.sort(key=lambda r: r.created_at, reverse=True)
+        return LoadResult(records, problems, paths)
+
+    async def find(self, id_or_prefix: str) -> tuple[PersonaRecord, Path]:
+        """The persona whose id starts with ``id_or_prefix`` (at least 4 characters)."""
+        prefix = id_or_prefix.strip().lower()
+        if len(prefix) < 4 or not re.fullmatch(r"[0-9a-f]+", prefix):
+            raise StoreError(
+                f"{id_or_prefix!r} is not a persona id.",
+                "Give at least the first 4 characters of an id from `persona-tui list`.",
+            )
+        result = await self.load_all()
+        matches = [r for r in result.records if r.id.startswith(prefix)]
+        if not matches:
+            raise StoreError(f"No persona has an id starting with {prefix}.", "See `persona-tui list` for the ids.")
+        if len(matches) > 1:
+            raise StoreError(
+                f"{len(matches)} personas have ids starting with {prefix}.", "Give more characters of the id."
+            )
+        return matches[0], result.paths[matches[0].id]
+
+    async def delete(self, id_or_prefix: str) -> PersonaRecord:
+        record, path = await self.find(id_or_prefix)
+        try:
+            await aiofiles.os.remove(path)
+        except OSError as exc:
+            raise StoreError(f"{path.name} could not be deleted: {exc.strerror or exc}.") from exc
+        return record
+
+    def _persona_files(self) -> Iterable[Path]:
+        try:
+            entries = sorted(os.scandir(self.root), key=lambda e: e.name)
+        except FileNotFoundError:
+            return []
+        return [
+            Path(e.path) for e in entries if e.name.endswith(".json") and not e.name.startswith(".") and e.is_file()
+        ]
+
+
+def _why_invalid(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    if first["type"] == "json_invalid":
+        return "is not valid JSON"
+    if first["loc"] and first["loc"][0] == "kind":
+        return "is not a persona-tui persona"
+    where = ".".join(str(p) for p in first["loc"]) or "file"
+    return f"has an invalid {where}: {first['msg']}"
+
+
+async def atomic_write(final: Path, data: bytes) -> None:
+    """Write ``data`` to ``final`` so that readers see the old file or the new one, never a mix.
+
+    The temporary file lives in the same folder (the move never crosses file
+    systems) under a dot-name that loaders skip; any failure, cancellation
+    included, removes it.
+    """
+    folder = final.parent
+    temp = folder / f"{TEMP_PREFIX}{uuid.uuid4().hex}{final.suffix}"
+    try:
+        await aiofiles.os.makedirs(folder, exist_ok=True)
+        async with aiofiles.open(temp, "xb") as fh:
+            await fh.write(data)
+            await fh.flush()
+            await asyncio.to_thread(os.fsync, fh.fileno())
+        await aiofiles.os.replace(temp, final)
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+
+
+def _remove_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def records_to_json(records: Iterable[PersonaRecord]) -> str:
+    return json.dumps([r.model_dump(mode="json") for r in records], indent=2, ensure_ascii=False)

@@ -1,0 +1,343 @@
+"""The pipeline's event sequence for success, failure, retries, timeouts and cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from persona_tui.config import Settings
+from persona_tui.engine import events as ev
+from persona_tui.engine.errors import GenerationError
+from persona_tui.engine.estimate import EstimateBook
+from persona_tui.engine.models import GenerationRequest, PersonaRecord
+from persona_tui.engine.pipeline import generate
+from persona_tui.storage import PersonaStore
+from tests.helpers import ScriptedProvider, Step, ok_step, persona_json, tokens_of
+
+pytestmark = pytest.mark.asyncio
+
+
+def fast_settings(tmp_path: Path, **kw: object) -> Settings:
+    base: dict[str, object] = {
+        "data_dir": tmp_path,
+        "heartbeat_seconds": 0.05,
+        "slow_seconds": 0.15,
+        "first_token_timeout": 5.0,
+        "idle_timeout": 5.0,
+        "total_timeout": 30.0,
+        "retry_base_delay": 0.01,
+        "retry_max_delay": 0.05,
+    }
+    base.update(kw)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+async def run(
+    provider: ScriptedProvider,
+    tmp_path: Path,
+    *,
+    count: int = 1,
+    cancel: asyncio.Event | None = None,
+    cancel_when: type | None = None,
+    **settings: object,
+) -> list[ev.Event]:
+    request = GenerationRequest.create("field nurses in rural Kenya", count)
+    store = PersonaStore(tmp_path / "personas")
+    events: list[ev.Event] = []
+    async for event in generate(
+        request,
+        provider=provider,
+        store=store,
+        settings=fast_settings(tmp_path, **settings),
+        estimates=EstimateBook.load(tmp_path),
+        cancel=cancel,
+        rng=random.Random(1),
+    ):
+        events.append(event)
+        if cancel is not None and cancel_when is not None and isinstance(event, cancel_when):
+            cancel.set()
+    return events
+
+
+def kinds(events: list[ev.Event]) -> list[str]:
+    """A compact trace: event class, with the stage for stage events; token-level events folded."""
+    out: list[str] = []
+    for e in events:
+        if isinstance(e, ev.TokenDelta | ev.PartialPersona | ev.Progress | ev.Heartbeat):
+            name = type(e).__name__
+            if not out or out[-1] != name:
+                out.append(name)
+            continue
+        if isinstance(e, ev.StageStarted | ev.StageFinished | ev.StageSkipped):
+            out.append(f"{type(e).__name__}:{e.stage.value}")
+        else:
+            out.append(type(e).__name__)
+    return out
+
+
+def persona_files(tmp_path: Path) -> list[Path]:
+    folder = tmp_path / "personas"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+async def test_success_walks_every_stage_in_order(tmp_path: Path) -> None:
+    provider = ScriptedProvider([ok_step(delay=0.001)])
+    events = await run(provider, tmp_path)
+    trace = kinds(events)
+    assert trace[:5] == [
+        "StageStarted:preparing",
+        "StageFinished:preparing",
+        "StageSkipped:organization",
+        "StageSkipped:enriching",
+        "Progress",
+    ]
+    expected_order = [
+        "StageStarted:prompt",
+        "StageFinished:prompt",
+        "StageStarted:calling",
+        "RequestSent",
+        "FirstToken",
+        "StageFinished:calling",
+        "StageStarted:streaming",
+        "TokenDelta",
+        "StageFinished:streaming",
+        "StageStarted:validating",
+        "StageFinished:validating",
+        "StageStarted:saving",
+        "StageFinished:saving",
+        "PersonaSaved",
+        "Progress",
+        "Finished",
+    ]
+    rest = iter(trace[5:])
+    assert all(step in rest for step in expected_order), trace  # an ordered subsequence
+    assert trace[-1] == "Finished"
+
+    saved = [e for e in events if isinstance(e, ev.PersonaSaved)]
+    assert len(saved) == 1
+    assert saved[0].path.exists()
+    on_disk = PersonaRecord.model_validate_json(saved[0].path.read_bytes())
+    assert on_disk == saved[0].record
+    assert on_disk.persona.name == "Amina Otieno"
+    assert on_disk.provider == "scripted" and on_disk.model == "script-1"
+    assert on_disk.request.description == "field nurses in rural Kenya"
+    assert on_disk.tokens == len(tokens_of(persona_json()))
+    summary = events[-1].summary  # type: ignore[union-attr]
+    assert summary.ok and len(summary.saved) == 1 and summary.failed == 0
+    assert provider.closed_streams == 1
+
+
+async def test_token_deltas_rebuild_the_answer_and_partials_grow(tmp_path: Path) -> None:
+    provider = ScriptedProvider([ok_step(delay=0.004)])
+    events = await run(provider, tmp_path)
+    deltas = [e for e in events if isinstance(e, ev.TokenDelta)]
+    assert "".join(d.text for d in deltas) == persona_json()
+    assert [d.tokens for d in deltas] == list(range(1, len(deltas) + 1))
+    partials = [e for e in events if isinstance(e, ev.PartialPersona)]
+    assert len(partials) >= 3, "partial parses should arrive while the answer streams"
+    sizes = [len(p.fields) for p in partials]
+    assert sizes == sorted(sizes)
+    assert partials[0].fields.get("name", "").startswith("Am")
+    assert partials[-1].fields == json.loads(persona_json())
+
+
+async def test_progress_never_goes_back_and_reaches_one_only_when_saved(tmp_path: Path) -> None:
+    provider = ScriptedProvider([ok_step(delay=0.002), ok_step("Bo Lindqvist", delay=0.002)])
+    events = await run(provider, tmp_path, count=2)
+    fractions: list[float] = []
+    saved_seen = 0
+    for e in events:
+        if isinstance(e, ev.PersonaSaved):
+            saved_seen += 1
+        if isinstance(e, ev.Progress):
+            fractions.append(e.fraction)
+            if saved_seen < 2:
+                assert e.fraction < 1.0
+            assert e.eta is None or e.eta >= 0
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == 1.0
+    assert 0.4 < max(f for f in fractions if f < 1.0) < 1.0
+
+
+async def test_heartbeat_and_slow_warning_while_waiting(tmp_path: Path) -> None:
+    provider = ScriptedProvider([ok_step(first_delay=0.4)])
+    events = await run(provider, tmp_path)
+    beats = [e for e in events if isinstance(e, ev.Heartbeat)]
+    slow = [e for e in events if isinstance(e, ev.SlowWarning)]
+    assert len(beats) >= 4
+    assert [b.idle for b in beats] == sorted(b.idle for b in beats)
+    assert len(slow) == 1 and slow[0].threshold == 0.15 and slow[0].elapsed >= 0.15
+    first = next(e for e in events if isinstance(e, ev.FirstToken))
+    assert first.seconds >= 0.35
+    # Heartbeats stop once tokens flow.
+    first_at = events.index(first)
+    assert not any(isinstance(e, ev.Heartbeat) for e in events[first_at:])
+
+
+async def test_retry_then_success_reports_attempts(tmp_path: Path) -> None:
+    limited = GenerationError("rate_limited", "Rate limited by script.local.", retryable=True, retry_after=0.02)
+    provider = ScriptedProvider(
+        [
+            Step(error=limited),
+            Step(pieces=[], error=GenerationError("server_error", "Boom.", retryable=True)),
+            ok_step(),
+        ]
+    )
+    events = await run(provider, tmp_path)
+    retries = [e for e in events if isinstance(e, ev.Retrying)]
+    assert [(r.attempt, r.max_attempts) for r in retries] == [(2, 4), (3, 4)]
+    assert retries[0].delay == pytest.approx(0.02)
+    assert 0.005 <= retries[1].delay <= 0.02  # backoff with jitter: base 0.01 * 2, halved at most
+    assert retries[0].reason == "Rate limited by script.local."
+    sent = [e for e in events if isinstance(e, ev.RequestSent)]
+    assert [s.attempt for s in sent] == [1, 2, 3]
+    assert events[-1].summary.ok  # type: ignore[union-attr]
+    assert len(persona_files(tmp_path)) == 1
+
+
+async def test_not_retryable_failure_fails_at_once_and_saves_nothing(tmp_path: Path) -> None:
+    denied = GenerationError("auth", "The API key was rejected.", "Set OPENAI_API_KEY.")
+    provider = ScriptedProvider([Step(error=denied)])
+    events = await run(provider, tmp_path, count=3)
+    failed = [e for e in events if isinstance(e, ev.Failed)]
+    assert [(f.kind, f.message, f.hint) for f in failed] == [
+        ("auth", "The API key was rejected.", "Set OPENAI_API_KEY.")
+    ]
+    assert len(provider.calls) == 1
+    summary = events[-1].summary  # type: ignore[union-attr]
+    assert summary.failed == 3 and not summary.saved and not summary.ok
+    assert persona_files(tmp_path) == []
+
+
+async def test_retries_exhausted_reports_last_error(tmp_path: Path) -> None:
+    boom = GenerationError("server_error", "script.local had a server error (500).", "Try later.", retryable=True)
+    provider = ScriptedProvider([Step(error=boom)])
+    events = await run(provider, tmp_path, max_attempts=3)
+    assert len(provider.calls) == 3
+    assert [type(e).__name__ for e in events if isinstance(e, ev.Retrying | ev.Failed)] == [
+        "Retrying",
+        "Retrying",
+        "Failed",
+    ]
+
+
+async def test_invalid_output_fails_that_persona_but_batch_goes_on(tmp_path: Path) -> None:
+    provider = ScriptedProvider([Step(pieces=tokens_of('{"name": "Half')), ok_step("Bo Lindqvist")])
+    events = await run(provider, tmp_path, count=2)
+    failed = [e for e in events if isinstance(e, ev.Failed)]
+    assert len(failed) == 1 and failed[0].kind == "invalid_output" and failed[0].index == 0
+    saved = [e for e in events if isinstance(e, ev.PersonaSaved)]
+    assert [s.index for s in saved] == [1]
+    summary = events[-1].summary  # type: ignore[union-attr]
+    assert summary.failed == 1 and len(summary.saved) == 1
+
+
+async def test_wrong_shape_names_the_field(tmp_path: Path) -> None:
+    provider = ScriptedProvider([Step(pieces=tokens_of(persona_json(age="forty")))])
+    events = await run(provider, tmp_path)
+    failed = next(e for e in events if isinstance(e, ev.Failed))
+    assert failed.kind == "invalid_output" and "'age'" in failed.message
+
+
+async def test_stall_before_first_token_times_out_and_retries(tmp_path: Path) -> None:
+    provider = ScriptedProvider([Step(hang=True), ok_step()])
+    events = await run(provider, tmp_path, first_token_timeout=0.2)
+    retry = next(e for e in events if isinstance(e, ev.Retrying))
+    assert "first token" in retry.reason
+    assert provider.closed_streams == 2
+    assert events[-1].summary.ok  # type: ignore[union-attr]
+
+
+async def test_stall_mid_stream_times_out(tmp_path: Path) -> None:
+    provider = ScriptedProvider([Step(pieces=["{", '"na'], hang=True)])
+    events = await run(provider, tmp_path, idle_timeout=0.2, max_attempts=1)
+    failed = next(e for e in events if isinstance(e, ev.Failed))
+    assert failed.kind == "stalled" and "next token" in failed.message
+    assert provider.closed_streams == 1
+    assert persona_files(tmp_path) == []
+
+
+async def test_total_timeout_is_not_retried(tmp_path: Path) -> None:
+    provider = ScriptedProvider([Step(pieces=tokens_of(persona_json()) * 50, delay=0.01)])
+    events = await run(provider, tmp_path, total_timeout=0.3)
+    failed = next(e for e in events if isinstance(e, ev.Failed))
+    assert failed.kind == "timeout"
+    assert len(provider.calls) == 1
+
+
+@pytest.mark.parametrize("when", [ev.RequestSent, ev.FirstToken, ev.TokenDelta, ev.Heartbeat])
+async def test_cancel_event_stops_cleanly_at_any_stage(tmp_path: Path, when: type) -> None:
+    provider = ScriptedProvider([ok_step(first_delay=0.1, delay=0.01)])
+    cancel = asyncio.Event()
+    events = await run(provider, tmp_path, cancel=cancel, cancel_when=when)
+    assert isinstance(events[-2], ev.Cancelled) and isinstance(events[-1], ev.Finished)
+    assert events[-1].summary.cancelled and not events[-1].summary.saved
+    assert provider.closed_streams == 1
+    assert not any(isinstance(e, ev.PersonaSaved) for e in events)
+    assert persona_files(tmp_path) == []
+
+
+async def test_cancel_keeps_personas_already_saved(tmp_path: Path) -> None:
+    provider = ScriptedProvider([ok_step("Bo Lindqvist"), ok_step(first_delay=5)])
+    cancel = asyncio.Event()
+    events = await run(provider, tmp_path, count=2, cancel=cancel, cancel_when=ev.PersonaSaved)
+    cancelled = next(e for e in events if isinstance(e, ev.Cancelled))
+    assert [r.persona.name for r in cancelled.saved] == ["Bo Lindqvist"]
+    assert len(persona_files(tmp_path)) == 1
+
+
+async def test_cancel_during_retry_pause(tmp_path: Path) -> None:
+    limited = GenerationError("rate_limited", "Rate limited.", retryable=True, retry_after=10)
+    provider = ScriptedProvider([Step(error=limited)])
+    cancel = asyncio.Event()
+    started = asyncio.get_running_loop().time()
+    events = await run(provider, tmp_path, cancel=cancel, cancel_when=ev.Retrying)
+    assert asyncio.get_running_loop().time() - started < 2
+    assert isinstance(events[-2], ev.Cancelled)
+
+
+async def test_task_cancellation_closes_stream_and_leaves_no_file(tmp_path: Path) -> None:
+    provider = ScriptedProvider([ok_step(delay=0.01)])
+    seen: list[ev.Event] = []
+
+    async def consume() -> None:
+        request = GenerationRequest.create("nurses")
+        async for event in generate(
+            request, provider=provider, store=PersonaStore(tmp_path / "personas"), settings=fast_settings(tmp_path)
+        ):
+            seen.append(event)
+
+    task = asyncio.create_task(consume())
+    while not any(isinstance(e, ev.TokenDelta) for e in seen):
+        await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert provider.closed_streams == 1
+    assert persona_files(tmp_path) == []
+
+
+async def test_second_persona_is_told_the_names_already_made(tmp_path: Path) -> None:
+    provider = ScriptedProvider([ok_step("Bo Lindqvist"), ok_step("Chen Wei")])
+    await run(provider, tmp_path, count=2)
+    assert provider.calls[0].avoid_names == ()
+    assert provider.calls[1].avoid_names == ("Bo Lindqvist",)
+    assert "Bo Lindqvist" in provider.calls[1].messages[-1]["content"]
+    assert "persona 2 of 2" in provider.calls[1].messages[-1]["content"]
+
+
+async def test_estimates_are_learned_and_used_next_time(tmp_path: Path) -> None:
+    provider = ScriptedProvider([ok_step(first_delay=0.05, delay=0.002)])
+    await run(provider, tmp_path)
+    book = EstimateBook.load(tmp_path)
+    learned = book.get("scripted", "script-1")
+    assert learned.runs == 1
+    assert learned.tokens == len(tokens_of(persona_json()))
+    assert 0.04 <= learned.first_token < 1.0
+    events = await run(provider, tmp_path)
+    sent = next(e for e in events if isinstance(e, ev.RequestSent))
+    assert sent.expected_first_token == pytest.approx(learned.first_token)
