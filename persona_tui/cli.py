@@ -29,6 +29,7 @@ from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.models import COUNT_MAX, GenerationRequest, PersonaRecord, RequestError
 from persona_tui.engine.providers import OFFLINE_HINT, make_provider
 from persona_tui.engine.text import strip_control
+from persona_tui.present import describe
 from persona_tui.render import HeadlessRenderer
 from persona_tui.storage import PersonaStore, StoreError, atomic_write, records_to_json
 
@@ -268,37 +269,6 @@ def cmd_show(args: argparse.Namespace, settings: Settings, err: Console) -> int:
         return EXIT_OK
     Console(highlight=False).print(describe(record, path))
     return EXIT_OK
-
-
-def describe(record: PersonaRecord, path: Path | None = None) -> Text:
-    """A readable, markup-free rendering of a whole persona."""
-    p = record.persona
-    clean = lambda value: strip_control(str(value))  # noqa: E731
-    text = Text()
-    text.append(clean(p.name), style="bold")
-    text.append(f"  {clean(p.pronouns)}, {p.age}\n", style="dim")
-    text.append(f"{clean(p.occupation)} · {clean(p.location)}\n\n")
-    text.append(f"{clean(p.background)}\n\n")
-    for title, items in (("Goals", p.goals), ("Frustrations", p.frustrations), ("Personality", p.personality_traits)):
-        text.append(f"{title}\n", style="bold")
-        for item in items:
-            text.append(f"  • {clean(item)}\n")
-    text.append("Tech savviness: ", style="bold")
-    text.append(f"{p.tech_savviness}\n")
-    text.append("Communication: ", style="bold")
-    text.append(f"{clean(p.communication_style)}\n")
-    text.append(f"\n“{clean(p.quote)}”\n\n", style="italic")
-    source = (
-        "offline sample generator (not AI)" if record.provider == "offline" else f"{record.provider} {record.model}"
-    )
-    created = record.created_at.isoformat(timespec="seconds")
-    text.append(
-        f"{record.id} · {source} · {created} · {record.generation_seconds:.1f} s, {record.tokens} tokens\n", style="dim"
-    )
-    text.append(f"Request: {clean(record.request.description)}\n", style="dim")
-    if path is not None:
-        text.append(f"{path}\n", style="dim")
-    return text
 
 
 def cmd_delete(args: argparse.Namespace, settings: Settings, err: Console) -> int:

@@ -124,7 +124,7 @@ def _read_config(path: Path, *, required: bool) -> dict[str, Any]:
         if required:
             raise SettingsError(f"The config file {path} does not exist.") from None
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"The config file {path} could not be read: {exc}") from None
     known = {f.name for f in fields(Settings)} - set(_ENV_ONLY)
     unknown = sorted(set(data) - known)
@@ -137,23 +137,37 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     kind = {f.name: f.type for f in fields(Settings)}[name]
     try:
         if name == "data_dir":
-            return Path(str(raw)).expanduser()
+            if not isinstance(raw, str | os.PathLike):
+                raise ValueError("expected a folder path")
+            if not str(raw).strip():
+                raise ValueError("must not be empty")
+            return Path(raw).expanduser()
         if name == "provider":
             value = str(raw).lower()
             if value not in ("auto", "openai", "offline"):
                 raise ValueError("use auto, openai or offline")
             return value
         if "float" in str(kind):
+            if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+                raise ValueError("expected a number")
             number = float(raw)
             _check_range(name, number)
             return number
         if "int" in str(kind):
-            if isinstance(raw, float) or (isinstance(raw, str) and not raw.strip().lstrip("-").isdigit()):
+            if (
+                isinstance(raw, bool)
+                or not isinstance(raw, int | str)
+                or (isinstance(raw, str) and not raw.strip().lstrip("-").isdigit())
+            ):
                 raise ValueError("expected a whole number")
             number = int(raw)
             _check_range(name, number)
             return number
-        value = str(raw).strip()
+        if not isinstance(raw, str):
+            raise ValueError("expected text")
+        value = raw.strip()
+        if not value and "None" not in str(kind):
+            raise ValueError("must not be empty")
         return value or None
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"{source} has an invalid value {raw!r}: {exc}.") from None

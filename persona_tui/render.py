@@ -13,21 +13,12 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TaskProgre
 from rich.text import Text
 
 from persona_tui.engine import events as ev
-from persona_tui.engine.text import strip_control
-
-
-def fmt_seconds(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes} min {secs:02d} s"
+from persona_tui.present import fmt_seconds, one_line
 
 
 def saved_line(event: ev.PersonaSaved) -> str:
     p = event.record.persona
-    who = strip_control(f"{p.name} ({p.age}, {p.occupation})", keep_newlines=False)
+    who = one_line(f"{p.name} ({p.age}, {p.occupation})")
     return f"Saved {who} in {fmt_seconds(event.seconds)}, {event.tokens} tokens, {event.tokens_per_second:.0f} tok/s"
 
 

@@ -27,7 +27,7 @@ import aiofiles
 import aiofiles.os
 from pydantic import ValidationError
 
-from persona_tui.engine.models import PersonaRecord
+from persona_tui.engine.models import RECORD_KIND, PersonaRecord
 
 SLUG_MAX = 40
 TEMP_PREFIX = ".tmp-"
@@ -62,12 +62,10 @@ class LoadResult:
 def slugify(name: str) -> str:
     """A short ASCII slug that is safe as part of a file name on every platform."""
     text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii").lower()
-    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:SLUG_MAX].strip("-")
-    if not text:
-        return "persona"
+    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
     if text.split("-")[0] in _WINDOWS_RESERVED:
         text = f"p-{text}"
-    return text
+    return text[:SLUG_MAX].strip("-") or "persona"
 
 
 def file_name_for(record: PersonaRecord) -> str:
@@ -101,13 +99,18 @@ class PersonaStore:
         problems: list[LoadProblem] = []
         paths: dict[str, Path] = {}
         for path in self._persona_files():
+            if not path.is_file():  # a folder or a named pipe: reading it would fail or block
+                problems.append(LoadProblem(path, "is not a regular file"))
+                continue
             try:
-                record = PersonaRecord.model_validate_json(path.read_bytes())
+                data = path.read_bytes()
             except OSError as exc:
                 problems.append(LoadProblem(path, f"could not be read: {exc.strerror or exc}"))
                 continue
+            try:
+                record = PersonaRecord.model_validate_json(data)
             except ValidationError as exc:
-                problems.append(LoadProblem(path, _why_invalid(exc)))
+                problems.append(LoadProblem(path, _why_invalid(exc, data)))
                 continue
             if record.id in paths:
                 problems.append(LoadProblem(path, f"duplicates the id of {paths[record.id].name}"))
@@ -148,16 +151,23 @@ class PersonaStore:
             entries = sorted(os.scandir(self.root), key=lambda e: e.name)
         except FileNotFoundError:
             return []
-        return [
-            Path(e.path) for e in entries if e.name.endswith(".json") and not e.name.startswith(".") and e.is_file()
-        ]
+        except OSError as exc:
+            raise StoreError(
+                f"The personas in {self.root} could not be read: {exc.strerror or exc}.",
+                "Check that the data folder is a folder you can read, or choose another with --data-dir.",
+            ) from exc
+        return [Path(e.path) for e in entries if e.name.endswith(".json") and not e.name.startswith(".")]
 
 
-def _why_invalid(exc: ValidationError) -> str:
+def _why_invalid(exc: ValidationError, data: bytes) -> str:
     first = exc.errors()[0]
     if first["type"] == "json_invalid":
         return "is not valid JSON"
-    if first["loc"] and first["loc"][0] == "kind":
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return "is not valid JSON"
+    if not isinstance(document, dict) or document.get("kind") != RECORD_KIND:
         return "is not a persona-tui persona"
     where = ".".join(str(p) for p in first["loc"]) or "file"
     return f"has an invalid {where}: {first['msg']}"

@@ -63,12 +63,17 @@ class EstimateBook:
         try:
             raw = json.loads(path.read_text("utf-8"))
             for key, values in raw.items():
-                est = Estimate(**{k: float(v) if k != "runs" else int(v) for k, v in values.items()})
+                est = Estimate(
+                    tokens=float(values["tokens"]),
+                    first_token=float(values["first_token"]),
+                    tokens_per_second=float(values["tokens_per_second"]),
+                    runs=int(values["runs"]),
+                )
                 if est.tokens > 0 and est.tokens_per_second > 0 and est.first_token >= 0:
                     entries[key] = est
         except FileNotFoundError:
             pass
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
+        except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
             log.warning("ignoring unreadable estimate history %s: %s", path, exc)
         return cls(path, entries)
 

@@ -63,7 +63,7 @@ class PersonaRecord(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    kind: Literal["persona-tui/persona"] = RECORD_KIND
+    kind: Literal["persona-tui/persona"] = "persona-tui/persona"
     schema_version: int = SCHEMA_VERSION
     id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[0-9a-f]{32}$")
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -17,8 +17,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from persona_tui.config import Settings
 from persona_tui.engine.errors import GenerationError
@@ -87,12 +88,14 @@ class _Run:
     estimates: EstimateBook
     cancel: asyncio.Event | None
     rng: random.Random
+    clock: Callable[[], float] = time.monotonic
+    """Measures every duration; a test may pass a fake one (timeouts still wait in real time)."""
     start: float = 0.0
     names: list[str] = field(default_factory=list)
     progress: ProgressModel | None = None
 
     def elapsed(self) -> float:
-        return time.monotonic() - self.start
+        return self.clock() - self.start
 
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
@@ -109,19 +112,19 @@ class _Run:
         return Progress(self.progress.fraction, self.elapsed(), eta, self.progress.persona_fraction, index)
 
     async def events(self) -> AsyncIterator[Event]:
-        self.start = time.monotonic()
+        self.start = self.clock()
         saved: list[PersonaRecord] = []
         failed = 0
         tokens = 0
         stopped = False
 
-        t = time.monotonic()
+        t = self.clock()
         yield StageStarted(Stage.PREPARING, f"{self.request.count} persona(s) with {self.provider.label}")
         default = offline_default(self.settings.offline_tokens_per_second) if not self.provider.is_ai else Estimate()
         self.progress = ProgressModel(
             self.request.count, self.estimates.get(self.provider.name, self.provider.model, default)
         )
-        yield StageFinished(Stage.PREPARING, time.monotonic() - t)
+        yield StageFinished(Stage.PREPARING, self.clock() - t)
         if self.request.organization:
             yield StageStarted(Stage.ORGANIZATION, self.request.organization)
             yield StageFinished(Stage.ORGANIZATION, 0.0)
@@ -159,10 +162,10 @@ class _Run:
 
     async def _one(self, index: int, outcome: _Outcome) -> AsyncIterator[Event]:
         assert self.progress is not None
-        persona_start = time.monotonic()
+        persona_start = self.clock()
         self.progress.start_persona()
 
-        t = time.monotonic()
+        t = self.clock()
         yield StageStarted(Stage.PROMPT, index=index)
         spec = PromptSpec(
             messages=build_messages(self.request, index, self.names),
@@ -171,7 +174,7 @@ class _Run:
             index=index,
             avoid_names=tuple(self.names),
         )
-        yield StageFinished(Stage.PROMPT, time.monotonic() - t, index)
+        yield StageFinished(Stage.PROMPT, self.clock() - t, index)
 
         attempt = _Attempt()
         max_attempts = self.settings.max_attempts
@@ -198,7 +201,7 @@ class _Run:
             outcome.cancelled = True
             return
 
-        t = time.monotonic()
+        t = self.clock()
         yield StageStarted(Stage.VALIDATING, f"{attempt.tokens} tokens", index)
         self.progress.validating()
         yield self._progress_event(index, tokens=attempt.tokens)
@@ -207,15 +210,15 @@ class _Run:
         except GenerationError as err:
             yield Failed(err.kind, err.message, err.hint, index)
             return
-        yield StageFinished(Stage.VALIDATING, time.monotonic() - t, index)
+        yield StageFinished(Stage.VALIDATING, self.clock() - t, index)
         if self.cancelled():
             outcome.cancelled = True
             return
 
-        t = time.monotonic()
+        t = self.clock()
         yield StageStarted(Stage.SAVING, str(self.store.root), index)
         self.progress.saving()
-        seconds = time.monotonic() - persona_start
+        seconds = self.clock() - persona_start
         record = PersonaRecord(
             provider=self.provider.name,
             model=self.provider.model,
@@ -230,7 +233,7 @@ class _Run:
             yield Failed("save", err.message, err.hint, index)
             outcome.fatal = True
             return
-        yield StageFinished(Stage.SAVING, time.monotonic() - t, index)
+        yield StageFinished(Stage.SAVING, self.clock() - t, index)
 
         self.names.append(persona.name)
         self.progress.saved()
@@ -251,7 +254,7 @@ class _Run:
         max_attempts = settings.max_attempts
         suffix = f" (attempt {number} of {max_attempts})" if number > 1 else ""
         yield StageStarted(Stage.CALLING, f"Calling {self.provider.label}{suffix}", index)
-        sent = last_token = time.monotonic()
+        sent = last_token = self.clock()
         yield RequestSent(self.provider.model, self.provider.endpoint, number, estimate.first_token, index)
 
         stream = self.provider.stream(spec)
@@ -265,20 +268,20 @@ class _Run:
         try:
             while True:
                 if pending is None:
-                    pending = asyncio.ensure_future(anext(stream))  # type: ignore[arg-type]
-                now = time.monotonic()
+                    pending = asyncio.ensure_future(anext(stream))
+                now = self.clock()
                 idle_limit = settings.first_token_timeout if first is None else settings.idle_timeout
                 deadline = min(next_heartbeat, last_token + idle_limit, sent + settings.total_timeout)
                 if not slow_warned:
                     deadline = min(deadline, persona_start + settings.slow_seconds)
-                waiting = {pending} if cancel_wait is None else {pending, cancel_wait}
+                waiting: set[asyncio.Future[Any]] = {pending} if cancel_wait is None else {pending, cancel_wait}
                 done, _ = await asyncio.wait(
                     waiting, timeout=max(deadline - now, 0.0), return_when=asyncio.FIRST_COMPLETED
                 )
                 if self.cancelled():
                     attempt.cancelled = True
                     return
-                now = time.monotonic()
+                now = self.clock()
                 if pending not in done:
                     if now - sent >= settings.total_timeout:
                         raise GenerationError(
@@ -339,7 +342,7 @@ class _Run:
                 cancel_wait.cancel()
             await stream.aclose()  # type: ignore[attr-defined]
 
-        now = time.monotonic()
+        now = self.clock()
         attempt.text = "".join(parts)
         if first is None:
             yield StageFinished(Stage.CALLING, now - sent, index)
@@ -377,6 +380,7 @@ async def generate(
     estimates: EstimateBook | None = None,
     cancel: asyncio.Event | None = None,
     rng: random.Random | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[Event]:
     """Generate ``request.count`` personas, yielding every step as an event.
 
@@ -391,6 +395,7 @@ async def generate(
         estimates=estimates or EstimateBook(None),
         cancel=cancel,
         rng=rng or random.Random(),
+        clock=clock,
     )
     async for event in run.events():
         yield event

@@ -25,65 +25,67 @@ from persona_tui.engine.providers.base import PromptSpec
 if TYPE_CHECKING:
     from faker import Faker
 
-# Country/aliases : Faker locales for names : cities (each also recognised in a description).
-# * marks the default countries, used when a description names no place.
+# Country/other names ~ demonyms : Faker locales for names : cities (each also recognised in a description).
+# * marks the default countries, for descriptions that name no place. Demonyms count only when nothing
+# else names a place, since "French teachers in Canada" is about Canada.
 # Locales Faker lacks, or that have no names of their own, give en_US names; the place stays.
+# Right-to-left names (Hebrew, Persian) are kept: terminals without bidi support may show them reversed.
 _COUNTRY_TABLE = """\
-*United States/USA/U.S./America/American : en_US : New York/NYC, Chicago, Houston, Atlanta, Seattle, Los Angeles
-*Canada/Canadian : en_CA fr_CA : Toronto, Montreal, Vancouver, Calgary, Winnipeg, Halifax
-*Mexico/Mexican : es_MX : Mexico City, Guadalajara, Monterrey, Puebla, Oaxaca
-*Brazil/Brazilian : pt_BR : São Paulo/Sao Paulo, Rio de Janeiro, Recife, Salvador, Curitiba, Belo Horizonte
-*Argentina/Argentine/Argentinian : es_AR : Buenos Aires, Córdoba, Rosario, Mendoza
-Colombia/Colombian : es_CO : Bogotá, Medellín, Cali, Barranquilla
-Chile/Chilean : es_CL : Santiago, Valparaíso, Concepción, Antofagasta
-Peru/Peruvian : es_CO : Lima, Arequipa, Cusco, Trujillo
-*United Kingdom/UK/Britain/British/England/Scotland/Wales : en_GB : London, Manchester, Leeds, Bristol, Glasgow, Cardiff
-*Ireland/Irish : en_IE : Dublin, Galway, Limerick, Waterford
-*France/French : fr_FR : Paris, Lyon, Marseille, Toulouse, Lille, Nantes
-*Germany/German : de_DE : Berlin, Munich, Hamburg, Cologne, Leipzig, Frankfurt
-*Spain/Spanish/Spaniard : es_ES : Madrid, Barcelona, Valencia, Seville, Bilbao
-Portugal/Portuguese : pt_PT : Lisbon, Porto, Braga, Coimbra
-*Italy/Italian : it_IT : Rome, Milan, Naples, Turin, Bologna, Palermo
-*Netherlands/Holland/Dutch : nl_NL : Amsterdam, Rotterdam, Utrecht, Eindhoven
-Belgium/Belgian : nl_BE fr_BE : Brussels, Antwerp, Ghent, Liège
-Switzerland/Swiss : de_CH fr_CH it_CH : Zürich/Zurich, Geneva, Basel, Bern, Lausanne
-Austria/Austrian : de_AT : Vienna, Graz, Linz, Salzburg
-*Sweden/Swedish/Swede : sv_SE : Stockholm, Gothenburg, Malmö, Uppsala
-Norway/Norwegian : no_NO : Oslo, Bergen, Trondheim, Stavanger
-Denmark/Danish/Dane : da_DK : Copenhagen, Aarhus, Odense, Aalborg
-Finland/Finnish/Finn : fi_FI : Helsinki, Tampere, Turku, Oulu
-*Poland/Polish : pl_PL : Warsaw, Kraków/Krakow, Wrocław/Wroclaw, Gdańsk/Gdansk, Poznań
-Czechia/Czech Republic/Czech : cs_CZ : Prague, Brno, Ostrava, Olomouc
-Hungary/Hungarian : hu_HU : Budapest, Debrecen, Szeged, Pécs
-Romania/Romanian : ro_RO : Bucharest, Cluj-Napoca, Iași/Iasi, Timișoara/Timisoara
-Greece/Greek : el_GR : Athens, Thessaloniki, Patras, Heraklion
-Ukraine/Ukrainian : uk_UA : Kyiv/Kiev, Lviv, Kharkiv, Odesa
-Russia/Russian : ru_RU : Moscow, Saint Petersburg, Kazan, Novosibirsk, Yekaterinburg
-*Turkey/Türkiye/Turkish/Turk : tr_TR : Istanbul, Ankara, Izmir, Bursa, Antalya
-Israel/Israeli : he_IL : Tel Aviv, Jerusalem, Haifa, Beersheba
-Iran/Iranian/Persian : fa_IR : Tehran, Isfahan, Shiraz, Mashhad, Tabriz
-Egypt/Egyptian : ar_PS : Cairo, Alexandria, Giza, Luxor, Aswan
-Saudi Arabia/Saudi : ar_SA : Riyadh, Jeddah, Dammam, Medina
-*Nigeria/Nigerian : en_NG yo_NG ha_NG ig_NG : Lagos, Abuja, Ibadan, Kano, Port Harcourt, Enugu
-*Kenya/Kenyan : en_KE : Nairobi, Mombasa, Kisumu, Nakuru, Eldoret, Nyeri
-Ghana/Ghanaian : tw_GH : Accra, Kumasi, Takoradi, Cape Coast
-*South Africa/South African : zu_ZA en_GB : Johannesburg/Joburg, Cape Town, Durban, Pretoria, Soweto
-Ethiopia/Ethiopian : en_US : Addis Ababa, Hawassa, Bahir Dar, Dire Dawa
-Tanzania/Tanzanian : sw : Dar es Salaam, Arusha, Mwanza, Dodoma
-*India/Indian : en_IN : Mumbai/Bombay, Delhi/New Delhi, Bengaluru/Bangalore, Chennai, Pune, Jaipur, Kochi
-Pakistan/Pakistani : en_PK : Karachi, Lahore, Islamabad, Faisalabad, Peshawar
-Bangladesh/Bangladeshi : bn_BD : Dhaka, Chittagong, Khulna, Sylhet
-Nepal/Nepali/Nepalese : ne_NP : Kathmandu, Pokhara, Lalitpur
-China/Chinese : zh_CN : Beijing, Shanghai, Shenzhen, Chengdu, Wuhan, Hangzhou
-Taiwan/Taiwanese : zh_TW : Taipei, Taichung, Kaohsiung, Tainan
-*Japan/Japanese : ja_JP : Tokyo, Osaka, Nagoya, Fukuoka, Sapporo, Kyoto
-South Korea/Korea/Korean : ko_KR : Seoul, Busan, Incheon, Daegu
-*Vietnam/Viet Nam/Vietnamese : vi_VN : Hanoi, Ho Chi Minh City/Saigon, Da Nang, Hai Phong
-Thailand/Thai : en_TH : Bangkok, Chiang Mai, Khon Kaen, Phuket
-*Indonesia/Indonesian : id_ID : Jakarta, Surabaya, Bandung, Medan, Yogyakarta
-*Philippines/Filipino/Filipina : es_MX : Manila, Quezon City, Cebu City, Davao City
-*Australia/Australian/Aussie : en_AU : Sydney, Melbourne, Brisbane, Perth, Adelaide
-New Zealand/New Zealander/Kiwi : en_NZ : Auckland, Wellington, Christchurch, Dunedin
+*United States/USA/U.S./America ~ American : en_US : New York/NYC, Chicago, Houston, Atlanta, Seattle, Los Angeles
+*Canada ~ Canadian : en_CA fr_CA : Toronto, Montreal, Vancouver, Calgary, Winnipeg, Halifax
+*Mexico ~ Mexican : es_MX : Mexico City, Guadalajara, Monterrey, Puebla, Oaxaca
+*Brazil ~ Brazilian : pt_BR : São Paulo/Sao Paulo, Rio de Janeiro, Recife, Salvador, Curitiba, Belo Horizonte
+*Argentina ~ Argentine/Argentinian : es_AR : Buenos Aires, Córdoba, Rosario, Mendoza
+Colombia ~ Colombian : es_CO : Bogotá, Medellín, Cali, Barranquilla
+Chile ~ Chilean : es_CL : Santiago, Valparaíso, Concepción, Antofagasta
+Peru ~ Peruvian : es_CO : Lima, Arequipa, Cusco, Trujillo
+*United Kingdom/UK/Britain/England/Scotland/Wales ~ British : en_GB : London, Manchester, Bristol, Glasgow, Cardiff
+*Ireland ~ Irish : en_IE : Dublin, Galway, Limerick, Waterford
+*France ~ French : fr_FR : Paris, Lyon, Marseille, Toulouse, Lille, Nantes
+*Germany ~ German : de_DE : Berlin, Munich, Hamburg, Cologne, Leipzig, Frankfurt
+*Spain ~ Spanish/Spaniard : es_ES : Madrid, Barcelona, Valencia, Seville, Bilbao
+Portugal ~ Portuguese : pt_PT : Lisbon, Porto, Braga, Coimbra
+*Italy ~ Italian : it_IT : Rome, Milan, Naples, Turin, Bologna, Palermo
+*Netherlands/Holland ~ Dutch : nl_NL : Amsterdam, Rotterdam, Utrecht, Eindhoven
+Belgium ~ Belgian : nl_BE fr_BE : Brussels, Antwerp, Ghent, Liège
+Switzerland ~ Swiss : de_CH fr_CH it_CH : Zürich/Zurich, Geneva, Basel, Bern, Lausanne
+Austria ~ Austrian : de_AT : Vienna, Graz, Linz, Salzburg
+*Sweden ~ Swedish/Swede : sv_SE : Stockholm, Gothenburg, Malmö, Uppsala
+Norway ~ Norwegian : no_NO : Oslo, Bergen, Trondheim, Stavanger
+Denmark ~ Danish/Dane : da_DK : Copenhagen, Aarhus, Odense, Aalborg
+Finland ~ Finnish/Finn : fi_FI : Helsinki, Tampere, Turku, Oulu
+*Poland ~ Polish : pl_PL : Warsaw, Kraków/Krakow, Wrocław/Wroclaw, Gdańsk/Gdansk, Poznań
+Czechia/Czech Republic ~ Czech : cs_CZ : Prague, Brno, Ostrava, Olomouc
+Hungary ~ Hungarian : hu_HU : Budapest, Debrecen, Szeged, Pécs
+Romania ~ Romanian : ro_RO : Bucharest, Cluj-Napoca, Iași/Iasi, Timișoara/Timisoara
+Greece ~ Greek : el_GR : Athens, Thessaloniki, Patras, Heraklion
+Ukraine ~ Ukrainian : uk_UA : Kyiv/Kiev, Lviv, Kharkiv, Odesa
+Russia ~ Russian : ru_RU : Moscow, Saint Petersburg, Kazan, Novosibirsk, Yekaterinburg
+*Turkey/Türkiye ~ Turkish/Turk : tr_TR : Istanbul, Ankara, Izmir, Bursa, Antalya
+Israel ~ Israeli : he_IL : Tel Aviv, Jerusalem, Haifa, Beersheba
+Iran ~ Iranian/Persian : fa_IR : Tehran, Isfahan, Shiraz, Mashhad, Tabriz
+Egypt ~ Egyptian : ar_latn : Cairo, Alexandria, Giza, Luxor, Aswan
+Saudi Arabia ~ Saudi : ar_latn : Riyadh, Jeddah, Dammam, Medina
+*Nigeria ~ Nigerian : en_NG yo_NG ha_NG ig_NG : Lagos, Abuja, Ibadan, Kano, Port Harcourt, Enugu
+*Kenya ~ Kenyan : en_KE : Nairobi, Mombasa, Kisumu, Nakuru, Eldoret, Nyeri
+Ghana ~ Ghanaian : tw_GH : Accra, Kumasi, Takoradi, Cape Coast
+*South Africa ~ South African : zu_ZA en_GB : Johannesburg/Joburg, Cape Town, Durban, Pretoria, Soweto
+Ethiopia ~ Ethiopian : en_US : Addis Ababa, Hawassa, Bahir Dar, Dire Dawa
+Tanzania ~ Tanzanian : sw : Dar es Salaam, Arusha, Mwanza, Dodoma
+*India ~ Indian : en_IN : Mumbai/Bombay, Delhi/New Delhi, Bengaluru/Bangalore, Chennai, Pune, Jaipur, Kochi
+Pakistan ~ Pakistani : ur_latn : Karachi, Lahore, Islamabad, Faisalabad, Peshawar
+Bangladesh ~ Bangladeshi : bn_BD : Dhaka, Chittagong, Khulna, Sylhet
+Nepal ~ Nepali/Nepalese : ne_NP : Kathmandu, Pokhara, Lalitpur
+China ~ Chinese : zh_CN : Beijing, Shanghai, Shenzhen, Chengdu, Wuhan, Hangzhou
+Taiwan ~ Taiwanese : zh_TW : Taipei, Taichung, Kaohsiung, Tainan
+*Japan ~ Japanese : ja_JP : Tokyo, Osaka, Nagoya, Fukuoka, Sapporo, Kyoto
+South Korea/Korea ~ Korean : ko_KR : Seoul, Busan, Incheon, Daegu
+*Vietnam/Viet Nam ~ Vietnamese : vi_VN : Hanoi, Ho Chi Minh City/Saigon, Da Nang, Hai Phong
+Thailand ~ Thai : th_TH : Bangkok, Chiang Mai, Khon Kaen, Phuket
+*Indonesia ~ Indonesian : id_ID : Jakarta, Surabaya, Bandung, Medan, Yogyakarta
+*Philippines ~ Filipino/Filipina : es_MX : Manila, Quezon City, Cebu City, Davao City
+*Australia ~ Australian/Aussie : en_AU : Sydney, Melbourne, Brisbane, Perth, Adelaide
+New Zealand ~ New Zealander/Kiwi : en_NZ : Auckland, Wellington, Christchurch, Dunedin
 """
 # "forms: titles", where plurals of the forms match too; each leading + or - nudges tech_savviness.
 _JOB_TABLE = """\
@@ -107,7 +109,7 @@ teacher: Primary School Teacher, Secondary School Teacher, Maths Teacher, Scienc
 +product manager: Product Manager, Senior Product Manager;
 +project manager: Project Manager, Construction Project Manager, IT Project Manager;
 ++IT support/sysadmin/system administrator: IT Support Specialist, Systems Administrator;
-accountant/bookkeeper: Accountant, Bookkeeper, Staff Accountant;
+accountant: Accountant, Staff Accountant, Tax Accountant; bookkeeper: Bookkeeper, Payroll Clerk;
 lawyer/attorney/solicitor: Solicitor, Corporate Lawyer, Legal Aid Attorney;
 banker/bank teller: Bank Teller, Relationship Manager, Loan Officer;
 salesperson/salespeople/sales rep/sales representative: Sales Representative, Account Executive, Field Sales Rep;
@@ -151,6 +153,10 @@ _AGE_WORDS = (
     (r"kids|children", 6, 12),
 )  # fmt: skip
 _DECADES = {"twenties": 2, "thirties": 3, "forties": 4, "fifties": 5, "sixties": 6, "seventies": 7, "eighties": 8}
+_NOT_AGE = (  # numbers that count something else: "10-15 years of experience", "over 100 employees"
+    r"(?!\+?\s*(?:%|percent|k\b|(?:years?|yrs?)\s+(?:of|in|experience)|(?:employees|staff|people|users|customers"
+    r"|clients|patients|members|beds|acres|hectares|hours|days|weeks|months|minutes|km|kg|miles)\b))"
+)
 _PART = {"early": (0, 3), "mid": (3, 6), "late": (6, 9), None: (0, 9)}
 
 _INTROS = (
@@ -182,7 +188,7 @@ _LIFE = (
     "When there is time to spare, {first} {hobby}.",
 )
 _HOBBIES = (
-    "cooks for a large extended family on Sundays", "sings in a community choir", "is restoring an old bicycle",
+    "cooks for a large extended family", "sings in a community choir", "is restoring an old bicycle",
     "volunteers at a local food bank", "follows football with real devotion", "grows vegetables on a small plot",
     "is learning a new language through an app", "looks after an ageing parent", "coaches a children's sports team",
     "reads crime novels late into the night", "takes long walks with a very old dog",
@@ -233,6 +239,16 @@ _QUOTES = (
 _LEVELS: tuple[TechSavviness, ...] = ("novice", "basic", "intermediate", "advanced", "expert")
 _FAMILY_FIRST = {"hu_HU": " ", "ko_KR": "", "zh_CN": ""}  # surname first; separator
 _ROMANIZED = {"ja_JP", "zh_TW"}  # Latin-script names suit the English text around them
+# Our own Latin-script names where Faker's are right-to-left only (Arabic) or not gendered (en_PK):
+# "female names / male names / surnames".
+_OWN_NAMES = {
+    "ar_latn": "Amira Fatima Layla Nour Salma Yasmin Mariam Hana Rania Dina Huda Mona / Ahmed Omar Mahmoud Youssef "
+    "Karim Tarek Hassan Khaled Mostafa Ibrahim Samir Hamza / Hassan Mansour El-Sayed Abdel-Rahman Farouk Nasser "
+    "Haddad Saleh Fahmy Al-Harbi Al-Qahtani Othman",
+    "ur_latn": "Ayesha Fatima Sana Hira Mahnoor Zara Maryam Amna Sadia Nida Rabia Saba / Muhammad Ali Usman Bilal "
+    "Hamza Imran Asad Faisal Kamran Zeeshan Tariq Waqas / Khan Qureshi Malik Butt Chaudhry Siddiqui Sheikh Raza "
+    "Hussain Iqbal Ahmed Mirza",
+}
 _TOKEN_RE = re.compile(r" ?\w{1,5}|\s|[^\w\s]{1,2}")  # word pieces, spaces and punctuation, like model tokens
 _FAKERS: dict[str, Faker] = {}
 _LOCK = threading.Lock()  # compose reseeds shared Faker instances
@@ -260,7 +276,7 @@ def _words(forms: Iterable[str], plural: bool = False) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w.])(?<!latin )(?<!south )(?<!central )(?:{alts})(?!\w)")
 
 
-_PlaceRx = tuple[re.Pattern[str], str | None, str]  # (regex, city or None, country)
+_PlaceRx = tuple[re.Pattern[str], str | None, str, bool]  # (regex, city or None, country, not a demonym)
 
 
 @functools.cache
@@ -270,11 +286,14 @@ def _tables() -> tuple[dict[str, _Country], list[_PlaceRx], list[tuple[re.Patter
     places: list[_PlaceRx] = []
     for line in _COUNTRY_TABLE.splitlines():
         names, locales, cities = (part.strip() for part in line.split(" : "))
-        forms = names.lstrip("*").split("/")
+        forms, _, demonyms = names.lstrip("*").partition(" ~ ")
+        country = forms.split("/")[0]
         city_forms = [c.strip().split("/") for c in cities.split(",")]
-        countries[forms[0]] = _Country(tuple(locales.split()), tuple(c[0] for c in city_forms), names[0] == "*")
-        places += [(_words(c), c[0], forms[0]) for c in city_forms]  # a city before its country
-        places.append((_words(forms, plural=True), None, forms[0]))
+        countries[country] = _Country(tuple(locales.split()), tuple(c[0] for c in city_forms), names[0] == "*")
+        places += [(_words(c), c[0], country, True) for c in city_forms]  # a city before its country
+        places.append((_words(forms.split("/")), None, country, True))
+        if demonyms:
+            places.append((_words(demonyms.split("/"), plural=True), None, country, False))
     jobs = []
     for entry in filter(None, (e.strip() for e in _JOB_TABLE.split(";"))):
         marked, _, titles = entry.partition(": ")
@@ -288,12 +307,13 @@ def _tables() -> tuple[dict[str, _Country], list[_PlaceRx], list[tuple[re.Patter
 def _places(text: str) -> list[tuple[str | None, str]]:
     """Places named in the description, in order: (city or None, country)."""
     folded = _fold(text)
-    hits: list[tuple[int, int, str | None, str]] = []
-    for rx, city, country in _tables()[1]:
+    hits: list[tuple[int, int, str | None, str, bool]] = []
+    for rx, city, country, strong in _tables()[1]:
         m = rx.search(folded)
-        if m and not any(s <= m.start() < e for s, e, _, _ in hits):
-            hits.append((m.start(), m.end(), city, country))
-    return [(city, country) for _, _, city, country in sorted(hits)]
+        if m and not any(s <= m.start() < e for s, e, *_ in hits):
+            hits.append((m.start(), m.end(), city, country, strong))
+    named = any(strong for *_, strong in hits)
+    return [(city, country) for _, _, city, country, strong in sorted(hits) if strong or not named]
 
 
 def _occupation(text: str) -> list[_Job]:
@@ -306,7 +326,7 @@ def _occupation(text: str) -> list[_Job]:
 def _age_range(text: str) -> tuple[int, int] | None:
     """The age range the description asks for, if it states one."""
     t = text.lower()
-    ranges = r"\bbetween\s+(\d{1,3})\s+and\s+(\d{1,3})\b|\b(\d{1,3})\s*(?:-|–|—|to)\s*(\d{1,3})\b(?!\s*%)"
+    ranges = rf"\bbetween\s+(\d{{1,3}})\s+and\s+(\d{{1,3}})\b|\b(\d{{1,3}})\s*(?:-|–|—|to)\s*(\d{{1,3}})\b{_NOT_AGE}"
     for r in re.finditer(ranges, t):
         lo, hi = int(r[1] or r[3]), int(r[2] or r[4])
         if lo <= hi <= 120 and hi >= 10:
@@ -318,12 +338,14 @@ def _age_range(text: str) -> tuple[int, int] | None:
     if m := re.search(decades, t):
         base = 10 * (int(m[2]) if m[2] else _DECADES[m[3]])
         return base + _PART[m[1]][0], base + _PART[m[1]][1]
-    if m := re.search(r"\b(\d{1,3})\s*\+|\b(?:over|above|older than)\s+(?:the age of\s+)?(\d{1,3})\b", t):
+    if m := re.search(
+        rf"\b(\d{{1,3}})\s*\+|\b(?:over|above|older than)\s+(?:the age of\s+)?(\d{{1,3}})\b{_NOT_AGE}", t
+    ):
         lo = int(m[1]) if m[1] else int(m[2]) + 1
-        return (lo, max(lo, min(lo + 25, 95))) if lo <= 120 else None
-    if m := re.search(r"\b(?:under|below|younger than)\s+(?:the age of\s+)?(\d{1,3})\b", t):
-        hi = min(int(m[1]) - 1, 120)
-        return (18 if hi >= 22 else max(0, hi - 6), hi) if hi >= 1 else None
+        return (lo, max(lo, min(lo + 25, 95))) if 10 <= lo <= 110 else None
+    if m := re.search(rf"\b(?:under|below|younger than)\s+(?:the age of\s+)?(\d{{1,3}})s?\b{_NOT_AGE}", t):
+        hi = int(m[1]) - 1
+        return (18 if hi >= 22 else max(0, hi - 6), hi) if 1 <= hi <= 110 else None
     return next(((lo, hi) for word, lo, hi in _AGE_WORDS if re.search(rf"\b(?:{word})\b", t)), None)
 
 
@@ -340,6 +362,10 @@ def _seeded(locale: str, rng: random.Random) -> Faker:
 
 def _name(fake: Faker, locale: str, female: bool) -> tuple[str, str]:
     """(given name, full name) in the order usual for the locale."""
+    if locale in _OWN_NAMES:
+        females, males, surnames = (part.split() for part in _OWN_NAMES[locale].split(" / "))
+        first = fake.random.choice(females if female else males)
+        return first, f"{first} {fake.random.choice(surnames)}"
     if locale in _ROMANIZED:
         first = fake.first_romanized_name_female() if female else fake.first_romanized_name_male()
         return first, f"{first} {fake.last_romanized_name()}"
@@ -440,17 +466,17 @@ class OfflineProvider:
 
         jobs = _occupation(description)
         others = [job for job in jobs if job.titles != ("Retired",)]
-        kind = "retired" if len(others) < len(jobs) else "work"
-        if kind == "retired":
+        retired = len(others) < len(jobs)
+        if retired:
             occupation = f"Retired {rng.choice(others[0].titles if others else _FORMER_JOBS)}"
-        elif jobs:
-            occupation = rng.choice(jobs[0].titles)
-            kind = "student" if "Student" in occupation else "work"
         else:
-            occupation = _faker_job(_seeded("en_US", rng))
-
-        span = _age_range(description) or {"retired": (62, 85), "student": (18, 26)}.get(kind)
+            occupation = rng.choice(jobs[0].titles) if jobs else ""
+        span = _age_range(description) or ((62, 85) if retired else (18, 26) if "Student" in occupation else None)
         age = rng.randint(*span) if span else round(rng.triangular(21, 67, 36))
+        if not occupation:  # nothing asked for: school for the young, else any job Faker knows
+            young = "Primary School Pupil" if age < 12 else "Secondary School Student" if age < 18 else "Student"
+            occupation = young if age < 20 else _faker_job(_seeded("en_US", rng))
+        kind = "retired" if retired else "student" if "Student" in occupation or "Pupil" in occupation else "work"
         words = {
             "first": first,
             "age": age,
@@ -459,11 +485,11 @@ class OfflineProvider:
             "occ": _inline(occupation),
             "a_occ": _article(_inline(occupation)),
             "their": {"she/her": "her", "he/him": "his"}.get(pronouns, "their"),
-            "years": max(1, min(age - 18, rng.randint(2, 25))),
+            "years": max(2, min(age - 18, rng.randint(2, 25))),
             "hobby": rng.choice(_HOBBIES),
         }
         sentences = [rng.choice(_INTROS), rng.choice(_WORK[kind]), rng.choice(_LIFE), rng.choice(_RECENT)]
-        tech = 2 + (others[0].tech if others else -1 if kind == "retired" else 0)
+        tech = 2 + (others[0].tech if others else -1 if retired else 0)
         tech += (1 if age < 30 else -1 if age >= 60 else 0) - (age >= 75) + rng.choice((-1, 0, 0, 1))
         return Persona(
             name=name,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import AsyncIterator
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import openai
@@ -70,17 +71,16 @@ class OpenAIProvider:
     async def stream(self, spec: PromptSpec) -> AsyncIterator[str]:
         refusal: list[str] = []
         finish_reason: str | None = None
-        extra = {} if self.temperature is None else {"temperature": self.temperature}
         try:
             stream = await self._client.chat.completions.create(
                 model=self.model,
-                messages=spec.messages,  # type: ignore[arg-type]
+                messages=cast(Any, spec.messages),
                 stream=True,
                 response_format={
                     "type": "json_schema",
                     "json_schema": {"name": "persona", "strict": True, "schema": spec.schema},
                 },
-                **extra,  # type: ignore[arg-type]
+                temperature=openai.omit if self.temperature is None else self.temperature,
             )
             async with stream:
                 async for chunk in stream:

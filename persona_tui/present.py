@@ -1,0 +1,78 @@
+"""How personas and timings read, shared by the headless CLI and the app.
+
+Everything here returns rich ``Text`` built from plain strings, never markup,
+and every model-written value passes through :func:`strip_control` first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+
+from persona_tui.engine.models import PersonaRecord
+from persona_tui.engine.text import strip_control
+
+OFFLINE_LABEL = "offline sample generator (not AI)"
+
+
+def fmt_seconds(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s"
+
+
+def one_line(value: object) -> str:
+    return strip_control(str(value), keep_newlines=False)
+
+
+def source_of(record: PersonaRecord) -> str:
+    return OFFLINE_LABEL if record.provider == "offline" else f"{record.provider} {record.model}"
+
+
+def describe(record: PersonaRecord, path: Path | None = None) -> Text:
+    """A readable rendering of a whole saved persona."""
+    text = describe_fields(record.persona.model_dump())
+    created = record.created_at.isoformat(timespec="seconds")
+    text.append(
+        f"\n{record.id} · {source_of(record)} · {created} · "
+        f"{record.generation_seconds:.1f} s, {record.tokens} tokens\n",
+        style="dim",
+    )
+    text.append(f"Request: {one_line(record.request.description)}\n", style="dim")
+    if path is not None:
+        text.append(f"{path}\n", style="dim")
+    return text
+
+
+def describe_fields(fields: dict[str, Any]) -> Text:
+    """The fields known so far, in reading order; works for a partial persona too."""
+    text = Text()
+    name = fields.get("name")
+    text.append(one_line(name) if name else "…", style="bold")
+    facts = [one_line(fields[k]) for k in ("pronouns", "age") if fields.get(k) not in (None, "")]
+    if facts:
+        text.append("  " + ", ".join(facts), style="dim")
+    text.append("\n")
+    where = [one_line(fields[k]) for k in ("occupation", "location") if fields.get(k)]
+    if where:
+        text.append(" · ".join(where) + "\n")
+    if fields.get("background"):
+        text.append("\n" + strip_control(str(fields["background"])) + "\n")
+    for key, title in (("goals", "Goals"), ("frustrations", "Frustrations"), ("personality_traits", "Personality")):
+        items = fields.get(key)
+        if isinstance(items, list) and items:
+            text.append(f"\n{title}\n", style="bold")
+            for item in items:
+                text.append(f"  • {one_line(item)}\n")
+    for key, title in (("tech_savviness", "Tech savviness"), ("communication_style", "Communication")):
+        if fields.get(key):
+            text.append(f"{title}: ", style="bold")
+            text.append(one_line(fields[key]) + "\n")
+    if fields.get("quote"):
+        text.append(f"\n“{one_line(fields['quote'])}”\n", style="italic")
+    return text

@@ -1,0 +1,429 @@
+"""The persona-tui app: a request form, the live generation panel and log, and the saved personas.
+
+The app holds no generation logic. A key press starts one worker that iterates
+the engine's ``generate()``; :meth:`PersonaApp.handle_event` turns each event
+into widget state. Widgets redraw on timers, so a fast stream costs a bounded
+number of redraws. Build it with :func:`make_app`, as the CLI and tests do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label
+from textual.worker import Worker, WorkerState
+
+from persona_tui.config import Settings
+from persona_tui.engine import events as ev
+from persona_tui.engine.estimate import EstimateBook
+from persona_tui.engine.models import COUNT_MAX, GenerationRequest, RequestError
+from persona_tui.engine.pipeline import generate
+from persona_tui.engine.providers import OFFLINE_HINT, Provider, make_provider
+from persona_tui.present import fmt_seconds, one_line
+from persona_tui.storage import PersonaStore, StoreError, atomic_write
+from persona_tui.tui.screens.confirm import ConfirmScreen
+from persona_tui.tui.screens.detail import DetailScreen
+from persona_tui.tui.widgets.generation_panel import GenerationPanel
+from persona_tui.tui.widgets.live_log import LiveLog
+from persona_tui.tui.widgets.persona_table import PersonaTable
+from persona_tui.tui.widgets.persona_view import PersonaView
+
+FRAME_SECONDS = 1 / 30
+"""How often streamed text and partial personas are drawn."""
+TALL_ROWS = 40
+
+
+class PersonaApp(App[None]):
+    """Generate personas and watch every stage of the work."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "persona-tui"
+
+    BINDINGS = [
+        Binding("ctrl+g", "generate", "Generate", id="generate", priority=True, tooltip="Generate from the form"),
+        Binding("escape", "cancel", "Cancel", id="cancel", priority=True, tooltip="Stop the running generation"),
+        Binding("ctrl+e", "export('json')", "Export", id="export", tooltip="Export all personas as JSON"),
+        Binding("ctrl+t", "focus_table", "Personas", id="focus-table", tooltip="Move to the table of personas"),
+        Binding("ctrl+n", "focus_form", "New", id="focus-form", tooltip="Move to the description field"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        provider: Provider,
+        store: PersonaStore,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = datetime.now,
+        estimates: EstimateBook | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.provider = provider
+        self.store = store
+        self.clock = clock
+        self.now = now
+        self.estimates = estimates
+        self.paths: dict[str, Path] = {}
+        self.count = 1
+        self._cancel: asyncio.Event | None = None
+        self._generation: Worker[None] | None = None
+        self.sub_title = provider.label if provider.is_ai else f"{provider.label} · set OPENAI_API_KEY for a real model"
+
+    # ----- layout -----
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="form"):
+            with Horizontal(id="form-row"):
+                yield Input(
+                    placeholder="Who are they? e.g. field nurses in rural Kenya aged 40 to 60",
+                    id="description",
+                    max_length=4000,
+                )
+                yield Input(value="1", id="count", type="integer", max_length=2, tooltip=f"How many, 1 to {COUNT_MAX}")
+                yield Button("Generate", id="generate", variant="primary", tooltip="ctrl+g")
+                yield Button("Cancel", id="cancel", variant="error", disabled=True, tooltip="Esc")
+            yield Label("", id="form-error")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                panel = GenerationPanel(clock=self.clock, model_label=self.provider.label, id="panel")
+                panel.border_title = "Generation"
+                yield panel
+                log = LiveLog(now=self.now, id="log")
+                log.border_title = "Log"
+                yield log
+            with Vertical(id="right"):
+                table = PersonaTable(id="table")
+                table.border_title = "Personas: loading…"
+                yield table
+                yield PersonaView(id="persona")
+        yield Footer()
+
+    @property
+    def panel(self) -> GenerationPanel:
+        return self.query_one(GenerationPanel)
+
+    @property
+    def log_pane(self) -> LiveLog:
+        return self.query_one(LiveLog)
+
+    @property
+    def table(self) -> PersonaTable:
+        return self.query_one(PersonaTable)
+
+    @property
+    def persona_view(self) -> PersonaView:
+        return self.query_one(PersonaView)
+
+    def on_mount(self) -> None:
+        self.query_one("#description", Input).focus()
+        self.set_interval(FRAME_SECONDS, self._frame)
+        self.call_after_refresh(self._greet)
+        self._load_personas()
+
+    def _greet(self) -> None:
+        self.log_pane.message(f"Model: {self.provider.label}")
+        if not self.provider.is_ai:
+            self.log_pane.message(f"Personas are composed from templates, not by a model. {OFFLINE_HINT}")
+
+    def on_resize(self) -> None:
+        self.panel.set_class(self.size.height >= TALL_ROWS, "-tall")
+
+    def _frame(self) -> None:
+        self.log_pane.flush()
+
+    # ----- loading -----
+
+    @work(group="load", exit_on_error=False)
+    async def _load_personas(self) -> None:
+        result = await self.store.load_all()
+        if self.estimates is None:
+            self.estimates = await asyncio.to_thread(EstimateBook.load, self.settings.data_dir)
+        self.paths.update(result.paths)
+        table = self.table
+        table.load(result.records)
+        self._title_table()
+        if result.records:
+            self.persona_view.show_record(result.records[0])
+        else:
+            self.persona_view.show_message("No personas yet. Describe the people you want and press ctrl+g.")
+        if result.problems:
+            for problem in result.problems:
+                self.log_pane.message(f"Skipped {problem.path.name}: {problem.reason}")
+            self.notify(
+                f"{len(result.problems)} file(s) in {self.store.root} could not be read; see the log.",
+                title="Some personas were skipped",
+                severity="warning",
+                markup=False,
+            )
+
+    def _title_table(self) -> None:
+        self.table.border_title = f"Personas ({self.table.row_count})"
+
+    # ----- generating -----
+
+    def action_generate(self) -> None:
+        if self.running:
+            self.notify("A generation is already running; Esc cancels it.", severity="warning", markup=False)
+            return
+        description = self.query_one("#description", Input)
+        count_input = self.query_one("#count", Input)
+        error = self.query_one("#form-error", Label)
+        try:
+            count = int(count_input.value or "1")
+        except ValueError:
+            count = -1
+        try:
+            request = GenerationRequest.create(description.value, count)
+        except RequestError as exc:
+            error.update(Text(exc.message))
+            error.add_class("-shown")
+            target = count_input if exc.field == "count" else description
+            target.add_class("-invalid")
+            target.focus()
+            return
+        for widget in (description, count_input):
+            widget.remove_class("-invalid")
+        error.update("")
+        error.remove_class("-shown")
+        self.count = request.count
+        self._cancel = asyncio.Event()
+        self.panel.begin(request.count)
+        self._set_running(True)
+        self.log_pane.message(f"Generating {request.count} persona(s): {one_line(request.description)[:200]}")
+        self._generation = self._run_generation(request, self._cancel)
+
+    @work(exclusive=True, group="generation", exit_on_error=False)
+    async def _run_generation(self, request: GenerationRequest, cancel: asyncio.Event) -> None:
+        async for event in generate(
+            request,
+            provider=self.provider,
+            store=self.store,
+            settings=self.settings,
+            estimates=self.estimates,
+            cancel=cancel,
+            clock=self.clock,
+        ):
+            self.handle_event(event)
+
+    def handle_event(self, event: ev.Event) -> None:
+        """Draw one engine event. Cheap for token events: they only queue text."""
+        if isinstance(event, ev.TokenDelta):
+            self.panel.apply(event)
+            self.log_pane.tokens(event.text)
+            return
+        self.panel.apply(event)
+        log = self.log_pane
+        match event:
+            case ev.PartialPersona(fields=fields, index=index):
+                self.persona_view.show_partial(fields, index, self.count)
+            case ev.StageStarted(stage=stage, detail=detail):
+                if stage is not ev.Stage.STREAMING:
+                    log.end_tokens()
+                log.message(f"{stage.label}…" + (f" {detail}" if detail and stage is not ev.Stage.STREAMING else ""))
+            case ev.StageFinished(stage=stage, seconds=seconds):
+                log.end_tokens()
+                log.message(f"{stage.label}: done in {fmt_seconds(seconds)}")
+            case ev.StageSkipped(stage=stage, reason=reason):
+                log.message(f"{stage.label}: skipped ({reason})")
+            case ev.RequestSent(model=model, endpoint=endpoint, attempt=attempt):
+                log.message(f"Request sent to {model} at {endpoint}" + (f" (attempt {attempt})" if attempt > 1 else ""))
+            case ev.FirstToken(seconds=seconds):
+                log.message(f"First token after {fmt_seconds(seconds)}")
+            case ev.Heartbeat(idle=idle):
+                log.message(f"Still waiting: nothing for {fmt_seconds(idle)}")
+            case ev.SlowWarning(threshold=threshold):
+                log.message(f"Slower than usual: past {fmt_seconds(threshold)}. Esc cancels.")
+            case ev.Retrying(attempt=attempt, max_attempts=most, delay=delay, reason=reason):
+                log.message(f"{reason} Retrying in {fmt_seconds(delay)}, attempt {attempt} of {most}")
+            case ev.PersonaSaved(record=record, path=path, seconds=seconds, tokens=tokens, tokens_per_second=rate):
+                self.paths[record.id] = path
+                self.table.add_record(record)
+                self._title_table()
+                self.persona_view.show_record(record)
+                summary = f"{one_line(record.persona.name)} in {fmt_seconds(seconds)}, {tokens} tokens, {rate:.0f} tok/s"
+                log.message(f"Saved {summary} → {path.name}")
+                self.notify(summary, title="Persona saved", markup=False)
+            case ev.Failed(message=message, hint=hint, kind=kind):
+                log.end_tokens()
+                log.message(f"Failed ({kind}): {message} {hint}")
+                self.notify(f"{message} {hint}".strip(), title="Generation failed", severity="error", markup=False, timeout=10)
+            case ev.Cancelled(elapsed=elapsed, saved=saved):
+                log.end_tokens()
+                kept = f"; {len(saved)} of {self.count} saved" if self.count > 1 else ""
+                log.message(f"Cancelled after {fmt_seconds(elapsed)}{kept}")
+            case ev.Finished(summary=summary):
+                log.end_tokens()
+                if summary.ok and summary.saved:
+                    log.message(f"Finished: {len(summary.saved)} saved in {fmt_seconds(summary.seconds)}")
+                self._set_running(False)
+            case _:
+                pass
+
+    @property
+    def running(self) -> bool:
+        return self.panel.running
+
+    def _set_running(self, running: bool) -> None:
+        self.panel.running = running
+        self.query_one("#generate", Button).disabled = running
+        self.query_one("#cancel", Button).disabled = not running
+        self.refresh_bindings()
+        if not running:
+            self._cancel = None
+
+    def action_cancel(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+            self.log_pane.message("Cancelling…")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel":
+            return self.running
+        if action == "generate":
+            return not self.running
+        return True
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a worker's unexpected end is handled."""
+        worker = event.worker
+        if worker.group == "generation" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            if event.state is WorkerState.ERROR:
+                error = worker.error
+                self.log_pane.message(f"Unexpected error: {type(error).__name__}: {error}")
+                self.notify(
+                    "Something unexpected stopped the generation; the details are in the log.",
+                    title="Generation stopped",
+                    severity="error",
+                    markup=False,
+                )
+            self.panel.running = False
+            self._set_running(False)
+        elif worker.group == "load" and event.state is WorkerState.ERROR:
+            self.log_pane.message(f"Could not load personas: {worker.error}")
+            self.notify(f"Could not load personas from {self.store.root}.", severity="error", markup=False)
+
+    async def action_quit(self) -> None:
+        """Quit; a running generation is cancelled first so its stream is closed."""
+        if self.running and self._cancel is not None and self._generation is not None:
+            self._cancel.set()
+            try:
+                await asyncio.wait_for(self._generation.wait(), timeout=2.0)
+            except (TimeoutError, Exception):  # noqa: BLE001 - quitting must never fail
+                self._generation.cancel()
+        self.exit()
+
+    async def on_unmount(self) -> None:
+        await self.provider.aclose()
+
+    # ----- buttons, focus and the table -----
+
+    @on(Button.Pressed, "#generate")
+    def _generate_pressed(self) -> None:
+        self.action_generate()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_generate()
+
+    def action_focus_table(self) -> None:
+        self.table.focus()
+
+    def action_focus_form(self) -> None:
+        self.query_one("#description", Input).focus()
+
+    @on(PersonaTable.RowHighlighted)
+    def _row_highlighted(self, event: PersonaTable.RowHighlighted) -> None:
+        record = self.table.records.get(str(event.row_key.value))
+        if record is not None and not self.running:
+            self.persona_view.show_record(record)
+
+    @on(PersonaTable.RowSelected)
+    def _row_selected(self, event: PersonaTable.RowSelected) -> None:
+        record = self.table.records.get(str(event.row_key.value))
+        if record is not None:
+            self.push_screen(DetailScreen(record, self.paths.get(record.id)))
+
+    @work(group="delete", exit_on_error=False)
+    async def action_delete_selected(self) -> None:
+        record = self.table.selected
+        if record is None:
+            return
+        question = f"Delete {one_line(record.persona.name)} ({record.id[:8]})? The file is removed from {self.store.root}."
+        if not await self.push_screen_wait(ConfirmScreen(question)):
+            return
+        try:
+            await self.store.delete(record.id)
+        except StoreError as exc:
+            self.notify(f"{exc.message} {exc.hint}".strip(), title="Not deleted", severity="error", markup=False)
+            return
+        self.table.remove(record.id)
+        self.paths.pop(record.id, None)
+        self._title_table()
+        self.log_pane.message(f"Deleted {one_line(record.persona.name)} ({record.id[:8]})")
+        self.notify(f"Deleted {one_line(record.persona.name)}.", markup=False)
+
+    async def action_export(self, fmt: str = "json") -> None:
+        from persona_tui.cli import export_text
+
+        records = list(self.table.records.values())
+        stamp = self.now().strftime("%Y%m%d-%H%M%S")
+        target = self.settings.data_dir / "exports" / f"personas-{stamp}.{fmt}"
+        try:
+            await atomic_write(target, export_text(records, fmt).encode("utf-8"))
+        except OSError as exc:
+            self.notify(f"Could not write {target}: {exc.strerror or exc}.", title="Export failed", severity="error", markup=False)
+            return
+        self.log_pane.message(f"Exported {len(records)} persona(s) to {target}")
+        self.notify(f"{len(records)} persona(s) → {target}", title="Exported", markup=False)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if not self.running:
+            yield SystemCommand("Generate personas", "Start generating from the request form (ctrl+g)", self.action_generate)
+        else:
+            yield SystemCommand("Cancel generation", "Stop the running generation (Esc)", self.action_cancel)
+        yield SystemCommand("Delete selected persona", "Delete the persona selected in the table", self.action_delete_selected)
+        for fmt in ("json", "jsonl", "csv"):
+            yield SystemCommand(
+                f"Export personas as {fmt.upper()}",
+                f"Write every persona to {self.settings.data_dir / 'exports'}",
+                lambda fmt=fmt: self.run_worker(self.action_export(fmt)),
+            )
+        yield SystemCommand("Focus the personas table", "Browse saved personas (ctrl+t)", self.action_focus_table)
+
+
+def make_app(
+    settings: Settings,
+    provider: Provider | None = None,
+    store: PersonaStore | None = None,
+    **kwargs: object,
+) -> PersonaApp:
+    """The one way to build the app: the CLI passes settings, tests inject the rest."""
+    return PersonaApp(
+        settings,
+        provider if provider is not None else make_provider(settings),
+        store if store is not None else PersonaStore(settings.personas_dir),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def run_app(settings: Settings) -> int:
+    make_app(settings).run()
+    return 0

@@ -1,0 +1,1 @@
+"""Widgets of the persona-tui app."""

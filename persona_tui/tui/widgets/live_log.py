@@ -1,0 +1,118 @@
+"""The live log: timestamped stage messages with the model's tokens streamed inline.
+
+Tokens are buffered and written in batches by :meth:`LiveLog.flush`, which the
+app calls on its frame timer, so a thousand tokens a second cost a few dozen
+widget writes. ``Log`` never parses markup, and every batch is stripped of
+control and escape sequences first. The view follows the end only while the
+user has not scrolled up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from textual.widgets import Log
+
+from persona_tui.engine.text import strip_control
+
+
+TOKEN_INDENT = "    "
+MESSAGE_INDENT = " " * 10
+
+
+def fold(text: str, width: int, indent: str) -> list[str]:
+    """Break a message into lines of at most ``width`` cells, at spaces where possible."""
+    lines: list[str] = []
+    while len(text) > width:
+        cut = text.rfind(" ", len(indent) + 1, width + 1)
+        if cut <= len(indent):
+            cut = width
+        lines.append(text[:cut].rstrip())
+        text = indent + text[cut:].lstrip()
+    lines.append(text)
+    return lines
+
+
+class LiveLog(Log):
+    """A log that can take model text at any rate."""
+
+    DEFAULT_CSS = """
+    LiveLog {
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    def __init__(
+        self,
+        *,
+        now: Callable[[], datetime] = datetime.now,
+        max_lines: int | None = 5000,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(max_lines=max_lines, auto_scroll=True, name=name, id=id, classes=classes)
+        self.now = now
+        self._pending: list[str] = []
+        self._mid_line = False
+        self._column = 0
+        self.writes = 0
+        """Widget writes so far; tests use it to prove tokens are batched."""
+
+    def _following(self) -> bool:
+        return self.scroll_offset.y >= self.max_scroll_y - 1
+
+    def message(self, text: str) -> None:
+        """A timestamped line (flushes any pending tokens first)."""
+        self.flush()
+        stamp = self.now().strftime("%H:%M:%S")
+        prefix = "\n" if self._mid_line else ""
+        self._mid_line = False
+        lines = fold(f"{stamp}  {strip_control(text, keep_newlines=False)}", self._fold_width(), MESSAGE_INDENT)
+        self._write(prefix + "\n".join(lines) + "\n")
+
+    def _fold_width(self) -> int:
+        return max(self.scrollable_content_region.width - 1, 20)
+
+    def tokens(self, text: str) -> None:
+        """Queue model text; it is drawn at the next :meth:`flush`."""
+        self._pending.append(text)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        text = strip_control("".join(self._pending))
+        self._pending.clear()
+        if text:
+            self._write(self._wrap(text))
+
+    def _wrap(self, text: str) -> str:
+        """Indent the token text and fold it at the log's width (a Log does not wrap)."""
+        width = self._fold_width()
+        out: list[str] = []
+        for char in text:
+            if not self._mid_line:
+                out.append(TOKEN_INDENT)
+                self._column, self._mid_line = len(TOKEN_INDENT), True
+            if char == "\n":
+                out.append("\n")
+                self._mid_line = False
+                continue
+            if self._column >= width:
+                out.append("\n" + TOKEN_INDENT)
+                self._column = len(TOKEN_INDENT)
+            out.append(char)
+            self._column += 1
+        return "".join(out)
+
+    def end_tokens(self) -> None:
+        """Close the token line so the next message starts on its own line."""
+        self.flush()
+        if self._mid_line:
+            self._write("\n")
+            self._mid_line = False
+
+    def _write(self, text: str) -> None:
+        self.writes += 1
+        self.write(text, scroll_end=self._following())

@@ -1,0 +1,80 @@
+"""The table of saved personas, newest first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from persona_tui.engine.models import PersonaRecord
+from persona_tui.present import one_line
+
+COLUMNS = (("name", "Name"), ("age", "Age"), ("occupation", "Occupation"), ("location", "Location"),
+           ("created", "Created"), ("model", "Model"))
+HIGHLIGHT_STYLE = "bold green"
+
+
+class _Stamp(Text):
+    """The 'created' cell: shows minutes, sorts by the exact moment."""
+
+    moment: float = 0.0
+
+
+class PersonaTable(DataTable[Text]):
+    """Rows keyed by persona id; cells are ``Text`` so model text is never read as markup."""
+
+    BINDINGS = [
+        Binding("delete,d", "app.delete_selected", "Delete", id="delete-persona"),
+        Binding("enter", "select_cursor", "Open", show=False, id="open-persona"),
+    ]
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
+        self.records: dict[str, PersonaRecord] = {}
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    def _cells(self, record: PersonaRecord, style: str = "") -> list[Text]:
+        p = record.persona
+        model = "offline (not AI)" if record.provider == "offline" else record.model
+        cells = [Text(one_line(v)[:60], style=style) for v in (p.name, str(p.age), p.occupation, p.location)]
+        created = _Stamp(record.created_at.astimezone().strftime("%Y-%m-%d %H:%M"), style=style)
+        created.moment = record.created_at.timestamp()
+        return [*cells, created, Text(one_line(model), style=style)]
+
+    def load(self, records: Iterable[PersonaRecord]) -> None:
+        """Replace all rows (records come newest first)."""
+        self.clear()
+        self.records = {r.id: r for r in records}
+        for record in self.records.values():
+            self.add_row(*self._cells(record), key=record.id)
+
+    def add_record(self, record: PersonaRecord) -> None:
+        """Add a new persona at the top, select it and highlight it for a moment."""
+        self.records = {record.id: record, **self.records}
+        self.add_row(*self._cells(record, HIGHLIGHT_STYLE), key=record.id)
+        self.sort("created", key=lambda stamp: stamp.moment, reverse=True)
+        self.move_cursor(row=self.get_row_index(record.id), animate=False)
+        self.set_timer(3.0, lambda: self._unhighlight(record))
+
+    def _unhighlight(self, record: PersonaRecord) -> None:
+        if record.id not in self.records:
+            return
+        for (key, _), cell in zip(COLUMNS, self._cells(record), strict=True):
+            self.update_cell(record.id, key, cell)
+
+    def remove(self, persona_id: str) -> None:
+        if persona_id in self.records:
+            del self.records[persona_id]
+            self.remove_row(persona_id)
+
+    @property
+    def selected(self) -> PersonaRecord | None:
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self.records.get(key) if key is not None else None
