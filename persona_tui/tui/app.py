@@ -52,7 +52,9 @@ class PersonaApp(App[None]):
     BINDINGS = [
         Binding("ctrl+g", "generate", "Generate", id="generate", priority=True, tooltip="Generate from the form"),
         Binding("escape", "cancel", "Cancel", id="cancel", priority=True, tooltip="Stop the running generation"),
-        Binding("ctrl+e", "export('json')", "Export", id="export", tooltip="Export all personas as JSON"),
+        Binding(
+            "ctrl+s", "export('json')", "Export", id="export", priority=True, tooltip="Export all personas as JSON"
+        ),
         Binding("ctrl+t", "focus_table", "Personas", id="focus-table", tooltip="Move to the table of personas"),
         Binding("ctrl+n", "focus_form", "New", id="focus-form", tooltip="Move to the description field"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
@@ -130,13 +132,10 @@ class PersonaApp(App[None]):
     def on_mount(self) -> None:
         self.query_one("#description", Input).focus()
         self.set_interval(FRAME_SECONDS, self._frame)
-        self.call_after_refresh(self._greet)
-        self._load_personas()
-
-    def _greet(self) -> None:
         self.log_pane.message(f"Model: {self.provider.label}")
         if not self.provider.is_ai:
             self.log_pane.message(f"Personas are composed from templates, not by a model. {OFFLINE_HINT}")
+        self._load_personas()
 
     def on_resize(self) -> None:
         self.panel.set_class(self.size.height >= TALL_ROWS, "-tall")
@@ -253,13 +252,17 @@ class PersonaApp(App[None]):
                 self.table.add_record(record)
                 self._title_table()
                 self.persona_view.show_record(record)
-                summary = f"{one_line(record.persona.name)} in {fmt_seconds(seconds)}, {tokens} tokens, {rate:.0f} tok/s"
+                summary = (
+                    f"{one_line(record.persona.name)} in {fmt_seconds(seconds)}, {tokens} tokens, {rate:.0f} tok/s"
+                )
                 log.message(f"Saved {summary} → {path.name}")
                 self.notify(summary, title="Persona saved", markup=False)
             case ev.Failed(message=message, hint=hint, kind=kind):
                 log.end_tokens()
                 log.message(f"Failed ({kind}): {message} {hint}")
-                self.notify(f"{message} {hint}".strip(), title="Generation failed", severity="error", markup=False, timeout=10)
+                self.notify(
+                    f"{message} {hint}".strip(), title="Generation failed", severity="error", markup=False, timeout=10
+                )
             case ev.Cancelled(elapsed=elapsed, saved=saved):
                 log.end_tokens()
                 kept = f"; {len(saved)} of {self.count} saved" if self.count > 1 else ""
@@ -321,7 +324,7 @@ class PersonaApp(App[None]):
             self._cancel.set()
             try:
                 await asyncio.wait_for(self._generation.wait(), timeout=2.0)
-            except (TimeoutError, Exception):  # noqa: BLE001 - quitting must never fail
+            except (TimeoutError, Exception):
                 self._generation.cancel()
         self.exit()
 
@@ -365,7 +368,9 @@ class PersonaApp(App[None]):
         record = self.table.selected
         if record is None:
             return
-        question = f"Delete {one_line(record.persona.name)} ({record.id[:8]})? The file is removed from {self.store.root}."
+        question = (
+            f"Delete {one_line(record.persona.name)} ({record.id[:8]})? The file is removed from {self.store.root}."
+        )
         if not await self.push_screen_wait(ConfirmScreen(question)):
             return
         try:
@@ -373,7 +378,7 @@ class PersonaApp(App[None]):
         except StoreError as exc:
             self.notify(f"{exc.message} {exc.hint}".strip(), title="Not deleted", severity="error", markup=False)
             return
-        self.table.remove(record.id)
+        self.table.remove_persona(record.id)
         self.paths.pop(record.id, None)
         self._title_table()
         self.log_pane.message(f"Deleted {one_line(record.persona.name)} ({record.id[:8]})")
@@ -388,7 +393,12 @@ class PersonaApp(App[None]):
         try:
             await atomic_write(target, export_text(records, fmt).encode("utf-8"))
         except OSError as exc:
-            self.notify(f"Could not write {target}: {exc.strerror or exc}.", title="Export failed", severity="error", markup=False)
+            self.notify(
+                f"Could not write {target}: {exc.strerror or exc}.",
+                title="Export failed",
+                severity="error",
+                markup=False,
+            )
             return
         self.log_pane.message(f"Exported {len(records)} persona(s) to {target}")
         self.notify(f"{len(records)} persona(s) → {target}", title="Exported", markup=False)
@@ -396,10 +406,14 @@ class PersonaApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if not self.running:
-            yield SystemCommand("Generate personas", "Start generating from the request form (ctrl+g)", self.action_generate)
+            yield SystemCommand(
+                "Generate personas", "Start generating from the request form (ctrl+g)", self.action_generate
+            )
         else:
             yield SystemCommand("Cancel generation", "Stop the running generation (Esc)", self.action_cancel)
-        yield SystemCommand("Delete selected persona", "Delete the persona selected in the table", self.action_delete_selected)
+        yield SystemCommand(
+            "Delete selected persona", "Delete the persona selected in the table", self.action_delete_selected
+        )
         for fmt in ("json", "jsonl", "csv"):
             yield SystemCommand(
                 f"Export personas as {fmt.upper()}",

@@ -239,7 +239,9 @@ class GenerationPanel(Widget):
             return Text(f"↻ {self.retry_text} in {self.retry_until - now:.0f} s", style="yellow")
         hints = Text()
         if self.slow_after is not None:
-            hints.append(f"⚠ Slower than usual: past {fmt_seconds(self.slow_after)}. Esc cancels. ", style="bold yellow")
+            hints.append(
+                f"⚠ Slower than usual: past {fmt_seconds(self.slow_after)}. Esc cancels. ", style="bold yellow"
+            )
         if self.waiting_since is not None:
             idle = now - self.waiting_since
             if self.stage is Stage.CALLING and idle < 3:

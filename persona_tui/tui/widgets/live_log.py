@@ -16,7 +16,6 @@ from textual.widgets import Log
 
 from persona_tui.engine.text import strip_control
 
-
 TOKEN_INDENT = "    "
 MESSAGE_INDENT = " " * 10
 
@@ -57,14 +56,25 @@ class LiveLog(Log):
         self._pending: list[str] = []
         self._mid_line = False
         self._column = 0
+        self._backlog: list[str] | None = []
+        """Messages written before the log knows its width; drawn on the first resize."""
         self.writes = 0
         """Widget writes so far; tests use it to prove tokens are batched."""
 
     def _following(self) -> bool:
         return self.scroll_offset.y >= self.max_scroll_y - 1
 
+    def on_resize(self) -> None:
+        if self._backlog is not None and self.scrollable_content_region.width > 0:
+            backlog, self._backlog = self._backlog, None
+            for line in backlog:
+                self.message(line)
+
     def message(self, text: str) -> None:
         """A timestamped line (flushes any pending tokens first)."""
+        if self._backlog is not None:
+            self._backlog.append(text)
+            return
         self.flush()
         stamp = self.now().strftime("%H:%M:%S")
         prefix = "\n" if self._mid_line else ""

@@ -11,8 +11,14 @@ from textual.widgets import DataTable
 from persona_tui.engine.models import PersonaRecord
 from persona_tui.present import one_line
 
-COLUMNS = (("name", "Name"), ("age", "Age"), ("occupation", "Occupation"), ("location", "Location"),
-           ("created", "Created"), ("model", "Model"))
+COLUMNS = (
+    ("name", "Name"),
+    ("age", "Age"),
+    ("occupation", "Occupation"),
+    ("location", "Location"),
+    ("created", "Created"),
+    ("model", "Model"),
+)
 HIGHLIGHT_STYLE = "bold green"
 
 
@@ -67,7 +73,7 @@ class PersonaTable(DataTable[Text]):
         for (key, _), cell in zip(COLUMNS, self._cells(record), strict=True):
             self.update_cell(record.id, key, cell)
 
-    def remove(self, persona_id: str) -> None:
+    def remove_persona(self, persona_id: str) -> None:
         if persona_id in self.records:
             del self.records[persona_id]
             self.remove_row(persona_id)

@@ -1,0 +1,353 @@
+"""Behaviour of the app, driven with Pilot against the real pipeline and a scripted provider."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input
+
+from persona_tui.engine.errors import GenerationError
+from persona_tui.engine.models import PersonaRecord
+from persona_tui.tui.app import PersonaApp
+from persona_tui.tui.screens.confirm import ConfirmScreen
+from persona_tui.tui.widgets.generation_panel import GenerationPanel
+from persona_tui.tui.widgets.live_log import LiveLog
+from persona_tui.tui.widgets.persona_table import PersonaTable
+from persona_tui.tui.widgets.persona_view import PersonaView
+from tests.conftest import AppFactory
+from tests.helpers import ScriptedProvider, Step, ok_step, persona_json, tokens_of
+
+pytestmark = pytest.mark.asyncio
+
+
+def persona_files(app: PersonaApp) -> list[Path]:
+    return sorted(app.store.root.glob("*.json"))
+
+
+def temp_files(app: PersonaApp) -> list[Path]:
+    return sorted(app.store.root.glob(".tmp-*"))
+
+
+async def wait_until(pilot, condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.01)
+
+
+def log_text(app: PersonaApp) -> str:
+    return "\n".join(app.query_one(LiveLog).lines)
+
+
+def notifications(app: PersonaApp) -> list[str]:
+    return [f"{n.title}: {n.message}" for n in app._notifications]
+
+
+async def type_request(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
+    pilot.app.query_one("#description", Input).value = text
+
+
+async def test_opens_with_focus_on_the_description_and_loads_the_table(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
+    app = app_factory(records=sample_records)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert app.focused is app.query_one("#description", Input)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.query_one(PersonaTable)
+        assert table.row_count == 3
+        assert table.border_title == "Personas (3)"
+        first_row = [str(c) for c in table.get_row_at(0)]
+        assert first_row[0] == "Amina Otieno", "newest first"
+        assert not app.check_action("cancel", ()), "Escape is offered only while generating"
+
+
+async def test_corrupt_file_is_reported_not_fatal(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
+    app = app_factory(records=sample_records)
+    bad = app.store.root / "broken.json"
+    bad.write_text("{nope")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.query_one(PersonaTable).row_count == 3
+        assert "broken.json" in log_text(app)
+        assert any("could not be read" in n for n in notifications(app))
+    assert bad.read_text() == "{nope"
+
+
+async def test_keypress_to_new_highlighted_row(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
+    provider = ScriptedProvider([ok_step("Dana Kowalski", delay=0.002)])
+    app = app_factory(provider, records=sample_records)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await type_request(pilot, "warehouse staff in Poland")
+        panel = app.query_one(GenerationPanel)
+        app.action_generate()  # what ctrl+g runs; checked before anything is awaited
+        assert panel.running and panel.stage is not None, "the panel changes on the key press itself"
+        assert app.query_one("#cancel").disabled is False
+        await wait_until(pilot, lambda: not panel.running)
+        await pilot.pause()
+        table = app.query_one(PersonaTable)
+        assert table.row_count == 4
+        assert table.cursor_row == 0
+        selected = table.selected
+        assert selected is not None and selected.persona.name == "Dana Kowalski"
+        assert "bold green" in str(table.get_row_at(0)[0].style)
+        assert any(n.startswith("Persona saved: Dana Kowalski in") and "tok/s" in n for n in notifications(app))
+        assert len(persona_files(app)) == 4
+        assert app.query_one("#description", Input).value == "warehouse staff in Poland", "the request is kept"
+        assert provider.calls[0].description == "warehouse staff in Poland"
+
+
+async def test_tokens_are_drawn_in_batches_not_one_write_each(app_factory: AppFactory) -> None:
+    pieces = tokens_of(persona_json(), size=1)
+    provider = ScriptedProvider([Step(pieces=pieces)])
+    app = app_factory(provider)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await type_request(pilot, "nurses")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: not app.query_one(GenerationPanel).running)
+        await pilot.pause()
+        log = app.query_one(LiveLog)
+        assert len(pieces) > 500
+        assert log.writes < 100, f"{log.writes} writes for {len(pieces)} tokens"
+        lines = list(log.lines)
+        start = next(i for i, line in enumerate(lines) if "Streaming tokens…" in line) + 1
+        end = next(i for i in range(start, len(lines)) if lines[i][:2].isdigit())
+        streamed = "".join(line[len("    ") :] for line in lines[start:end])
+        assert streamed == persona_json(), "every token is shown, in order, folded at the width"
+
+
+@pytest.mark.parametrize(
+    ("step", "when"),
+    [
+        (Step(pieces=tokens_of(persona_json()), first_delay=30), "calling"),
+        (Step(pieces=tokens_of(persona_json()), delay=0.05), "streaming"),
+    ],
+)
+async def test_escape_cancels_and_saves_nothing(app_factory: AppFactory, step: Step, when: str) -> None:
+    provider = ScriptedProvider([step])
+    app = app_factory(provider)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await type_request(pilot, "nurses")
+        await pilot.press("ctrl+g")
+        panel = app.query_one(GenerationPanel)
+        if when == "calling":
+            await wait_until(pilot, lambda: panel.waiting_since is not None)
+        else:
+            await wait_until(pilot, lambda: panel.tokens >= 5)
+        assert app.check_action("cancel", ())
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not panel.running, timeout=2)
+        assert "Cancelled after" in log_text(app)
+        assert provider.closed_streams == 1
+        assert not app.check_action("cancel", ())
+        assert app.check_action("generate", ()), "the form is ready again"
+        assert persona_files(app) == [] and temp_files(app) == []
+
+
+async def test_escape_during_saving_leaves_no_partial_file(
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import persona_tui.storage as storage
+
+    real_fsync = os.fsync
+    started = asyncio.Event()
+
+    def slow_fsync(fd: int) -> None:
+        started.set()
+        time.sleep(0.3)
+        real_fsync(fd)
+
+    monkeypatch.setattr(storage.os, "fsync", slow_fsync)
+    app = app_factory(ScriptedProvider([ok_step()]))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await type_request(pilot, "nurses")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, started.is_set)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.query_one(GenerationPanel).running, timeout=3)
+        assert temp_files(app) == []
+        for path in persona_files(app):  # the save either completed whole or not at all
+            PersonaRecord.model_validate_json(path.read_bytes())
+
+
+async def test_quit_while_saving_removes_the_temporary_file(
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import persona_tui.storage as storage
+
+    started = asyncio.Event()
+
+    def stuck_fsync(fd: int) -> None:
+        started.set()
+        time.sleep(0.5)
+
+    monkeypatch.setattr(storage.os, "fsync", stuck_fsync)
+    app = app_factory(ScriptedProvider([ok_step()]))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await type_request(pilot, "nurses")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, started.is_set)
+        app._generation.cancel()  # what quitting does to a stuck worker
+        await pilot.pause(0.1)
+    await asyncio.sleep(0.6)
+    assert temp_files(app) == []
+    assert persona_files(app) == []
+
+
+async def test_quit_mid_stream_closes_the_stream(app_factory: AppFactory) -> None:
+    provider = ScriptedProvider([Step(pieces=tokens_of(persona_json()), delay=0.05)])
+    app = app_factory(provider)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await type_request(pilot, "nurses")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: app.query_one(GenerationPanel).tokens >= 3)
+        await pilot.press("ctrl+q")
+        await pilot.pause(0.2)
+    assert provider.closed_streams == 1
+    assert provider.closed, "the provider's client is closed on exit"
+    assert persona_files(app) == [] and temp_files(app) == []
+
+
+HOSTILE = {
+    "name": "Eve [/bold] Mallory",
+    "occupation": "[link=https://x.example]Admin[/link]",
+    "background": "Starts \x1b[31mred\x1b[0m and \x1b]0;pwned\x07 titles. [bold]not bold[/]",
+    "quote": "[/]",
+}
+
+
+async def test_markup_and_escapes_from_the_model_are_shown_literally(app_factory: AppFactory) -> None:
+    text = persona_json("Eve [/bold] Mallory", **{k: v for k, v in HOSTILE.items() if k != "name"})
+    app = app_factory(ScriptedProvider([Step(pieces=tokens_of(text))]))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await type_request(pilot, "admins [/bold] \x1b[2J")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: not app.query_one(GenerationPanel).running)
+        await pilot.pause()
+        log = log_text(app)
+        assert "\x1b" not in log and "\x07" not in log
+        assert "[/bold]" in log
+        view = str(app.query_one(PersonaView).body.render())
+        assert "Eve [/bold] Mallory" in view and "[link=https://x.example]Admin[/link]" in view
+        assert "\x1b" not in view and "[bold]not bold[/]" in view
+        table = app.query_one(PersonaTable)
+        assert str(table.get_row_at(0)[0]) == "Eve [/bold] Mallory"
+        assert any("Eve [/bold] Mallory" in n for n in notifications(app))
+        [saved] = persona_files(app)
+        assert json.loads(saved.read_text())["persona"]["quote"] == "[/]"
+
+
+async def test_failure_explains_and_keeps_the_request(app_factory: AppFactory) -> None:
+    denied = GenerationError(
+        "auth", "The API key was rejected by api.openai.com.", "Set OPENAI_API_KEY, or run with --provider offline."
+    )
+    provider = ScriptedProvider([Step(error=denied), ok_step()])
+    app = app_factory(provider)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await type_request(pilot, "nurses in Kenya")
+        await pilot.press("ctrl+g")
+        panel = app.query_one(GenerationPanel)
+        await wait_until(pilot, lambda: not panel.running)
+        assert any(
+            n
+            == "Generation failed: The API key was rejected by api.openai.com. Set OPENAI_API_KEY, or run with --provider offline."
+            for n in notifications(app)
+        )
+        assert "Failed (auth)" in log_text(app)
+        assert app.query_one("#description", Input).value == "nurses in Kenya"
+        await pilot.press("ctrl+g")  # the retry is one key away
+        await wait_until(pilot, lambda: not panel.running and len(persona_files(app)) == 1)
+        assert len(provider.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("description", "count", "message", "field"),
+    [
+        ("   ", "1", "description is empty", "#description"),
+        ("nurses", "0", "1 to 50", "#count"),
+        ("nurses", "51", "1 to 50", "#count"),
+        ("nurses", "", None, None),
+    ],
+)
+async def test_input_errors_are_shown_beside_the_form(  # type: ignore[no-untyped-def]
+    app_factory: AppFactory, description: str, count: str, message: str | None, field: str | None
+) -> None:
+    provider = ScriptedProvider([ok_step()])
+    app = app_factory(provider)
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.query_one("#description", Input).value = description
+        app.query_one("#count", Input).value = count
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        error = str(app.query_one("#form-error").render())
+        if message is None:  # an empty count means one persona
+            await app.workers.wait_for_complete()
+            assert len(provider.calls) == 1
+            return
+        assert message in error
+        assert app.query_one("#form-error").has_class("-shown")
+        assert app.query_one(field, Input).has_class("-invalid")
+        assert app.focused is app.query_one(field, Input)
+        assert provider.calls == [], "nothing is sent"
+
+
+async def test_delete_asks_first(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
+    app = app_factory(records=sample_records)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.query_one(PersonaTable)
+        table.focus()
+        await pilot.press("down")
+        target = table.selected
+        assert target is not None
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await pilot.pause()
+        assert table.row_count == 3 and len(persona_files(app)) == 3
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: table.row_count == 2)
+        assert target.id not in table.records
+        assert len(persona_files(app)) == 2
+        assert table.border_title == "Personas (2)"
+
+
+async def test_export_and_detail_view(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
+    app = app_factory(records=sample_records)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        [export] = list((app.settings.data_dir / "exports").glob("*.json"))
+        assert [r["persona"]["name"] for r in json.loads(export.read_text())] == [
+            "Amina Otieno",
+            "Bo Lindqvist",
+            "Chen Wei",
+        ]
+        app.query_one(PersonaTable).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "DetailScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "Screen"
+
+
+async def test_every_binding_has_a_description(app_factory: AppFactory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(80, 24)):
+        for binding in [*PersonaApp.BINDINGS, *PersonaTable.BINDINGS, *ConfirmScreen.BINDINGS]:
+            assert binding.description, binding  # type: ignore[union-attr]
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        assert {"Generate personas", "Export personas as CSV", "Delete selected persona"} <= titles
