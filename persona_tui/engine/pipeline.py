@@ -253,7 +253,7 @@ class _Run:
         estimate = self.progress.estimate
         max_attempts = settings.max_attempts
         suffix = f" (attempt {number} of {max_attempts})" if number > 1 else ""
-        yield StageStarted(Stage.CALLING, f"Calling {self.provider.label}{suffix}", index)
+        yield StageStarted(Stage.CALLING, f"{self.provider.label}{suffix}", index)
         sent = last_token = self.clock()
         yield RequestSent(self.provider.model, self.provider.endpoint, number, estimate.first_token, index)
 
@@ -318,7 +318,7 @@ class _Run:
                     attempt.first_token = now - sent
                     yield FirstToken(now - sent, index)
                     yield StageFinished(Stage.CALLING, now - sent, index)
-                    yield StageStarted(Stage.STREAMING, f"Streaming from {self.provider.label}", index)
+                    yield StageStarted(Stage.STREAMING, self.provider.label, index)
                 parts.append(text)
                 attempt.tokens += 1
                 last_token = now

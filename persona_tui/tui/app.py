@@ -89,12 +89,16 @@ class PersonaApp(App[None]):
         yield Header()
         with Vertical(id="form"):
             with Horizontal(id="form-row"):
-                yield Input(
+                description = Input(
                     placeholder="Who are they? e.g. field nurses in rural Kenya aged 40 to 60",
                     id="description",
                     max_length=4000,
                 )
-                yield Input(value="1", id="count", type="integer", max_length=2, tooltip=f"How many, 1 to {COUNT_MAX}")
+                description.border_title = "Description"
+                yield description
+                count = Input(value="1", id="count", type="integer", max_length=2, tooltip=f"How many, 1 to {COUNT_MAX}")
+                count.border_title = "Count"
+                yield count
                 yield Button("Generate", id="generate", variant="primary", tooltip="ctrl+g")
                 yield Button("Cancel", id="cancel", variant="error", disabled=True, tooltip="Esc")
             yield Label("", id="form-error")

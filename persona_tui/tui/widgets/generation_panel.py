@@ -27,13 +27,13 @@ from persona_tui.present import fmt_seconds, one_line
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 CHECKLIST = [s for s in Stage if s is not Stage.DONE]
 SHORT = {
-    Stage.PREPARING: "Prepare",
-    Stage.ORGANIZATION: "Organization",
-    Stage.ENRICHING: "Enrichment",
+    Stage.PREPARING: "Prep",
+    Stage.ORGANIZATION: "Org",
+    Stage.ENRICHING: "Enrich",
     Stage.PROMPT: "Prompt",
-    Stage.CALLING: "Call model",
+    Stage.CALLING: "Call",
     Stage.STREAMING: "Stream",
-    Stage.VALIDATING: "Validate",
+    Stage.VALIDATING: "Check",
     Stage.SAVING: "Save",
 }
 
@@ -143,7 +143,7 @@ class GenerationPanel(Widget):
                 self.waiting_since = now
                 self.expected_first_token = expected
                 self.retry_until = None
-                self.detail = f"Calling {model} at {endpoint}"
+                self.detail = f"{model} at {endpoint}"
             case ev.FirstToken():
                 self.waiting_since = None
             case ev.TokenDelta(tokens=tokens, tokens_per_second=rate):
@@ -208,13 +208,12 @@ class GenerationPanel(Widget):
         if not self.running:
             return self.outcome or Text("Done", style="bold green")
         spin = SPINNER[int(self.clock() * 10) % len(SPINNER)]
-        label = self.stage.label if self.stage else ""
-        text = Text(f"{spin} {batch}{label}", style="bold")
-        detail = self.detail
         if self.stage is Stage.STREAMING:
-            detail = f"{self.tokens} tokens" + (f", {self.rate:.0f} tok/s" if self.rate else "")
-        if detail:
-            text.append(f"  {one_line(detail)}", style="")
+            rate = f", {self.rate:.0f} tok/s" if self.rate else ""
+            return Text(f"{spin} {batch}Streaming: {self.tokens} tokens{rate}", style="bold")
+        text = Text(f"{spin} {batch}{self.stage.label if self.stage else ''}", style="bold")
+        if self.detail:
+            text.append(f"  {one_line(self.detail)}", style="")
         return text
 
     def _bar(self) -> Table:
@@ -259,23 +258,25 @@ class GenerationPanel(Widget):
         return hints
 
     def _checklist(self) -> Text:
+        """Every stage with its state: one per line when the screen is tall, else a compact run."""
+        tall = self.has_class("-tall")
         text = Text()
         for stage in CHECKLIST:
             state = self.stages[stage]
+            name = stage.label if tall else SHORT[stage]
             if state.status == "done":
                 text.append("✓ ", style="green")
-                text.append(f"{SHORT[stage]} {fmt_seconds(state.seconds)}")
+                text.append(f"{name} {fmt_seconds(state.seconds)}")
             elif state.status == "skipped":
-                text.append(f"– {SHORT[stage]}: skipped", style="dim")
+                text.append(f"– {name}" + (f": skipped, {state.note}" if tall else ""), style="dim")
             elif state.status == "active" and self.running:
-                text.append("▸ ", style="bold cyan")
-                text.append(SHORT[stage], style="bold cyan")
+                text.append(f"▸ {name}", style="bold cyan")
             elif state.status == "failed":
-                text.append("✘ ", style="red")
-                text.append(SHORT[stage] + (f" ({state.note})" if state.note else ""), style="red")
+                text.append(f"✘ {name}" + (f" ({state.note})" if state.note else ""), style="red")
             else:
-                text.append(f"· {SHORT[stage]}", style="dim")
-            text.append("\n" if self.has_class("-tall") else "   ")
+                text.append(f"· {name}", style="dim")
+            text.append("\n" if tall else "  ")
+        text.rstrip()
         return text
 
 
