@@ -351,3 +351,27 @@ async def test_every_binding_has_a_description(app_factory: AppFactory) -> None:
             assert binding.description, binding  # type: ignore[union-attr]
         titles = {command.title for command in app.get_system_commands(app.screen)}
         assert {"Generate personas", "Export personas as CSV", "Delete selected persona"} <= titles
+
+
+async def test_log_follows_the_end_unless_scrolled_up(app_factory: AppFactory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.query_one(LiveLog)
+        for i in range(80):
+            log.message(f"line {i}")
+        await pilot.pause()
+        assert log.scroll_offset.y == log.max_scroll_y > 0, "it follows the end"
+        log.scroll_to(y=5, animate=False)
+        await pilot.pause()
+        for i in range(20):
+            log.message(f"more {i}")
+        log.tokens("[/bold] \x1b[31mred")
+        log.flush()
+        await pilot.pause()
+        assert log.scroll_offset.y == 5, "a reader who scrolled up is left in place"
+        assert log.lines[-1] == "    [/bold] red"
+        log.scroll_end(animate=False)
+        await pilot.pause()
+        log.message("last")
+        await pilot.pause()
+        assert log.scroll_offset.y == log.max_scroll_y

@@ -38,8 +38,6 @@ from persona_tui.tui.widgets.live_log import LiveLog
 from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
-FRAME_SECONDS = 1 / 30
-"""How often streamed text and partial personas are drawn."""
 TALL_ROWS = 40
 
 
@@ -96,7 +94,7 @@ class PersonaApp(App[None]):
                 )
                 description.border_title = "Description"
                 yield description
-                count = Input(value="1", id="count", type="integer", max_length=2, tooltip=f"How many, 1 to {COUNT_MAX}")
+                count = Input(value="1", id="count", type="integer", max_length=2, tooltip=f"1 to {COUNT_MAX}")
                 count.border_title = "Count"
                 yield count
                 yield Button("Generate", id="generate", variant="primary", tooltip="ctrl+g")
@@ -117,35 +115,22 @@ class PersonaApp(App[None]):
                 yield PersonaView(id="persona")
         yield Footer()
 
-    @property
-    def panel(self) -> GenerationPanel:
-        return self.query_one(GenerationPanel)
-
-    @property
-    def log_pane(self) -> LiveLog:
-        return self.query_one(LiveLog)
-
-    @property
-    def table(self) -> PersonaTable:
-        return self.query_one(PersonaTable)
-
-    @property
-    def persona_view(self) -> PersonaView:
-        return self.query_one(PersonaView)
-
     def on_mount(self) -> None:
+        # Looked up once: events keep arriving while the app shuts down, after a query would fail.
+        self.panel = self.query_one(GenerationPanel)
+        self.log_pane = self.query_one(LiveLog)
+        self.table = self.query_one(PersonaTable)
+        self.persona_view = self.query_one(PersonaView)
+        self.on_resize()
         self.query_one("#description", Input).focus()
-        self.set_interval(FRAME_SECONDS, self._frame)
         self.log_pane.message(f"Model: {self.provider.label}")
         if not self.provider.is_ai:
             self.log_pane.message(f"Personas are composed from templates, not by a model. {OFFLINE_HINT}")
         self._load_personas()
 
     def on_resize(self) -> None:
-        self.panel.set_class(self.size.height >= TALL_ROWS, "-tall")
-
-    def _frame(self) -> None:
-        self.log_pane.flush()
+        if "panel" in self.__dict__:
+            self.panel.set_class(self.size.height >= TALL_ROWS, "-tall")
 
     # ----- loading -----
 
@@ -281,7 +266,8 @@ class PersonaApp(App[None]):
 
     @property
     def running(self) -> bool:
-        return self.panel.running
+        panel = self.__dict__.get("panel")  # bindings are checked before on_mount too
+        return panel is not None and panel.running
 
     def _set_running(self, running: bool) -> None:
         self.panel.running = running

@@ -16,6 +16,8 @@ from textual.widgets import Log
 
 from persona_tui.engine.text import strip_control
 
+FLUSH_SECONDS = 1 / 30
+"""How often queued model text is drawn: a few dozen writes a second at most."""
 TOKEN_INDENT = "    "
 MESSAGE_INDENT = " " * 10
 
@@ -63,6 +65,9 @@ class LiveLog(Log):
 
     def _following(self) -> bool:
         return self.scroll_offset.y >= self.max_scroll_y - 1
+
+    def on_mount(self) -> None:
+        self.set_interval(FLUSH_SECONDS, self.flush)
 
     def on_resize(self) -> None:
         if self._backlog is not None and self.scrollable_content_region.width > 0:
