@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("description", help="who the personas are, e.g. 'field nurses in rural Kenya aged 40 to 60'")
     gen.add_argument("-n", "--count", type=int, default=1, help=f"how many personas (1 to {COUNT_MAX}, default 1)")
+    gen.add_argument(
+        "-j", "--concurrency", type=int, default=None, help="streams at once (env PERSONA_TUI_CONCURRENCY, default 4)"
+    )
     gen.add_argument("--org", dest="organization", default=None, help="organization the personas are for")
     gen.add_argument("--json", action="store_true", help="print the saved persona records as a JSON array on stdout")
     _common(gen, suppress=True)
@@ -113,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    flags = {name: getattr(args, name, None) for name in ("data_dir", "provider", "model", "base_url", "seed")}
+    names = ("data_dir", "provider", "model", "base_url", "seed", "concurrency")
+    flags = {name: getattr(args, name, None) for name in names}
     return load_settings(flags, config_path=getattr(args, "config", None))
 
 

@@ -48,6 +48,7 @@ class Settings:
     first_token_timeout: float = 60.0
     idle_timeout: float = 30.0
     total_timeout: float = 300.0
+    concurrency: int = 4
     max_attempts: int = 4
     retry_base_delay: float = 1.0
     retry_max_delay: float = 30.0
@@ -75,6 +76,7 @@ _POSITIVE = {
     "idle_timeout",
     "total_timeout",
     "max_attempts",
+    "concurrency",
     "retry_max_delay",
 }
 

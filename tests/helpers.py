@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,10 @@ class ScriptedProvider:
     calls: list[PromptSpec] = field(default_factory=list)
     closed_streams: int = 0
     closed: bool = False
+    active: int = 0
+    max_active: int = 0
+    """Streams open at once: the most seen."""
+    started_at: list[float] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -77,6 +82,9 @@ class ScriptedProvider:
     async def stream(self, spec: PromptSpec) -> AsyncIterator[str]:
         step = self.steps[min(len(self.calls), len(self.steps) - 1)]
         self.calls.append(spec)
+        self.started_at.append(time.monotonic())
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
         try:
             if step.first_delay:
                 await asyncio.sleep(step.first_delay)
@@ -89,6 +97,7 @@ class ScriptedProvider:
             if step.error is not None:
                 raise step.error
         finally:
+            self.active -= 1
             self.closed_streams += 1
 
 

@@ -375,3 +375,22 @@ async def test_log_follows_the_end_unless_scrolled_up(app_factory: AppFactory) -
         log.message("last")
         await pilot.pause()
         assert log.scroll_offset.y == log.max_scroll_y
+
+
+async def test_a_batch_shows_each_persona_and_saves_them_all(app_factory: AppFactory) -> None:
+    names = ["Ana Souza", "Bo Lindqvist", "Chen Wei", "Dana Kowalski", "Emeka Obi"]
+    provider = ScriptedProvider([ok_step(n, first_delay=0.05, delay=0.003) for n in names])
+    app = app_factory(provider, concurrency=2)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await type_request(pilot, "people")
+        app.query_one("#count", Input).value = "5"
+        await pilot.press("ctrl+g")
+        panel = app.query_one(GenerationPanel)
+        await wait_until(pilot, lambda: len(panel.lanes) == 2)
+        assert "in flight" in str(panel._status())
+        await wait_until(pilot, lambda: not panel.running, timeout=10)
+        assert provider.max_active == 2
+        table = app.query_one(PersonaTable)
+        assert table.row_count == 5
+        assert sorted(r.persona.name for r in table.records.values()) == names
+        assert "[3/5] Saved" in log_text(app)

@@ -65,8 +65,25 @@ def test_generate_offline_json_writes_files(env: dict[str, str]) -> None:
     assert len(files) == 3
     assert {PersonaRecord.model_validate_json(f.read_bytes()).id for f in files} == {r.id for r in records}
     assert "offline sample generator (not AI)" in result.stderr
-    assert "Saved" in result.stderr and "Streaming tokens" in result.stderr
+    assert result.stderr.count("✔ [") == 3 and "3 of 3 saved" in result.stderr
     no_traceback(result)
+
+
+def test_generate_one_shows_every_stage(env: dict[str, str]) -> None:
+    result = cli(env, "generate", "bakers in Lisbon")
+    assert result.returncode == 0
+    for line in (
+        "Preparing request",
+        "Building prompt",
+        "Request sent to offline-sample",
+        "First token after",
+        "Calling model",
+        "Streaming tokens",
+        "Validating persona",
+        "Saving",
+        "Saved ",
+    ):
+        assert line in result.stderr, line
 
 
 def test_generate_streams_from_base_url(env: dict[str, str], server: FakeOpenAIServer) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from persona_tui.storage import atomic_write
@@ -102,68 +102,99 @@ SAVING_AT = 0.98
 
 
 @dataclass(slots=True)
-class ProgressModel:
-    """Turns measured events into a batch fraction and an ETA.
+class _Persona:
+    fraction: float = 0.0
+    expected_tokens: float = 0.0
+    tokens: int = 0
+    waited: float = 0.0
+    rate: float | None = None
 
-    The fraction only ever grows and stays below 1.0 until every persona of
-    the batch is saved; when more tokens arrive than expected, the expected
-    count grows instead of the bar passing its end.
+
+@dataclass(slots=True)
+class ProgressModel:
+    """Turns measured events into per-persona and batch fractions and an ETA.
+
+    Fractions only ever grow, and the batch stays below 1.0 until every
+    persona is saved; when more tokens arrive than expected, the expected
+    count grows instead of the bar passing its end. Up to ``lanes`` personas
+    are in flight at once; the ETA divides the work left among them.
     """
 
     count: int
     estimate: Estimate
+    lanes: int = 1
     done: int = 0
-    persona_fraction: float = 0.0
+    finished: int = 0
+    """Personas saved or given up on."""
+    active: dict[int, _Persona] = field(default_factory=dict)
     reported: float = 0.0
-    expected_tokens: float = 0.0
 
-    def __post_init__(self) -> None:
-        self.expected_tokens = self.estimate.tokens
+    def start(self, index: int) -> None:
+        self.active[index] = _Persona(expected_tokens=self.estimate.tokens)
 
-    def start_persona(self) -> None:
-        self.persona_fraction = 0.0
-        self.expected_tokens = self.estimate.tokens
+    def _get(self, index: int) -> _Persona:
+        return self.active.setdefault(index, _Persona(expected_tokens=self.estimate.tokens))
 
-    def waiting(self, waited: float) -> None:
-        share = min(waited / max(self.estimate.first_token, 0.1), 0.95)
-        self._set(CALL_SHARE * share)
+    def waiting(self, index: int, waited: float) -> None:
+        p = self._get(index)
+        p.waited = waited
+        self._set(p, CALL_SHARE * min(waited / max(self.estimate.first_token, 0.1), 0.95))
 
-    def streamed(self, tokens: int) -> None:
-        if tokens > self.expected_tokens * STREAM_CAP:
-            self.expected_tokens = tokens / STREAM_CAP
-        self._set(CALL_SHARE + STREAM_SHARE * min(tokens / self.expected_tokens, STREAM_CAP))
+    def streamed(self, index: int, tokens: int, rate: float | None) -> None:
+        p = self._get(index)
+        p.tokens, p.rate = tokens, rate
+        if tokens > p.expected_tokens * STREAM_CAP:
+            p.expected_tokens = tokens / STREAM_CAP
+        self._set(p, CALL_SHARE + STREAM_SHARE * min(tokens / p.expected_tokens, STREAM_CAP))
 
-    def validating(self) -> None:
-        self._set(VALIDATING_AT)
+    def validating(self, index: int) -> None:
+        self._set(self._get(index), VALIDATING_AT)
 
-    def saving(self) -> None:
-        self._set(SAVING_AT)
+    def saving(self, index: int) -> None:
+        self._set(self._get(index), SAVING_AT)
 
-    def saved(self) -> None:
+    def saved(self, index: int) -> None:
+        self.active.pop(index, None)
         self.done += 1
-        self.persona_fraction = 0.0
+        self.finished += 1
 
-    def _set(self, fraction: float) -> None:
-        self.persona_fraction = max(self.persona_fraction, fraction)
+    def dropped(self, index: int) -> None:
+        """The persona failed or was skipped: it no longer counts as work left."""
+        self.active.pop(index, None)
+        self.finished += 1
+
+    def persona_fraction(self, index: int) -> float:
+        p = self.active.get(index)
+        return p.fraction if p is not None else 1.0
+
+    @staticmethod
+    def _set(p: _Persona, fraction: float) -> None:
+        p.fraction = max(p.fraction, fraction)
 
     @property
     def fraction(self) -> float:
-        value = (self.done + self.persona_fraction) / self.count
+        value = (self.done + sum(p.fraction for p in self.active.values())) / self.count
         if self.done < self.count:
             value = min(value, 0.999)
         self.reported = max(self.reported, value)
         return self.reported
 
-    def eta(self, *, waited: float, tokens: int, rate: float | None) -> float:
-        """Seconds left for the batch, from the current persona's state and the estimates."""
+    def _left(self, p: _Persona) -> float:
         est = self.estimate
-        speed = rate if rate and tokens >= 20 else est.tokens_per_second
-        if tokens == 0:
-            current = max(est.first_token - waited, 0.0) + self.expected_tokens / max(speed, 1e-6)
-        else:
-            current = max(self.expected_tokens - tokens, 0.0) / max(speed, 1e-6)
-        remaining_after = max(self.count - self.done - 1, 0)
-        return current + remaining_after * est.seconds
+        speed = p.rate if p.rate and p.tokens >= 20 else est.tokens_per_second
+        if p.tokens == 0:
+            return max(est.first_token - p.waited, 0.0) + p.expected_tokens / max(speed, 1e-6)
+        return max(p.expected_tokens - p.tokens, 0.0) / max(speed, 1e-6)
+
+    def eta(self) -> float:
+        """Seconds left for the batch: the work left, shared among the lanes still busy."""
+        if self.finished >= self.count:
+            return 0.0
+        waiting = self.count - self.finished - len(self.active)
+        work = sum(self._left(p) for p in self.active.values()) + waiting * self.estimate.seconds
+        busy = min(self.lanes, self.count - self.finished)
+        slowest = max((self._left(p) for p in self.active.values()), default=0.0)
+        return max(work / max(busy, 1), slowest)
 
 
 def offline_default(tokens_per_second: float) -> Estimate:

@@ -56,8 +56,12 @@ PARTIAL_INTERVAL = 0.1
 """Seconds between partial parses of the streaming answer."""
 PROGRESS_INTERVAL = 0.05
 RETRY_AFTER_MAX = 120.0
-PERSONA_SPECIFIC = frozenset({"refusal", "invalid_output", "length", "content_filter"})
-"""Failures that concern one persona only: the rest of the batch goes on."""
+BATCH_FATAL = frozenset({"auth", "forbidden", "not_found", "quota", "bad_request"})
+"""Failures every persona would meet: the ones not started yet are not started."""
+NAME_ROUNDS = 3
+"""How often a persona whose name is already taken is asked for again."""
+GATE_STAGGER = 0.25
+"""Seconds between streams leaving a closed rate-limit gate."""
 
 SCHEMA = strict_json_schema(Persona)
 
@@ -69,14 +73,28 @@ class _Attempt:
     first_token: float | None = None
     stream_seconds: float = 0.0
     cancelled: bool = False
+    failed: bool = False
+
+    def reset(self) -> None:
+        self.text, self.tokens, self.first_token, self.stream_seconds = "", 0, None, 0.0
+        self.cancelled = self.failed = False
 
 
 @dataclass(slots=True)
 class _Outcome:
     record: PersonaRecord | None = None
     cancelled: bool = False
-    fatal: bool = False
+    skipped: bool = False
     tokens: int = 0
+    """Tokens received for this persona, over every attempt."""
+
+
+@dataclass(slots=True)
+class _Done:
+    """A persona's worker has finished (saved, failed, cancelled or skipped)."""
+
+    index: int
+    outcome: _Outcome
 
 
 @dataclass(slots=True)
@@ -90,8 +108,19 @@ class _Run:
     rng: random.Random
     clock: Callable[[], float] = time.monotonic
     """Measures every duration; a test may pass a fake one (timeouts still wait in real time)."""
+    existing: list[PersonaRecord] | None = None
+    """Personas already saved; None means read them from the store."""
     start: float = 0.0
-    names: list[str] = field(default_factory=list)
+    people: list[str] = field(default_factory=list)
+    """One line per persona of this request already made, told to the model so it varies them."""
+    taken: set[str] = field(default_factory=set)
+    """Names (case-folded) no new persona may have."""
+    halted: bool = False
+    """A fault that will hit every persona (a rejected key, a full disk): start no more."""
+    reported: set[tuple[str, str]] = field(default_factory=set)
+    """Failures already told, so parallel streams hitting the same fault say it once."""
+    gate_until: float = 0.0
+    gate_slots: int = 0
     progress: ProgressModel | None = None
 
     def elapsed(self) -> float:
@@ -100,30 +129,24 @@ class _Run:
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
 
-    def _progress_event(
-        self, index: int, *, waited: float = 0.0, tokens: int = 0, rate: float | None = None
-    ) -> Progress:
+    def _progress_event(self, index: int) -> Progress:
         assert self.progress is not None
-        eta = (
-            self.progress.eta(waited=waited, tokens=tokens, rate=rate)
-            if self.progress.done < self.progress.count
-            else 0.0
-        )
-        return Progress(self.progress.fraction, self.elapsed(), eta, self.progress.persona_fraction, index)
+        p = self.progress
+        return Progress(p.fraction, self.elapsed(), p.eta(), p.persona_fraction(index), index)
 
     async def events(self) -> AsyncIterator[Event]:
         self.start = self.clock()
-        saved: list[PersonaRecord] = []
-        failed = 0
-        tokens = 0
-        stopped = False
+        count = self.request.count
+        lanes = min(self.settings.concurrency, count)
 
         t = self.clock()
-        yield StageStarted(Stage.PREPARING, f"{self.request.count} persona(s) with {self.provider.label}")
-        default = offline_default(self.settings.offline_tokens_per_second) if not self.provider.is_ai else Estimate()
-        self.progress = ProgressModel(
-            self.request.count, self.estimates.get(self.provider.name, self.provider.model, default)
-        )
+        yield StageStarted(Stage.PREPARING, f"{count} persona(s) with {self.provider.label}")
+        if self.provider.is_ai:
+            estimate = self.estimates.get(self.provider.name, self.provider.model, Estimate())
+        else:  # the offline generator's pace is a setting, not something to learn
+            estimate = offline_default(self.settings.offline_tokens_per_second)
+        self.progress = ProgressModel(count, estimate, lanes)
+        await self._learn_existing()
         yield StageFinished(Stage.PREPARING, self.clock() - t)
         if self.request.organization:
             yield StageStarted(Stage.ORGANIZATION, self.request.organization)
@@ -133,25 +156,51 @@ class _Run:
         yield StageSkipped(Stage.ENRICHING, "not requested")
         yield self._progress_event(0)
 
-        for index in range(self.request.count):
-            if self.cancelled():
-                stopped = True
-                break
-            outcome = _Outcome()
-            async for event in self._one(index, outcome):
-                yield event
-            tokens += outcome.tokens
-            if outcome.record is not None:
-                saved.append(outcome.record)
-            elif outcome.cancelled:
-                stopped = True
-                break
-            else:
-                failed += 1
-                if outcome.fatal:
-                    failed += self.request.count - index - 1
-                    break
+        queue: asyncio.Queue[Event | _Done] = asyncio.Queue()
+        lane = asyncio.Semaphore(lanes)
 
+        async def work(index: int) -> None:
+            outcome = _Outcome()
+            try:
+                async with lane:
+                    if self.cancelled():
+                        outcome.cancelled = True
+                    elif self.halted:
+                        outcome.skipped = True
+                    else:
+                        async for event in self._one(index, outcome):
+                            queue.put_nowait(event)
+            finally:
+                queue.put_nowait(_Done(index, outcome))
+
+        saved: list[PersonaRecord] = []
+        failed = tokens = 0
+        stopped = False
+        workers = [asyncio.create_task(work(index)) for index in range(count)]
+        try:
+            pending = count
+            while pending:
+                item = await queue.get()
+                if not isinstance(item, _Done):
+                    yield item
+                    continue
+                pending -= 1
+                outcome = item.outcome
+                tokens += outcome.tokens
+                if outcome.record is not None:
+                    saved.append(outcome.record)
+                    continue
+                self.progress.dropped(item.index)
+                if outcome.cancelled:
+                    stopped = True
+                else:
+                    failed += 1
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+        stopped = stopped or self.cancelled()
         if stopped:
             yield Cancelled(self.elapsed(), tuple(saved))
         try:
@@ -160,89 +209,164 @@ class _Run:
             log.warning("could not save estimate history: %s", exc)
         yield Finished(Summary(tuple(saved), failed, stopped, self.elapsed(), tokens))
 
+    async def _learn_existing(self) -> None:
+        """Names of personas already made for this request are off limits, and the model hears of them."""
+        records = self.existing
+        if records is None:
+            try:
+                records = (await self.store.load_all()).records
+            except StoreError as exc:
+                log.warning("could not read existing personas: %s", exc.message)
+                records = []
+        wanted = self.request.description.casefold()
+        for record in records:
+            if record.request.description.casefold() == wanted:
+                self._take(record.persona)
+
+    def _take(self, persona: Persona) -> None:
+        self.taken.add(persona.name.casefold())
+        self.people.append(f"{persona.name} ({persona.age}, {persona.occupation}, {persona.location})")
+
     async def _one(self, index: int, outcome: _Outcome) -> AsyncIterator[Event]:
+        """One persona, from prompt to file; regenerated when its name is already taken."""
         assert self.progress is not None
         persona_start = self.clock()
-        self.progress.start_persona()
-
-        t = self.clock()
-        yield StageStarted(Stage.PROMPT, index=index)
-        spec = PromptSpec(
-            messages=build_messages(self.request, index, self.names),
-            schema=SCHEMA,
-            description=self.request.description,
-            index=index,
-            avoid_names=tuple(self.names),
-        )
-        yield StageFinished(Stage.PROMPT, self.clock() - t, index)
-
+        self.progress.start(index)
+        persona: Persona | None = None
         attempt = _Attempt()
-        max_attempts = self.settings.max_attempts
-        for number in range(1, max_attempts + 1):
-            attempt = _Attempt()
-            try:
-                async for event in self._stream(spec, index, number, attempt, persona_start):
-                    yield event
-            except GenerationError as err:
-                outcome.tokens += attempt.tokens
-                if err.retryable and number < max_attempts:
-                    delay = self._backoff(number, err.retry_after)
-                    yield Retrying(number + 1, max_attempts, delay, err.message, index)
-                    if await self._pause(delay):
-                        outcome.cancelled = True
-                        return
-                    continue
-                yield Failed(err.kind, err.message, err.hint, index)
-                outcome.fatal = err.kind not in PERSONA_SPECIFIC
-                return
-            break
-        outcome.tokens += attempt.tokens
-        if attempt.cancelled:
-            outcome.cancelled = True
-            return
+        for round_ in range(1, NAME_ROUNDS + 1):
+            t = self.clock()
+            yield StageStarted(Stage.PROMPT, index=index)
+            spec = PromptSpec(
+                messages=build_messages(self.request, index, self.people),
+                schema=SCHEMA,
+                description=self.request.description,
+                index=index,
+                avoid_names=tuple(sorted(self.taken)),
+            )
+            yield StageFinished(Stage.PROMPT, self.clock() - t, index)
 
-        t = self.clock()
-        yield StageStarted(Stage.VALIDATING, f"{attempt.tokens} tokens", index)
-        self.progress.validating()
-        yield self._progress_event(index, tokens=attempt.tokens)
-        try:
-            persona = parse_persona(attempt.text)
-        except GenerationError as err:
-            yield Failed(err.kind, err.message, err.hint, index)
-            return
-        yield StageFinished(Stage.VALIDATING, self.clock() - t, index)
+            attempt = _Attempt()
+            async for event in self._attempts(spec, index, attempt, outcome, persona_start):
+                yield event
+            if outcome.cancelled or attempt.failed:
+                return
+
+            t = self.clock()
+            yield StageStarted(Stage.VALIDATING, f"{attempt.tokens} tokens", index)
+            self.progress.validating(index)
+            yield self._progress_event(index)
+            try:
+                persona = parse_persona(attempt.text)
+            except GenerationError as err:
+                yield Failed(err.kind, err.message, err.hint, index)
+                return
+            yield StageFinished(Stage.VALIDATING, self.clock() - t, index)
+            if persona.name.casefold() not in self.taken:
+                break
+            if round_ == NAME_ROUNDS:
+                yield Failed(
+                    "duplicate",
+                    f"The model kept repeating a name already used ({persona.name}).",
+                    "Describe the people more specifically, or ask for fewer at a time.",
+                    index,
+                )
+                return
+            reason = f"{persona.name} is already taken; asking for someone else."
+            yield Retrying(round_ + 1, NAME_ROUNDS, 0.0, reason, index)
+            persona = None
+        assert persona is not None
+        self._take(persona)  # claimed before the save, so a parallel stream cannot take it too
         if self.cancelled():
             outcome.cancelled = True
             return
 
         t = self.clock()
         yield StageStarted(Stage.SAVING, str(self.store.root), index)
-        self.progress.saving()
+        self.progress.saving(index)
         seconds = self.clock() - persona_start
         record = PersonaRecord(
             provider=self.provider.name,
             model=self.provider.model,
             request=RequestInfo(description=self.request.description, organization=self.request.organization),
             generation_seconds=round(seconds, 3),
-            tokens=attempt.tokens,
+            tokens=outcome.tokens,
             persona=persona,
         )
         try:
             path = await self.store.save(record)
         except StoreError as err:
             yield Failed("save", err.message, err.hint, index)
-            outcome.fatal = True
+            self.halted = True
             return
         yield StageFinished(Stage.SAVING, self.clock() - t, index)
 
-        self.names.append(persona.name)
-        self.progress.saved()
+        self.progress.saved(index)
         rate = attempt.tokens / attempt.stream_seconds if attempt.stream_seconds > 0 else 0.0
-        if attempt.first_token is not None and rate > 0:
+        if self.provider.is_ai and attempt.first_token is not None and rate > 0:
             self.estimates.learn(self.provider.name, self.provider.model, attempt.tokens, attempt.first_token, rate)
         outcome.record = record
-        yield PersonaSaved(record, path, seconds, attempt.tokens, rate, index)
+        yield PersonaSaved(record, path, seconds, outcome.tokens, rate, index)
         yield self._progress_event(index)
+
+    async def _attempts(
+        self, spec: PromptSpec, index: int, attempt: _Attempt, outcome: _Outcome, persona_start: float
+    ) -> AsyncIterator[Event]:
+        """Stream the answer, retrying faults worth retrying; fills ``attempt``."""
+        max_attempts = self.settings.max_attempts
+        for number in range(1, max_attempts + 1):
+            attempt.reset()
+            if await self._through_gate():
+                outcome.cancelled = True
+                return
+            try:
+                async for event in self._stream(spec, index, number, attempt, persona_start):
+                    yield event
+            except GenerationError as err:
+                outcome.tokens += attempt.tokens
+                if err.retryable and number < max_attempts and not self.halted:
+                    delay = self._backoff(number, err.retry_after)
+                    if err.kind == "rate_limited":
+                        self._close_gate(delay)
+                        delay = self._claim_gate()
+                    yield Retrying(number + 1, max_attempts, delay, err.message, index)
+                    if await self._pause(delay):
+                        outcome.cancelled = True
+                        return
+                    continue
+                attempt.failed = True
+                if (err.kind, err.message) not in self.reported:  # one rejected key is said once, not per stream
+                    self.reported.add((err.kind, err.message))
+                    yield Failed(err.kind, err.message, err.hint, index)
+                if err.kind in BATCH_FATAL:
+                    self.halted = True
+                return
+            outcome.tokens += attempt.tokens
+            if attempt.cancelled:
+                outcome.cancelled = True
+            return
+
+    def _close_gate(self, delay: float) -> None:
+        """A rate limit slows the whole batch: no stream sends until the server's wait is over."""
+        now = self.clock()
+        if self.gate_until <= now:
+            self.gate_slots = 0  # a new closing: the queue starts again
+        self.gate_until = max(self.gate_until, now + delay)
+
+    def _claim_gate(self) -> float:
+        """Seconds this stream must wait for the gate: its own slot, so streams leave one by one."""
+        wait = self.gate_until - self.clock()
+        if wait <= 0:
+            return 0.0
+        self.gate_slots += 1
+        return wait + (self.gate_slots - 1) * GATE_STAGGER
+
+    async def _through_gate(self) -> bool:
+        """Wait while the rate-limit gate is closed; True if the user cancelled meanwhile."""
+        wait = self._claim_gate()
+        if wait <= 0:
+            return self.cancelled()
+        return await self._pause(wait)
 
     async def _stream(
         self, spec: PromptSpec, index: int, number: int, attempt: _Attempt, persona_start: float
@@ -304,8 +428,8 @@ class _Run:
                         next_heartbeat += settings.heartbeat_seconds
                         yield Heartbeat(self.elapsed(), now - last_token, index)
                         if first is None:
-                            self.progress.waiting(now - sent)
-                            yield self._progress_event(index, waited=now - sent)
+                            self.progress.waiting(index, now - sent)
+                            yield self._progress_event(index)
                     continue
                 try:
                     text = pending.result()
@@ -332,8 +456,8 @@ class _Run:
                         yield PartialPersona(fields, index)
                 if now - last_progress >= PROGRESS_INTERVAL:
                     last_progress = now
-                    self.progress.streamed(attempt.tokens)
-                    yield self._progress_event(index, tokens=attempt.tokens, rate=rate)
+                    self.progress.streamed(index, attempt.tokens, rate)
+                    yield self._progress_event(index)
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
@@ -381,6 +505,7 @@ async def generate(
     cancel: asyncio.Event | None = None,
     rng: random.Random | None = None,
     clock: Callable[[], float] = time.monotonic,
+    existing: list[PersonaRecord] | None = None,
 ) -> AsyncIterator[Event]:
     """Generate ``request.count`` personas, yielding every step as an event.
 
@@ -396,6 +521,7 @@ async def generate(
         cancel=cancel,
         rng=rng or random.Random(),
         clock=clock,
+        existing=existing,
     )
     async for event in run.events():
         yield event

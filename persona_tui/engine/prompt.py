@@ -17,12 +17,20 @@ SYSTEM = (
 )
 
 
-def build_messages(request: GenerationRequest, index: int, avoid_names: Sequence[str] = ()) -> list[dict[str, str]]:
-    """The chat messages for persona ``index`` (0-based) of the batch."""
+PEOPLE_SHOWN = 30
+"""At most this many existing personas are listed in the prompt (the newest)."""
+
+
+def build_messages(request: GenerationRequest, index: int, people: Sequence[str] = ()) -> list[dict[str, str]]:
+    """The chat messages for persona ``index`` (0-based) of the batch.
+
+    ``people`` describes the personas already made for this request, one line
+    each, so the model can vary name, age, place and occupation from them.
+    """
     lines = [f"Write persona {index + 1} of {request.count} for this description:", request.description]
     if request.organization:
         lines.append(f"The personas are for the organization: {request.organization}.")
-    if avoid_names:
-        shown = ", ".join(avoid_names[-30:])
-        lines.append(f"These people already exist, so vary name, age, place and occupation from them: {shown}.")
+    if people:
+        lines.append("These people already exist. Use a different name, and vary age, place and occupation from them:")
+        lines.extend(f"- {person}" for person in people[-PEOPLE_SHOWN:])
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]

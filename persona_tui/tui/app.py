@@ -203,39 +203,52 @@ class PersonaApp(App[None]):
             estimates=self.estimates,
             cancel=cancel,
             clock=self.clock,
+            existing=list(self.table.records.values()),
         ):
             self.handle_event(event)
 
     def handle_event(self, event: ev.Event) -> None:
         """Draw one engine event. Cheap for token events: they only queue text."""
+        batch = self.count > 1
         if isinstance(event, ev.TokenDelta):
             self.panel.apply(event)
-            self.log_pane.tokens(event.text)
+            if not batch:  # parallel streams would interleave; their bars show them instead
+                self.log_pane.tokens(event.text)
             return
         self.panel.apply(event)
         log = self.log_pane
+        index = getattr(event, "index", 0)
+        tag = f"[{index + 1}/{self.count}] " if batch else ""
+
+        def say(text: str) -> None:
+            log.message(tag + text)
+
         match event:
-            case ev.PartialPersona(fields=fields, index=index):
+            case ev.PartialPersona(fields=fields):
                 self.persona_view.show_partial(fields, index, self.count)
             case ev.StageStarted(stage=stage, detail=detail):
                 if stage is not ev.Stage.STREAMING:
                     log.end_tokens()
-                log.message(f"{stage.label}…" + (f" {detail}" if detail and stage is not ev.Stage.STREAMING else ""))
+                if stage is ev.Stage.PREPARING:
+                    log.message(f"{stage.label}… {detail}")
+                else:
+                    say(f"{stage.label}…" + (f" {detail}" if detail and stage is not ev.Stage.STREAMING else ""))
             case ev.StageFinished(stage=stage, seconds=seconds):
                 log.end_tokens()
-                log.message(f"{stage.label}: done in {fmt_seconds(seconds)}")
+                (log.message if stage is ev.Stage.PREPARING else say)(f"{stage.label}: done in {fmt_seconds(seconds)}")
             case ev.StageSkipped(stage=stage, reason=reason):
                 log.message(f"{stage.label}: skipped ({reason})")
             case ev.RequestSent(model=model, endpoint=endpoint, attempt=attempt):
-                log.message(f"Request sent to {model} at {endpoint}" + (f" (attempt {attempt})" if attempt > 1 else ""))
+                say(f"Request sent to {model} at {endpoint}" + (f" (attempt {attempt})" if attempt > 1 else ""))
             case ev.FirstToken(seconds=seconds):
-                log.message(f"First token after {fmt_seconds(seconds)}")
+                say(f"First token after {fmt_seconds(seconds)}")
             case ev.Heartbeat(idle=idle):
-                log.message(f"Still waiting: nothing for {fmt_seconds(idle)}")
+                say(f"Still waiting: nothing for {fmt_seconds(idle)}")
             case ev.SlowWarning(threshold=threshold):
-                log.message(f"Slower than usual: past {fmt_seconds(threshold)}. Esc cancels.")
+                say(f"Slower than usual: past {fmt_seconds(threshold)}. Esc cancels.")
             case ev.Retrying(attempt=attempt, max_attempts=most, delay=delay, reason=reason):
-                log.message(f"{reason} Retrying in {fmt_seconds(delay)}, attempt {attempt} of {most}")
+                wait = f"Retrying in {fmt_seconds(delay)}" if delay > 0 else "Retrying"
+                say(f"{reason} {wait}, attempt {attempt} of {most}")
             case ev.PersonaSaved(record=record, path=path, seconds=seconds, tokens=tokens, tokens_per_second=rate):
                 self.paths[record.id] = path
                 self.table.add_record(record)
@@ -244,11 +257,11 @@ class PersonaApp(App[None]):
                 summary = (
                     f"{one_line(record.persona.name)} in {fmt_seconds(seconds)}, {tokens} tokens, {rate:.0f} tok/s"
                 )
-                log.message(f"Saved {summary} → {path.name}")
+                say(f"Saved {summary} → {path.name}")
                 self.notify(summary, title="Persona saved", markup=False)
             case ev.Failed(message=message, hint=hint, kind=kind):
                 log.end_tokens()
-                log.message(f"Failed ({kind}): {message} {hint}")
+                say(f"Failed ({kind}): {message} {hint}")
                 self.notify(
                     f"{message} {hint}".strip(), title="Generation failed", severity="error", markup=False, timeout=10
                 )

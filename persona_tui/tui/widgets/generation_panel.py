@@ -39,6 +39,17 @@ SHORT = {
 
 
 @dataclass(slots=True)
+class Lane:
+    """One persona in flight in a batch."""
+
+    stage: Stage = Stage.PROMPT
+    tokens: int = 0
+    rate: float = 0.0
+    fraction: float = 0.0
+    waiting_since: float | None = None
+
+
+@dataclass(slots=True)
 class StageState:
     status: str = "pending"
     """pending, active, done, skipped or failed."""
@@ -92,6 +103,8 @@ class GenerationPanel(Widget):
         self.retry_text = ""
         self.outcome: Text | None = None
         self.saved = 0
+        self.failed = 0
+        self.lanes: dict[int, Lane] = {}
         self.frozen_elapsed: float | None = None
 
     def on_mount(self) -> None:
@@ -116,9 +129,35 @@ class GenerationPanel(Widget):
             return self.frozen_elapsed
         return self.clock() - self.started if self.started else 0.0
 
+    @property
+    def is_batch(self) -> bool:
+        return self.count > 1
+
+    def _apply_lane(self, event: ev.Event, now: float) -> None:
+        """A batch keeps a small state per persona in flight."""
+        index = getattr(event, "index", None)
+        if index is None:
+            return
+        match event:
+            case ev.StageStarted(stage=stage) if stage is not Stage.PREPARING:
+                self.lanes.setdefault(index, Lane()).stage = stage
+            case ev.RequestSent():
+                self.lanes.setdefault(index, Lane()).waiting_since = now
+            case ev.TokenDelta(tokens=tokens, tokens_per_second=rate):
+                lane = self.lanes.setdefault(index, Lane())
+                lane.tokens, lane.rate, lane.waiting_since = tokens, rate, None
+            case ev.Progress(persona_fraction=own) if index in self.lanes:
+                self.lanes[index].fraction = max(self.lanes[index].fraction, own)
+            case ev.PersonaSaved() | ev.Failed():
+                self.lanes.pop(index, None)
+            case _:
+                pass
+
     def apply(self, event: ev.Event) -> None:
         """Fold one engine event into the panel's state."""
         now = self.clock()
+        if self.is_batch:
+            self._apply_lane(event, now)
         match event:
             case ev.StageStarted(stage=stage, detail=detail, index=index):
                 if index != self.index or stage is Stage.PROMPT:
@@ -169,6 +208,7 @@ class GenerationPanel(Widget):
                     style="bold green",
                 )
             case ev.Failed(message=message, hint=hint):
+                self.failed += 1
                 if self.stage is not None and self.stage in self.stages:
                     self.stages[self.stage] = StageState("failed")
                 self.outcome = Text(f"✘ {message}", style="bold red")
@@ -201,13 +241,43 @@ class GenerationPanel(Widget):
                 ".",
                 (f"\nModel: {self.model_label}" if self.model_label else "", "dim"),
             )
+        if self.is_batch:
+            return Group(self._status(), self._bar(), self._hint(), self._lanes())
         return Group(self._status(), self._bar(), self._hint(), self._checklist())
+
+    def _lanes(self) -> Table:
+        """One line per persona in flight: its stage, tokens and own small bar."""
+        grid = Table.grid(expand=True, padding=(0, 1))
+        grid.add_column(no_wrap=True, ratio=3)
+        grid.add_column(ratio=2)
+        grid.add_column(no_wrap=True, width=4, justify="right")
+        now = self.clock()
+        for index in sorted(self.lanes):
+            lane = self.lanes[index]
+            if lane.stage is Stage.STREAMING:
+                what = f"{lane.tokens} tok" + (f", {lane.rate:.0f}/s" if lane.rate else "")
+            elif lane.stage is Stage.CALLING and lane.waiting_since is not None:
+                what = f"waiting {now - lane.waiting_since:.0f} s"
+            else:
+                what = SHORT.get(lane.stage, lane.stage.label)
+            grid.add_row(
+                Text(f"[{index + 1}/{self.count}] {what}"),
+                ProgressBar(total=1.0, completed=lane.fraction, width=None),
+                Text(f"{lane.fraction * 100:.0f}%"),
+            )
+        return grid
 
     def _status(self) -> Text:
         batch = f"[{self.index + 1}/{self.count}] " if self.count > 1 else ""
         if not self.running:
             return self.outcome or Text("Done", style="bold green")
         spin = SPINNER[int(self.clock() * 10) % len(SPINNER)]
+        if self.is_batch and self.lanes:
+            failed = f", {self.failed} failed" if self.failed else ""
+            return Text(
+                f"{spin} Generating {self.count} personas: {self.saved} saved{failed}, {len(self.lanes)} in flight",
+                style="bold",
+            )
         if self.stage is Stage.STREAMING:
             rate = f", {self.rate:.0f} tok/s" if self.rate else ""
             return Text(f"{spin} {batch}Streaming: {self.tokens} tokens{rate}", style="bold")
