@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 from pathlib import Path
@@ -430,7 +431,7 @@ async def test_a_rate_limit_slows_the_whole_batch_without_a_stampede(tmp_path: P
     assert len([e for e in events if isinstance(e, ev.PersonaSaved)]) == 3
     first_wave, retries = provider.started_at[:3], sorted(provider.started_at[3:])
     assert min(retries) - max(first_wave) >= 0.29, "nobody retries before Retry-After"
-    gaps = [b - a for a, b in zip(retries, retries[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(retries)]
     assert all(gap >= 0.2 for gap in gaps), f"retries leave one by one, not all at once: {gaps}"
     delays = sorted(e.delay for e in events if isinstance(e, ev.Retrying))
     assert delays[0] == pytest.approx(0.3, abs=0.05) and delays[-1] >= 0.75
