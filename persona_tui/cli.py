@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 import csv
 import io
+import json
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -26,14 +29,15 @@ from persona_tui import __version__
 from persona_tui.config import Settings, SettingsError, load_settings
 from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
-from persona_tui.engine.models import COUNT_MAX, GenerationRequest, PersonaRecord, RequestError
+from persona_tui.engine.models import COUNT_MAX, GenerationRequest, Organization, PersonaRecord, RequestError
 from persona_tui.engine.providers import OFFLINE_HINT, make_provider
 from persona_tui.engine.text import strip_control
-from persona_tui.present import describe
+from persona_tui.present import describe, one_line
 from persona_tui.render import HeadlessRenderer
-from persona_tui.storage import PersonaStore, StoreError, atomic_write, records_to_json
+from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write, records_to_json
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+ORG_FIELDS = Organization.CONTEXT_FIELDS
 
 
 class CliError(Exception):
@@ -88,13 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "-j", "--concurrency", type=int, default=None, help="streams at once (env PERSONA_TUI_CONCURRENCY, default 4)"
     )
-    gen.add_argument("--org", dest="organization", default=None, help="organization the personas are for")
+    gen.add_argument("--org", dest="organization", default=None, help="organization the personas are for (see `org`)")
+    gen.add_argument(
+        "--enrich", action="store_true", help="ground the personas in web search results (needs EXA_API_KEY)"
+    )
     gen.add_argument("--json", action="store_true", help="print the saved persona records as a JSON array on stdout")
     _common(gen, suppress=True)
     _model_flags(gen, suppress=True)
 
     lst = sub.add_parser("list", help="list saved personas, newest first")
     lst.add_argument("--json", action="store_true", help="print the records as a JSON array")
+    lst.add_argument("--org", dest="organization", default=None, help="only the personas made for this organization")
     _common(lst, suppress=True)
 
     show = sub.add_parser("show", help="show one persona in full")
@@ -105,6 +113,28 @@ def build_parser() -> argparse.ArgumentParser:
     delete = sub.add_parser("delete", help="delete one persona")
     delete.add_argument("id", help="a persona id, or its first characters (at least 4)")
     _common(delete, suppress=True)
+
+    org = sub.add_parser("org", help="manage organizations (who the personas are for)")
+    org_sub = org.add_subparsers(dest="org_command", metavar="ACTION", required=True)
+    add = org_sub.add_parser("add", help="add an organization")
+    add.add_argument("name", help="its name, unique")
+    for field_name in ORG_FIELDS:
+        add.add_argument(f"--{field_name}", default="", help=f"its {field_name}")
+    _common(add, suppress=True)
+    edit = org_sub.add_parser("edit", help="change an organization's details")
+    edit.add_argument("name", help="its current name")
+    edit.add_argument("--rename", default=None, help="a new name")
+    for field_name in ORG_FIELDS:
+        edit.add_argument(f"--{field_name}", default=None, help=f"its {field_name}")
+    _common(edit, suppress=True)
+    org_list = org_sub.add_parser("list", help="list organizations")
+    org_list.add_argument("--json", action="store_true", help="print them as a JSON array")
+    _common(org_list, suppress=True)
+    for action, text in (("show", "show one organization"), ("delete", "delete one organization")):
+        one = org_sub.add_parser(action, help=text)
+        one.add_argument("name", help="its name (any case)")
+        _common(one, suppress=True)
+    _common(org, suppress=True)
 
     export = sub.add_parser("export", help="export all personas")
     export.add_argument(
@@ -134,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "show": cmd_show,
             "delete": cmd_delete,
             "export": cmd_export,
+            "org": cmd_org,
         }
         return command[args.command](args, settings, err)
     except (SettingsError, RequestError) as exc:
@@ -166,7 +197,12 @@ def _run_app(settings: Settings) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings, err: Console) -> int:
-    request = GenerationRequest.create(args.description, args.count, args.organization)
+    request = GenerationRequest.create(args.description, args.count, args.organization, args.enrich)
+    if request.organization:  # a misspelt name is a usage error, caught before anything is sent
+        try:
+            asyncio.run(OrganizationStore(settings.organizations_dir).get(request.organization))
+        except StoreError as exc:
+            raise CliError(exc.message, exc.hint, EXIT_USAGE) from None
     provider = make_provider(settings)
     store = PersonaStore(settings.personas_dir)
     if not provider.is_ai:
@@ -213,7 +249,13 @@ async def _generate(
     try:
         with HeadlessRenderer(err, count=request.count, provider_label=provider.label) as view:
             async for event in generate(
-                request, provider=provider, store=store, settings=settings, estimates=estimates, cancel=cancel
+                request,
+                provider=provider,
+                store=store,
+                settings=settings,
+                estimates=estimates,
+                cancel=cancel,
+                organizations=OrganizationStore(settings.organizations_dir),
             ):
                 view.handle(event)
                 if isinstance(event, ev.PersonaSaved):
@@ -240,6 +282,9 @@ async def _load(settings: Settings, err: Console) -> list[PersonaRecord]:
 
 def cmd_list(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     records = asyncio.run(_load(settings, err))
+    if args.organization:
+        wanted = args.organization.strip().casefold()
+        records = [r for r in records if (r.request.organization or "").casefold() == wanted]
     if args.json:
         sys.stdout.write(records_to_json(records) + "\n")
         return EXIT_OK
@@ -352,3 +397,53 @@ def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> in
         ) from exc
     err.print(Text(f"Exported {len(records)} persona(s) to {args.output}"))
     return EXIT_OK
+
+
+def cmd_org(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    store = OrganizationStore(settings.organizations_dir)
+    out = Console(highlight=False)
+    action = args.org_command
+    if action == "add":
+        org = _validated_org({"name": args.name, **{f: getattr(args, f) for f in ORG_FIELDS}})
+        path = asyncio.run(store.save(org))
+        err.print(Text(f"Added {org.name} ({path.name})"))
+    elif action == "edit":
+        current = asyncio.run(store.get(args.name))
+        changes = {f: getattr(args, f) for f in ORG_FIELDS if getattr(args, f) is not None}
+        if args.rename:
+            changes["name"] = args.rename
+        updated = _validated_org({**current.model_dump(), **changes, "updated_at": datetime.now(UTC)})
+        asyncio.run(store.save(updated, replacing=current))
+        err.print(Text(f"Updated {updated.name}"))
+    elif action == "list":
+        orgs, problems = asyncio.run(store.load_all())
+        for problem in problems:
+            err.print(Text(f"Skipped {problem.path}: {problem.reason}", style="yellow"))
+        if args.json:
+            sys.stdout.write(json.dumps([o.model_dump(mode="json") for o in orgs], indent=2, ensure_ascii=False) + "\n")
+        elif not orgs:
+            out.print("No organizations yet. Add one with: persona-tui org add NAME --product ...")
+        else:
+            table = Table(title=f"{len(orgs)} organization(s)", title_justify="left")
+            columns = ("name", *ORG_FIELDS[:4])
+            for column in columns:
+                table.add_column(column, overflow="fold")
+            for o in orgs:
+                table.add_row(*(Text(one_line(getattr(o, c))) for c in columns))
+            out.print(table)
+    elif action == "show":
+        org = asyncio.run(store.get(args.name))
+        out.print(Text(org.context()))
+    elif action == "delete":
+        org = asyncio.run(store.delete(args.name))
+        err.print(Text(f"Deleted {org.name}"))
+    return EXIT_OK
+
+
+def _validated_org(values: dict[str, object]) -> Organization:
+    try:
+        return Organization.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CliError(f"The organization's {where} is not valid: {first['msg']}.", code=EXIT_USAGE) from None

@@ -53,10 +53,18 @@ class Settings:
     retry_base_delay: float = 1.0
     retry_max_delay: float = 30.0
     temperature: float = 0.9
+    exa_base_url: str = "https://api.exa.ai"
+    exa_api_key: str | None = field(default=None, repr=False)
+    enrich_timeout: float = 8.0
+    enrich_results: int = 3
 
     @property
     def personas_dir(self) -> Path:
         return self.data_dir / "personas"
+
+    @property
+    def organizations_dir(self) -> Path:
+        return self.data_dir / "organizations"
 
     @property
     def resolved_provider(self) -> Literal["openai", "offline"]:
@@ -66,7 +74,7 @@ class Settings:
         return self.provider
 
 
-_ENV_ONLY = {"api_key": "OPENAI_API_KEY"}
+_ENV_ONLY = {"api_key": "OPENAI_API_KEY", "exa_api_key": "EXA_API_KEY"}
 _ENV_FALLBACK = {"base_url": "OPENAI_BASE_URL"}
 _POSITIVE = {
     "heartbeat_seconds",
@@ -77,6 +85,8 @@ _POSITIVE = {
     "total_timeout",
     "max_attempts",
     "concurrency",
+    "enrich_timeout",
+    "enrich_results",
     "retry_max_delay",
 }
 

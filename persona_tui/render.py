@@ -97,15 +97,20 @@ class HeadlessRenderer:
         quiet = self.batch and getattr(event, "stage", None) in QUIET_IN_BATCH
         match event:
             case ev.StageStarted(stage=stage, detail=detail, index=index):
-                if stage is ev.Stage.PREPARING:
+                if stage is ev.Stage.ENRICHING:
+                    self.progress.update(self.task, description=stage.label)
+                    self._line("›", one_line(detail), "cyan")
+                elif stage is ev.Stage.PREPARING:
                     self.progress.update(self.task, description=stage.label)
                     self._line("›", detail, "cyan")
                 else:
                     self._describe(index, stage.label)
                     self._overall()
-            case ev.StageFinished(stage=stage, seconds=seconds, index=index) if not quiet:
-                prefix = "" if stage is ev.Stage.PREPARING else self._prefix(index)
-                self._line("✓", f"{prefix}{stage.label:<30} {fmt_seconds(seconds)}", "green")
+            case ev.StageFinished(stage=stage, seconds=seconds, index=index, note=note) if not quiet:
+                batch_wide = stage in (ev.Stage.PREPARING, ev.Stage.ORGANIZATION, ev.Stage.ENRICHING)
+                prefix = "" if batch_wide else self._prefix(index)
+                found = f"  {one_line(note)}" if note else ""
+                self._line("✓", f"{prefix}{stage.label:<30} {fmt_seconds(seconds)}{found}", "green")
             case ev.StageSkipped(stage=stage, reason=reason):
                 self._line("–", f"{stage.label:<30} skipped: {reason}", "dim")
             case ev.RequestSent(model=model, endpoint=endpoint, expected_first_token=expected, index=index):

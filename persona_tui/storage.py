@@ -27,7 +27,7 @@ import aiofiles
 import aiofiles.os
 from pydantic import ValidationError
 
-from persona_tui.engine.models import RECORD_KIND, PersonaRecord
+from persona_tui.engine.models import ORG_KIND, RECORD_KIND, Organization, PersonaRecord
 
 SLUG_MAX = 40
 TEMP_PREFIX = ".tmp-"
@@ -159,7 +159,7 @@ class PersonaStore:
         return [Path(e.path) for e in entries if e.name.endswith(".json") and not e.name.startswith(".")]
 
 
-def _why_invalid(exc: ValidationError, data: bytes) -> str:
+def _why_invalid(exc: ValidationError, data: bytes, kind: str = RECORD_KIND) -> str:
     first = exc.errors()[0]
     if first["type"] == "json_invalid":
         return "is not valid JSON"
@@ -167,8 +167,8 @@ def _why_invalid(exc: ValidationError, data: bytes) -> str:
         document = json.loads(data)
     except ValueError:
         return "is not valid JSON"
-    if not isinstance(document, dict) or document.get("kind") != RECORD_KIND:
-        return "is not a persona-tui persona"
+    if not isinstance(document, dict) or document.get("kind") != kind:
+        return f"is not a {kind.replace('/', ' ')}"
     where = ".".join(str(p) for p in first["loc"]) or "file"
     return f"has an invalid {where}: {first['msg']}"
 
@@ -201,3 +201,71 @@ def _remove_quietly(path: Path) -> None:
 
 def records_to_json(records: Iterable[PersonaRecord]) -> str:
     return json.dumps([r.model_dump(mode="json") for r in records], indent=2, ensure_ascii=False)
+
+
+class OrganizationStore:
+    """Organizations, one JSON file each, written like personas. Names are unique, ignoring case."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, org: Organization) -> Path:
+        return self.root / f"{slugify(org.name)}-{org.id}.json"
+
+    def load_all_sync(self) -> tuple[list[Organization], list[LoadProblem]]:
+        orgs: list[Organization] = []
+        problems: list[LoadProblem] = []
+        try:
+            entries = sorted(p for p in self.root.glob("*.json") if not p.name.startswith("."))
+        except OSError as exc:
+            raise StoreError(f"The organizations in {self.root} could not be read: {exc.strerror or exc}.") from exc
+        for path in entries:
+            try:
+                data = path.read_bytes()
+                orgs.append(Organization.model_validate_json(data))
+            except OSError as exc:
+                problems.append(LoadProblem(path, f"could not be read: {exc.strerror or exc}"))
+            except ValidationError as exc:
+                problems.append(LoadProblem(path, _why_invalid(exc, data, ORG_KIND)))
+        orgs.sort(key=lambda o: o.name.casefold())
+        return orgs, problems
+
+    async def load_all(self) -> tuple[list[Organization], list[LoadProblem]]:
+        return await asyncio.to_thread(self.load_all_sync)
+
+    async def get(self, name: str) -> Organization:
+        wanted = name.strip().casefold()
+        orgs, _ = await self.load_all()
+        for org in orgs:
+            if org.name.casefold() == wanted:
+                return org
+        known = ", ".join(o.name for o in orgs[:10]) or "none yet"
+        raise StoreError(
+            f"No organization is named {name.strip()!r} (known: {known}).", "Add it with `persona-tui org add NAME`."
+        )
+
+    async def save(self, org: Organization, *, replacing: Organization | None = None) -> Path:
+        """Save a new organization, or ``replacing`` an existing one (its file is renamed if the name changed)."""
+        orgs, _ = await self.load_all()
+        for other in orgs:
+            if other.name.casefold() == org.name.casefold() and other.id != org.id:
+                raise StoreError(f"An organization named {other.name!r} already exists.", "Choose another name.")
+        path = self._path(org)
+        try:
+            await atomic_write(path, org.model_dump_json(indent=2).encode("utf-8") + b"\n")
+            if replacing is not None and self._path(replacing) != path:
+                await aiofiles.os.remove(self._path(replacing))
+        except OSError as exc:
+            raise StoreError(
+                f"The organization could not be saved to {self.root}: {exc.strerror or exc}.",
+                "Check that the data folder is writable, or choose another with --data-dir.",
+            ) from exc
+        return path
+
+    async def delete(self, name: str) -> Organization:
+        org = await self.get(name)
+        try:
+            await aiofiles.os.remove(self._path(org))
+        except OSError as exc:
+            raise StoreError(f"{org.name} could not be deleted: {exc.strerror or exc}.") from exc
+        return org

@@ -58,6 +58,8 @@ class StageFinished:
     stage: Stage
     seconds: float
     index: int = 0
+    note: str = ""
+    """What the stage found, when that is worth a word ("3 sources")."""
 
 
 @dataclass(frozen=True, slots=True)

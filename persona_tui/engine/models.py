@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
@@ -56,6 +56,47 @@ class RequestInfo(BaseModel):
 
     description: str
     organization: str | None = None
+    """The organization's name, as it was when the persona was made."""
+    organization_id: str | None = None
+    enrich: bool = False
+
+
+class Source(BaseModel):
+    """A web page whose excerpt grounded a persona (from the enrichment stage)."""
+
+    title: str
+    url: str
+    excerpt: str = ""
+
+
+ORG_KIND = "persona-tui/organization"
+OrgText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+
+
+class Organization(BaseModel):
+    """Who personas are for: what a persona writer should know about the organization."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: Literal["persona-tui/organization"] = "persona-tui/organization"
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[0-9a-f]{32}$")
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    industry: OrgText = ""
+    product: OrgText = ""
+    audience: OrgText = ""
+    region: OrgText = ""
+    notes: OrgText = ""
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    CONTEXT_FIELDS: ClassVar[tuple[str, ...]] = ("industry", "product", "audience", "region", "notes")
+
+    def context(self) -> str:
+        """The organization as the prompt tells it."""
+        lines = [f"Organization: {self.name}"]
+        lines += [f"{key.capitalize()}: {getattr(self, key)}" for key in self.CONTEXT_FIELDS if getattr(self, key)]
+        return "\n".join(lines)
 
 
 class PersonaRecord(BaseModel):
@@ -73,6 +114,8 @@ class PersonaRecord(BaseModel):
     generation_seconds: float = Field(ge=0)
     tokens: int = Field(ge=0)
     persona: Persona
+    sources: list[Source] = Field(default_factory=list)
+    """The web pages that grounded the persona, when enrichment was on."""
 
     def summary(self) -> dict[str, Any]:
         """A flat row for tables and CSV export."""
@@ -107,6 +150,9 @@ class GenerationRequest(BaseModel):
     description: str = Field(min_length=1, max_length=DESCRIPTION_MAX)
     count: int = Field(default=1, ge=1, le=COUNT_MAX)
     organization: str | None = None
+    """An organization's name; its context goes into the prompt."""
+    enrich: bool = False
+    """Ground the personas in web search results (Exa) first."""
 
     @field_validator("description", mode="before")
     @classmethod
@@ -114,10 +160,12 @@ class GenerationRequest(BaseModel):
         return value.strip() if isinstance(value, str) else value
 
     @classmethod
-    def create(cls, description: str, count: int = 1, organization: str | None = None) -> GenerationRequest:
+    def create(
+        cls, description: str, count: int = 1, organization: str | None = None, enrich: bool = False
+    ) -> GenerationRequest:
         """Validate user input, raising :class:`RequestError` with a message that says what is allowed."""
         try:
-            return cls(description=description, count=count, organization=organization)
+            return cls(description=description, count=count, organization=organization or None, enrich=enrich)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = str(first["loc"][0]) if first["loc"] else "request"

@@ -17,11 +17,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from persona_tui.config import Settings
+from persona_tui.engine.enrich import EnrichmentSkipped, build_query, search_sources
 from persona_tui.engine.errors import GenerationError
 from persona_tui.engine.estimate import Estimate, EstimateBook, ProgressModel, offline_default
 from persona_tui.engine.events import (
@@ -44,13 +45,22 @@ from persona_tui.engine.events import (
     Summary,
     TokenDelta,
 )
-from persona_tui.engine.models import GenerationRequest, Persona, PersonaRecord, RequestInfo, strict_json_schema
+from persona_tui.engine.models import (
+    GenerationRequest,
+    Organization,
+    Persona,
+    PersonaRecord,
+    RequestInfo,
+    Source,
+    strict_json_schema,
+)
 from persona_tui.engine.parsing import parse_partial, parse_persona
 from persona_tui.engine.prompt import build_messages
 from persona_tui.engine.providers.base import PromptSpec, Provider
-from persona_tui.storage import PersonaStore, StoreError
+from persona_tui.storage import OrganizationStore, PersonaStore, StoreError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PARTIAL_INTERVAL = 0.1
 """Seconds between partial parses of the streaming answer."""
@@ -110,6 +120,9 @@ class _Run:
     """Measures every duration; a test may pass a fake one (timeouts still wait in real time)."""
     existing: list[PersonaRecord] | None = None
     """Personas already saved; None means read them from the store."""
+    organizations: OrganizationStore | None = None
+    org: Organization | None = None
+    sources: list[Source] = field(default_factory=list)
     start: float = 0.0
     people: list[str] = field(default_factory=list)
     """One line per persona of this request already made, told to the model so it varies them."""
@@ -148,12 +161,12 @@ class _Run:
         self.progress = ProgressModel(count, estimate, lanes)
         await self._learn_existing()
         yield StageFinished(Stage.PREPARING, self.clock() - t)
-        if self.request.organization:
-            yield StageStarted(Stage.ORGANIZATION, self.request.organization)
-            yield StageFinished(Stage.ORGANIZATION, 0.0)
-        else:
-            yield StageSkipped(Stage.ORGANIZATION, "no organization chosen")
-        yield StageSkipped(Stage.ENRICHING, "not requested")
+        async for event in self._context():
+            yield event
+        if self.cancelled():
+            yield Cancelled(self.elapsed(), ())
+            yield Finished(Summary((), 0, True, self.elapsed(), 0))
+            return
         yield self._progress_event(0)
 
         queue: asyncio.Queue[Event | _Done] = asyncio.Queue()
@@ -209,6 +222,66 @@ class _Run:
             log.warning("could not save estimate history: %s", exc)
         yield Finished(Summary(tuple(saved), failed, stopped, self.elapsed(), tokens))
 
+    async def _context(self) -> AsyncIterator[Event]:
+        """The organization's context and the web's, each a stage that may be skipped but never fails the run."""
+        name = self.request.organization
+        if not name:
+            yield StageSkipped(Stage.ORGANIZATION, "no organization chosen")
+        elif self.organizations is None:
+            yield StageSkipped(Stage.ORGANIZATION, "no organization folder")
+        else:
+            t = self.clock()
+            yield StageStarted(Stage.ORGANIZATION, name)
+            try:
+                self.org = await self._unless_cancelled(self.organizations.get(name))
+            except StoreError as err:
+                yield StageSkipped(Stage.ORGANIZATION, err.message)
+            else:
+                if self.org is not None:
+                    yield StageFinished(Stage.ORGANIZATION, self.clock() - t, note=self.org.name)
+        if self.cancelled():
+            return
+        if not self.request.enrich:
+            yield StageSkipped(Stage.ENRICHING, "not requested")
+            return
+        query = build_query(self.request, self.org)
+        t = self.clock()
+        yield StageStarted(Stage.ENRICHING, f"Searching the web for: {query}")
+        settings = self.settings
+        try:
+            found = await self._unless_cancelled(
+                search_sources(
+                    query,
+                    api_key=settings.exa_api_key,
+                    base_url=settings.exa_base_url,
+                    timeout=settings.enrich_timeout,
+                    results=settings.enrich_results,
+                )
+            )
+        except EnrichmentSkipped as skip:
+            yield StageSkipped(Stage.ENRICHING, skip.reason)
+        else:
+            if found is not None:
+                self.sources = found
+                yield StageFinished(Stage.ENRICHING, self.clock() - t, note=f"{len(found)} source(s)")
+
+    async def _unless_cancelled(self, work: Coroutine[Any, Any, T]) -> T | None:
+        """Await ``work`` unless the user cancels first (then it is cancelled and None returned)."""
+        task = asyncio.ensure_future(work)
+        if self.cancel is None:
+            return await task
+        stop = asyncio.ensure_future(self.cancel.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+        if task.cancelled():
+            return None
+        return task.result()
+
     async def _learn_existing(self) -> None:
         """Names of personas already made for this request are off limits, and the model hears of them."""
         records = self.existing
@@ -238,7 +311,7 @@ class _Run:
             t = self.clock()
             yield StageStarted(Stage.PROMPT, index=index)
             spec = PromptSpec(
-                messages=build_messages(self.request, index, self.people),
+                messages=build_messages(self.request, index, self.people, self.org, self.sources),
                 schema=SCHEMA,
                 description=self.request.description,
                 index=index,
@@ -288,10 +361,16 @@ class _Run:
         record = PersonaRecord(
             provider=self.provider.name,
             model=self.provider.model,
-            request=RequestInfo(description=self.request.description, organization=self.request.organization),
+            request=RequestInfo(
+                description=self.request.description,
+                organization=self.org.name if self.org else None,
+                organization_id=self.org.id if self.org else None,
+                enrich=self.request.enrich,
+            ),
             generation_seconds=round(seconds, 3),
             tokens=outcome.tokens,
             persona=persona,
+            sources=list(self.sources),
         )
         try:
             path = await self.store.save(record)
@@ -506,6 +585,7 @@ async def generate(
     rng: random.Random | None = None,
     clock: Callable[[], float] = time.monotonic,
     existing: list[PersonaRecord] | None = None,
+    organizations: OrganizationStore | None = None,
 ) -> AsyncIterator[Event]:
     """Generate ``request.count`` personas, yielding every step as an event.
 
@@ -522,6 +602,7 @@ async def generate(
         rng=rng or random.Random(),
         clock=clock,
         existing=existing,
+        organizations=organizations,
     )
     async for event in run.events():
         yield event

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from persona_tui.engine.models import PERSONA_FIELDS, GenerationRequest
+from persona_tui.engine.enrich import sources_prompt
+from persona_tui.engine.models import PERSONA_FIELDS, GenerationRequest, Organization, Source
 
 SYSTEM = (
     "You write synthetic user personas for product research and testing. "
@@ -21,15 +22,26 @@ PEOPLE_SHOWN = 30
 """At most this many existing personas are listed in the prompt (the newest)."""
 
 
-def build_messages(request: GenerationRequest, index: int, people: Sequence[str] = ()) -> list[dict[str, str]]:
+def build_messages(
+    request: GenerationRequest,
+    index: int,
+    people: Sequence[str] = (),
+    org: Organization | None = None,
+    sources: Sequence[Source] = (),
+) -> list[dict[str, str]]:
     """The chat messages for persona ``index`` (0-based) of the batch.
 
     ``people`` describes the personas already made for this request, one line
     each, so the model can vary name, age, place and occupation from them.
     """
     lines = [f"Write persona {index + 1} of {request.count} for this description:", request.description]
-    if request.organization:
+    if org is not None:
+        lines.append("The personas are users or customers of this organization:")
+        lines.append(org.context())
+    elif request.organization:
         lines.append(f"The personas are for the organization: {request.organization}.")
+    if sources:
+        lines.append(sources_prompt(list(sources)))
     if people:
         lines.append("These people already exist. Use a different name, and vary age, place and occupation from them:")
         lines.extend(f"- {person}" for person in people[-PEOPLE_SHOWN:])

@@ -38,6 +38,8 @@ from persona_tui.tui.widgets.live_log import LiveLog
 from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
+PER_PERSONA = frozenset({ev.Stage.PROMPT, ev.Stage.CALLING, ev.Stage.STREAMING, ev.Stage.VALIDATING, ev.Stage.SAVING})
+"""Stages each persona of a batch goes through (its log lines carry its number)."""
 TALL_ROWS = 40
 
 
@@ -229,13 +231,14 @@ class PersonaApp(App[None]):
             case ev.StageStarted(stage=stage, detail=detail):
                 if stage is not ev.Stage.STREAMING:
                     log.end_tokens()
-                if stage is ev.Stage.PREPARING:
+                if stage not in PER_PERSONA:
                     log.message(f"{stage.label}… {detail}")
                 else:
                     say(f"{stage.label}…" + (f" {detail}" if detail and stage is not ev.Stage.STREAMING else ""))
-            case ev.StageFinished(stage=stage, seconds=seconds):
+            case ev.StageFinished(stage=stage, seconds=seconds, note=note):
                 log.end_tokens()
-                (log.message if stage is ev.Stage.PREPARING else say)(f"{stage.label}: done in {fmt_seconds(seconds)}")
+                text = f"{stage.label}: done in {fmt_seconds(seconds)}" + (f" ({note})" if note else "")
+                (say if stage in PER_PERSONA else log.message)(text)
             case ev.StageSkipped(stage=stage, reason=reason):
                 log.message(f"{stage.label}: skipped ({reason})")
             case ev.RequestSent(model=model, endpoint=endpoint, attempt=attempt):
