@@ -37,6 +37,13 @@ def source_of(record: PersonaRecord) -> str:
 def describe(record: PersonaRecord, path: Path | None = None) -> Text:
     """A readable rendering of a whole saved persona."""
     text = describe_fields(record.persona.model_dump())
+    if record.sources:
+        text.append("\nGrounded in\n", style="bold")
+        for source in record.sources:
+            text.append(f"  • {one_line(source.title)}\n")
+            text.append(f"    {one_line(source.url)}\n", style="dim")
+    if record.request.organization:
+        text.append(f"\nFor: {one_line(record.request.organization)}\n")
     created = record.created_at.isoformat(timespec="seconds")
     text.append(
         f"\n{record.id} · {source_of(record)} · {created} · "

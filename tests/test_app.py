@@ -394,3 +394,89 @@ async def test_a_batch_shows_each_persona_and_saves_them_all(app_factory: AppFac
         assert table.row_count == 5
         assert sorted(r.persona.name for r in table.records.values()) == names
         assert "[3/5] Saved" in log_text(app)
+
+
+async def test_organization_and_enrichment_from_the_form(app_factory: AppFactory, tmp_path: Path) -> None:
+    from textual.widgets import Checkbox, Select
+
+    from persona_tui.engine.models import Organization
+    from persona_tui.storage import OrganizationStore
+    from tests.fake_exa import FakeExaServer
+
+    await OrganizationStore(tmp_path / "organizations").save(Organization(name="Acme Health", product="telehealth app"))
+    provider = ScriptedProvider([ok_step("Dana Kowalski")])
+    with FakeExaServer() as exa:
+        app = app_factory(provider, exa_base_url=exa.base_url, exa_api_key="exa-test-key")
+        async with app.run_test(size=(120, 36)) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            select = app.query_one("#org", Select)
+            assert ("Acme Health", "Acme Health") in select._options
+            select.value = "Acme Health"
+            app.query_one("#enrich", Checkbox).value = True
+            await type_request(pilot, "clinic managers")
+            await pilot.press("ctrl+g")
+            await wait_until(pilot, lambda: not app.query_one(GenerationPanel).running)
+            await pilot.pause()
+            record = app.query_one(PersonaTable).selected
+            assert record is not None and record.request.organization == "Acme Health"
+            assert len(record.sources) == 3
+            assert "telehealth app" in provider.calls[0].messages[-1]["content"]
+            flat = " ".join(log_text(app).split())
+            assert "Fetching real-world context: done in" in flat and "(3 source(s))" in flat
+            view = str(app.query_one(PersonaView).body.render())
+            assert "Grounded in" in view and "https://example.org/clinics/1" in view and "For: Acme Health" in view
+
+
+async def test_organizations_screen_creates_and_the_form_offers_it(app_factory: AppFactory) -> None:
+    from textual.widgets import Select, TextArea
+
+    from persona_tui.tui.screens.organizations import OrganizationsScreen
+
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, OrganizationsScreen))
+        screen = app.screen
+        screen.query_one("#org-name", Input).value = "Acme Health"
+        screen.query_one("#org-product", Input).value = "telehealth app"
+        screen.query_one("#org-notes", TextArea).text = "Mostly rural clinics."
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        orgs, _ = await app.org_store.load_all()
+        assert [(o.name, o.product, o.notes) for o in orgs] == [
+            ("Acme Health", "telehealth app", "Mostly rural clinics.")
+        ]
+        screen.query_one("#org-name", Input).value = ""
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "name is not valid" in str(screen.query_one("#orgs-error").render())
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, OrganizationsScreen))
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert ("Acme Health", "Acme Health") in app.query_one("#org", Select)._options
+
+
+async def test_table_filters_by_organization(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
+    from textual.widgets import Select
+
+    from persona_tui.engine.models import Organization
+
+    tagged = sample_records[0].model_copy(
+        update={"request": sample_records[0].request.model_copy(update={"organization": "Acme Health"})}
+    )
+    app = app_factory(records=[tagged, *sample_records[1:]])
+    await app.org_store.save(Organization(name="Acme Health"))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.query_one(PersonaTable)
+        assert table.row_count == 3
+        app.query_one("#table-filter", Select).value = "Acme Health"
+        await pilot.pause()
+        assert table.row_count == 1 and table.border_title == "Personas (1 of 3, Acme Health)"
+        app.query_one("#table-filter", Select).clear()
+        await pilot.pause()
+        assert table.row_count == 3

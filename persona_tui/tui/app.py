@@ -20,7 +20,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select
 from textual.worker import Worker, WorkerState
 
 from persona_tui.config import Settings
@@ -30,9 +30,10 @@ from persona_tui.engine.models import COUNT_MAX, GenerationRequest, RequestError
 from persona_tui.engine.pipeline import generate
 from persona_tui.engine.providers import OFFLINE_HINT, Provider, make_provider
 from persona_tui.present import fmt_seconds, one_line
-from persona_tui.storage import PersonaStore, StoreError, atomic_write
+from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write
 from persona_tui.tui.screens.confirm import ConfirmScreen
 from persona_tui.tui.screens.detail import DetailScreen
+from persona_tui.tui.screens.organizations import OrganizationsScreen
 from persona_tui.tui.widgets.generation_panel import GenerationPanel
 from persona_tui.tui.widgets.live_log import LiveLog
 from persona_tui.tui.widgets.persona_table import PersonaTable
@@ -41,6 +42,7 @@ from persona_tui.tui.widgets.persona_view import PersonaView
 PER_PERSONA = frozenset({ev.Stage.PROMPT, ev.Stage.CALLING, ev.Stage.STREAMING, ev.Stage.VALIDATING, ev.Stage.SAVING})
 """Stages each persona of a batch goes through (its log lines carry its number)."""
 TALL_ROWS = 40
+MAIN_SCREEN_ONLY = frozenset({"generate", "export", "focus_table", "focus_form", "organizations", "cancel"})
 
 
 class PersonaApp(App[None]):
@@ -57,6 +59,7 @@ class PersonaApp(App[None]):
         ),
         Binding("ctrl+t", "focus_table", "Personas", id="focus-table", tooltip="Move to the table of personas"),
         Binding("ctrl+n", "focus_form", "New", id="focus-form", tooltip="Move to the description field"),
+        Binding("ctrl+o", "organizations", "Orgs", id="organizations", tooltip="Create, edit and delete organizations"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
     ]
 
@@ -77,6 +80,7 @@ class PersonaApp(App[None]):
         self.clock = clock
         self.now = now
         self.estimates = estimates
+        self.org_store = OrganizationStore(settings.organizations_dir)
         self.paths: dict[str, Path] = {}
         self.count = 1
         self._cancel: asyncio.Event | None = None
@@ -101,6 +105,15 @@ class PersonaApp(App[None]):
                 yield count
                 yield Button("Generate", id="generate", variant="primary", tooltip="ctrl+g")
                 yield Button("Cancel", id="cancel", variant="error", disabled=True, tooltip="Esc")
+            with Horizontal(id="options-row"):
+                yield Label("For", id="org-label")
+                yield Select[str]([], prompt="no organization (ctrl+o)", id="org", allow_blank=True, compact=True)
+                yield Checkbox(
+                    "Ground in web search (Exa)",
+                    id="enrich",
+                    compact=True,
+                    tooltip="Search the web first; needs EXA_API_KEY",
+                )
             yield Label("", id="form-error")
         with Horizontal(id="main"):
             with Vertical(id="left"):
@@ -111,6 +124,10 @@ class PersonaApp(App[None]):
                 log.border_title = "Log"
                 yield log
             with Vertical(id="right"):
+                table_filter = Select[str](
+                    [], prompt="Showing all organizations", id="table-filter", allow_blank=True, compact=True
+                )
+                yield table_filter
                 table = PersonaTable(id="table")
                 table.border_title = "Personas: loading…"
                 yield table
@@ -138,6 +155,7 @@ class PersonaApp(App[None]):
 
     @work(group="load", exit_on_error=False)
     async def _load_personas(self) -> None:
+        await self._load_organizations()
         result = await self.store.load_all()
         if self.estimates is None:
             self.estimates = await asyncio.to_thread(EstimateBook.load, self.settings.data_dir)
@@ -159,8 +177,42 @@ class PersonaApp(App[None]):
                 markup=False,
             )
 
+    async def _load_organizations(self) -> None:
+        """Fill the organization choices of the form and of the table's filter."""
+        try:
+            orgs, problems = await self.org_store.load_all()
+        except StoreError as exc:
+            self.log_pane.message(exc.message)
+            return
+        for problem in problems:
+            self.log_pane.message(f"Skipped {problem.path.name}: {problem.reason}")
+        names = [(o.name, o.name) for o in orgs]
+        for select_id in ("#org", "#table-filter"):
+            select = self.query_one(select_id, Select)
+            previous = select.value
+            select.set_options(names)
+            if previous in {name for name, _ in names}:
+                select.value = previous
+
+    def action_organizations(self) -> None:
+        def done(changed: bool | None) -> None:
+            if changed:
+                self.run_worker(self._load_organizations(), group="orgs", exclusive=True)
+
+        self.push_screen(OrganizationsScreen(self.org_store), done)
+
+    @on(Select.Changed, "#table-filter")
+    def _filter_table(self, event: Select.Changed) -> None:
+        value = event.value
+        self.table.filter(value if isinstance(value, str) else None)
+        self._title_table()
+
     def _title_table(self) -> None:
-        self.table.border_title = f"Personas ({self.table.row_count})"
+        table = self.table
+        if table.organization is None:
+            table.border_title = f"Personas ({table.row_count})"
+        else:
+            table.border_title = f"Personas ({table.row_count} of {len(table.records)}, {table.organization})"
 
     # ----- generating -----
 
@@ -176,7 +228,9 @@ class PersonaApp(App[None]):
         except ValueError:
             count = -1
         try:
-            request = GenerationRequest.create(description.value, count)
+            org = self.query_one("#org", Select).value
+            enrich = self.query_one("#enrich", Checkbox).value
+            request = GenerationRequest.create(description.value, count, org if isinstance(org, str) else None, enrich)
         except RequestError as exc:
             error.update(Text(exc.message))
             error.add_class("-shown")
@@ -206,6 +260,7 @@ class PersonaApp(App[None]):
             cancel=cancel,
             clock=self.clock,
             existing=list(self.table.records.values()),
+            organizations=self.org_store,
         ):
             self.handle_event(event)
 
@@ -299,6 +354,8 @@ class PersonaApp(App[None]):
             self.log_pane.message("Cancelling…")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MAIN_SCREEN_ONLY and len(self.screen_stack) > 1:
+            return False  # a dialog is open: its own keys (ctrl+s saves there) come first
         if action == "cancel":
             return self.running
         if action == "generate":

@@ -39,6 +39,9 @@ class PersonaTable(DataTable[Text]):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self.records: dict[str, PersonaRecord] = {}
+        """Every persona, newest first, shown or not."""
+        self.organization: str | None = None
+        """Show only the personas made for this organization (case ignored)."""
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -52,30 +55,45 @@ class PersonaTable(DataTable[Text]):
         created.moment = record.created_at.timestamp()
         return [*cells, created, Text(one_line(model), style=style)]
 
+    def _shown(self, record: PersonaRecord) -> bool:
+        if self.organization is None:
+            return True
+        return (record.request.organization or "").casefold() == self.organization.casefold()
+
     def load(self, records: Iterable[PersonaRecord]) -> None:
         """Replace all rows (records come newest first)."""
-        self.clear()
         self.records = {r.id: r for r in records}
+        self._refill()
+
+    def filter(self, organization: str | None) -> None:
+        self.organization = organization
+        self._refill()
+
+    def _refill(self) -> None:
+        self.clear()
         for record in self.records.values():
-            self.add_row(*self._cells(record), key=record.id)
+            if self._shown(record):
+                self.add_row(*self._cells(record), key=record.id)
 
     def add_record(self, record: PersonaRecord) -> None:
         """Add a new persona at the top, select it and highlight it for a moment."""
         self.records = {record.id: record, **self.records}
+        if not self._shown(record):
+            return
         self.add_row(*self._cells(record, HIGHLIGHT_STYLE), key=record.id)
         self.sort("created", key=lambda stamp: stamp.moment, reverse=True)
         self.move_cursor(row=self.get_row_index(record.id), animate=False)
         self.set_timer(3.0, lambda: self._unhighlight(record))
 
     def _unhighlight(self, record: PersonaRecord) -> None:
-        if record.id not in self.records:
+        if record.id not in self.records or not self._shown(record):
             return
         for (key, _), cell in zip(COLUMNS, self._cells(record), strict=True):
             self.update_cell(record.id, key, cell)
 
     def remove_persona(self, persona_id: str) -> None:
-        if persona_id in self.records:
-            del self.records[persona_id]
+        record = self.records.pop(persona_id, None)
+        if record is not None and self._shown(record):
             self.remove_row(persona_id)
 
     @property
