@@ -45,8 +45,8 @@ class Settings:
     heartbeat_seconds: float = 3.0
     slow_seconds: float = 15.0
     connect_timeout: float = 10.0
-    first_token_timeout: float = 60.0
-    idle_timeout: float = 30.0
+    first_token_timeout: float = 30.0
+    idle_timeout: float = 20.0
     total_timeout: float = 300.0
     concurrency: int = 4
     max_attempts: int = 4

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import time
 import unicodedata
 import uuid
 from collections.abc import Iterable
@@ -31,6 +32,7 @@ from persona_tui.engine.models import ORG_KIND, RECORD_KIND, Organization, Perso
 
 SLUG_MAX = 40
 TEMP_PREFIX = ".tmp-"
+STALE_TEMP_SECONDS = 600
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 
 
@@ -156,7 +158,17 @@ class PersonaStore:
                 f"The personas in {self.root} could not be read: {exc.strerror or exc}.",
                 "Check that the data folder is a folder you can read, or choose another with --data-dir.",
             ) from exc
+        _sweep_stale_temps(e for e in entries if e.name.startswith(TEMP_PREFIX))
         return [Path(e.path) for e in entries if e.name.endswith(".json") and not e.name.startswith(".")]
+
+
+def _sweep_stale_temps(entries: Iterable[os.DirEntry[str]]) -> None:
+    """Remove temporary files a killed writer left behind (never a fresh one: another writer may own it)."""
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
 
 
 def _why_invalid(exc: ValidationError, data: bytes, kind: str = RECORD_KIND) -> str:

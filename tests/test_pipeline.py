@@ -227,8 +227,9 @@ async def test_retries_exhausted_reports_last_error(tmp_path: Path) -> None:
 
 
 async def test_invalid_output_fails_that_persona_but_batch_goes_on(tmp_path: Path) -> None:
-    provider = ScriptedProvider([Step(pieces=tokens_of('{"name": "Half')), ok_step("Bo Lindqvist")])
-    events = await run(provider, tmp_path, count=2)
+    broken = Step(pieces=tokens_of('{"name": "Half'))
+    provider = ScriptedProvider([broken, broken, ok_step("Bo Lindqvist")])
+    events = await run(provider, tmp_path, count=2, concurrency=1)
     failed = [e for e in events if isinstance(e, ev.Failed)]
     assert len(failed) == 1 and failed[0].kind == "invalid_output" and failed[0].index == 0
     saved = [e for e in events if isinstance(e, ev.PersonaSaved)]
@@ -435,3 +436,31 @@ async def test_a_rate_limit_slows_the_whole_batch_without_a_stampede(tmp_path: P
     assert all(gap >= 0.2 for gap in gaps), f"retries leave one by one, not all at once: {gaps}"
     delays = sorted(e.delay for e in events if isinstance(e, ev.Retrying))
     assert delays[0] == pytest.approx(0.3, abs=0.05) and delays[-1] >= 0.75
+
+
+async def test_a_wrong_shape_is_sent_back_once_for_correction(tmp_path: Path) -> None:
+    provider = ScriptedProvider([Step(pieces=tokens_of(persona_json(age="forty"))), ok_step()])
+    events = await run(provider, tmp_path)
+    retry = next(e for e in events if isinstance(e, ev.Retrying))
+    assert "'age'" in retry.reason and "correct" in retry.reason
+    assert any(isinstance(e, ev.PersonaSaved) for e in events)
+    second = provider.calls[1].messages
+    assert second[-2] == {"role": "assistant", "content": persona_json(age="forty")}
+    assert "'age'" in second[-1]["content"] and second[-1]["role"] == "user"
+
+
+async def test_a_runaway_answer_is_stopped(tmp_path: Path) -> None:
+    provider = ScriptedProvider([Step(pieces=['{"name": "', *(["blah " * 20] * 1000)])])
+    events = await run(provider, tmp_path)
+    failed = next(e for e in events if isinstance(e, ev.Failed))
+    assert failed.kind == "too_large" and "40,000 characters" in failed.message
+    assert provider.closed_streams == 1 and sum(isinstance(e, ev.TokenDelta) for e in events) < 500
+    assert len(provider.calls) == 1
+
+
+async def test_a_silent_server_is_tried_twice_not_max_attempts(tmp_path: Path) -> None:
+    provider = ScriptedProvider([Step(hang=True)])
+    events = await run(provider, tmp_path, first_token_timeout=0.15, max_attempts=4)
+    assert len(provider.calls) == 2
+    failed = next(e for e in events if isinstance(e, ev.Failed))
+    assert failed.kind == "stalled" and "first token" in failed.message

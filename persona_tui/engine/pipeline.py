@@ -70,6 +70,10 @@ BATCH_FATAL = frozenset({"auth", "forbidden", "not_found", "quota", "bad_request
 """Failures every persona would meet: the ones not started yet are not started."""
 NAME_ROUNDS = 3
 """How often a persona whose name is already taken is asked for again."""
+STALL_RETRIES = 1
+"""A server that went silent is tried once more, not max_attempts times: a dead one must end in about a minute."""
+MAX_ANSWER_CHARS = 40_000
+"""A persona is a few thousand characters; an answer past this is a runaway, stopped and reported."""
 GATE_STAGGER = 0.25
 """Seconds between streams leaving a closed rate-limit gate."""
 
@@ -84,9 +88,10 @@ class _Attempt:
     stream_seconds: float = 0.0
     cancelled: bool = False
     failed: bool = False
+    chars: int = 0
 
     def reset(self) -> None:
-        self.text, self.tokens, self.first_token, self.stream_seconds = "", 0, None, 0.0
+        self.text, self.tokens, self.first_token, self.stream_seconds, self.chars = "", 0, None, 0.0, 0
         self.cancelled = self.failed = False
 
 
@@ -307,11 +312,16 @@ class _Run:
         self.progress.start(index)
         persona: Persona | None = None
         attempt = _Attempt()
-        for round_ in range(1, NAME_ROUNDS + 1):
+        correction: list[dict[str, str]] = []
+        """After an answer that did not fit: that answer and what was wrong, sent back once."""
+        repaired = False
+        round_ = 0
+        while round_ < NAME_ROUNDS:
+            round_ += 1
             t = self.clock()
             yield StageStarted(Stage.PROMPT, index=index)
             spec = PromptSpec(
-                messages=build_messages(self.request, index, self.people, self.org, self.sources),
+                messages=build_messages(self.request, index, self.people, self.org, self.sources) + correction,
                 schema=SCHEMA,
                 description=self.request.description,
                 index=index,
@@ -332,8 +342,18 @@ class _Run:
             try:
                 persona = parse_persona(attempt.text)
             except GenerationError as err:
-                yield Failed(err.kind, err.message, err.hint, index)
-                return
+                if repaired or not attempt.text.strip():
+                    yield Failed(err.kind, err.message, err.hint, index)
+                    return
+                repaired = True  # one second chance, with the validation error given back to the model
+                round_ -= 1
+                correction = [
+                    {"role": "assistant", "content": attempt.text[:MAX_ANSWER_CHARS]},
+                    {"role": "user", "content": f"{err.message} Reply again with only the corrected JSON object."},
+                ]
+                yield Retrying(2, 2, 0.0, f"{err.message} Asking the model to correct it.", index)
+                continue
+            correction = []
             yield StageFinished(Stage.VALIDATING, self.clock() - t, index)
             if persona.name.casefold() not in self.taken:
                 break
@@ -393,6 +413,7 @@ class _Run:
     ) -> AsyncIterator[Event]:
         """Stream the answer, retrying faults worth retrying; fills ``attempt``."""
         max_attempts = self.settings.max_attempts
+        stalls = 0
         for number in range(1, max_attempts + 1):
             attempt.reset()
             if await self._through_gate():
@@ -403,7 +424,9 @@ class _Run:
                     yield event
             except GenerationError as err:
                 outcome.tokens += attempt.tokens
-                if err.retryable and number < max_attempts and not self.halted:
+                stalls += err.kind == "stalled"
+                worth_it = err.retryable and (err.kind != "stalled" or stalls <= STALL_RETRIES)
+                if worth_it and number < max_attempts and not self.halted:
                     delay = self._backoff(number, err.retry_after)
                     if err.kind == "rate_limited":
                         self._close_gate(delay)
@@ -524,6 +547,13 @@ class _Run:
                     yield StageStarted(Stage.STREAMING, self.provider.label, index)
                 parts.append(text)
                 attempt.tokens += 1
+                attempt.chars += len(text)
+                if attempt.chars > MAX_ANSWER_CHARS:
+                    raise GenerationError(
+                        "too_large",
+                        f"The model's answer passed {MAX_ANSWER_CHARS:,} characters without finishing a persona.",
+                        "Try again, or use a model that supports structured outputs.",
+                    )
                 last_token = now
                 next_heartbeat = now + settings.heartbeat_seconds
                 rate = attempt.tokens / (now - first) if now > first else 0.0
