@@ -1,0 +1,485 @@
+"""Deterministic app states, shared by the snapshot tests and ``screenshots/make_screenshots.py``.
+
+Each ``scene_xxx(pilot)`` is an ``async`` function usable as ``run_before``: it
+puts a running :class:`PersonaApp` into one state a user lives through. Build
+the app with :func:`build_app` (or :func:`app_for`), which gives it:
+
+* a :class:`FakeClock` that moves only when a scene advances it, and a log
+  clock (``now``) that starts at ``FIXED_NOW`` and follows that fake clock;
+* fixed records (:func:`make_record`), a store in a folder the caller owns;
+* a provider that never answers (a hanging :class:`ScriptedProvider` that
+  reports ``gpt-4o-mini at api.openai.com``), or the offline generator.
+
+No scene runs the real pipeline: a generation is started the way
+``action_generate`` starts one (``panel.begin`` and ``_set_running``) and then
+hand-built engine events, with fixed numbers, go through ``app.handle_event``.
+Every ``Input`` has its cursor blink turned off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.widgets import Input
+
+from persona_tui.config import Settings
+from persona_tui.engine import events as ev
+from persona_tui.engine.estimate import EstimateBook
+from persona_tui.engine.events import Stage
+from persona_tui.engine.models import PersonaRecord
+from persona_tui.engine.parsing import parse_partial
+from persona_tui.engine.providers.base import Provider
+from persona_tui.engine.providers.offline import OfflineProvider
+from persona_tui.storage import PersonaStore
+from persona_tui.tui.app import PersonaApp, make_app
+from tests.conftest import FIXED_NOW, SAMPLE_PEOPLE, FakeClock, make_record  # also pins TZ=UTC
+from tests.helpers import ScriptedProvider, Step, persona_dict, tokens_of
+
+if TYPE_CHECKING:
+    from textual.pilot import Pilot
+
+MODEL = "gpt-4o-mini"
+ENDPOINT = "api.openai.com"
+LABEL = f"{MODEL} at {ENDPOINT}"
+DESCRIPTION = "field nurses in rural Kenya aged 40 to 60"
+BATCH_DESCRIPTION = "warehouse staff in Poland"
+
+
+# ----- the app -----
+
+
+@dataclass
+class LookalikeProvider(ScriptedProvider):
+    """A scripted provider that reports itself as OpenAI's gpt-4o-mini, so pictures read like a real run."""
+
+    name: str = "openai"
+    model: str = MODEL
+
+    @property
+    def endpoint(self) -> str:
+        return ENDPOINT
+
+
+def ai_provider() -> LookalikeProvider:
+    """Never answers: if anything did send a request, it would wait, not draw."""
+    return LookalikeProvider([Step(hang=True)])
+
+
+def offline_provider() -> OfflineProvider:
+    return OfflineProvider(seed=1, tokens_per_second=0)
+
+
+def sample_records() -> list[PersonaRecord]:
+    """The three personas of ``conftest.sample_records``: Amina (newest), Bo, Chen."""
+    return [make_record(name, i * 7, **extra) for i, (name, extra) in enumerate(SAMPLE_PEOPLE)]
+
+
+def build_app(
+    data_dir: Path,
+    *,
+    records: list[PersonaRecord] | None = None,
+    offline: bool = False,
+    provider: Provider | None = None,
+) -> PersonaApp:
+    """The app as the CLI builds it, with everything that could vary pinned."""
+    clock = FakeClock()
+    start = clock.now
+
+    def now() -> datetime:  # log timestamps: FIXED_NOW plus the fake clock's progress
+        return FIXED_NOW + timedelta(seconds=clock.now - start)
+
+    store = PersonaStore(data_dir / "personas")
+    store.root.mkdir(parents=True, exist_ok=True)
+    for record in records or []:
+        (store.root / f"{record.id}.json").write_text(record.model_dump_json(indent=2))
+    if provider is None:
+        provider = offline_provider() if offline else ai_provider()
+    return make_app(
+        Settings(data_dir=data_dir, provider="offline" if offline else "openai"),
+        provider,
+        store,
+        clock=clock,
+        now=now,
+        estimates=EstimateBook(None),
+    )
+
+
+# ----- building blocks -----
+
+
+def fake_clock(app: PersonaApp) -> FakeClock:
+    clock = app.clock
+    assert isinstance(clock, FakeClock), "scenes need an app from build_app()"
+    return clock
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    """Loaded, drawn, and still: workers done, no blinking cursor, queued log text written."""
+    app = pilot.app
+    assert isinstance(app, PersonaApp)
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    for field in app.query(Input):
+        field.cursor_blink = False
+    app.log_pane.flush()
+    await pilot.pause()
+
+
+def start_run(app: PersonaApp, description: str, count: int = 1) -> FakeClock:
+    """What ``action_generate`` does before its worker starts, minus the worker."""
+    app.query_one("#description", Input).value = description
+    app.query_one("#count", Input).value = str(count)
+    app.count = count
+    app._cancel = asyncio.Event()
+    app.panel.begin(count)
+    app._set_running(True)
+    app.log_pane.message(f"Generating {count} persona(s): {description}")
+    return fake_clock(app)
+
+
+class Feed:
+    """Sends events to the app at fixed moments of the fake clock (seconds since the run began)."""
+
+    def __init__(self, app: PersonaApp) -> None:
+        self.app = app
+        self.clock = fake_clock(app)
+        self.t0 = app.panel.started
+
+    def at(self, seconds: float) -> Feed:
+        target = self.t0 + seconds
+        assert target >= self.clock.now, f"the clock only moves forward ({seconds} s)"
+        self.clock.advance(target - self.clock.now)
+        return self
+
+    @property
+    def elapsed(self) -> float:
+        return self.clock.now - self.t0
+
+    def __call__(self, *events: ev.Event) -> Feed:
+        for event in events:
+            self.app.handle_event(event)
+        return self
+
+    def prepare(self, count: int = 1) -> None:
+        """Preparing, and the two context stages skipped, as for a plain request."""
+        self(ev.StageStarted(Stage.PREPARING, f"{count} persona(s) with {LABEL}"))
+        self.at(0.012)(ev.StageFinished(Stage.PREPARING, 0.012))
+        self(
+            ev.StageSkipped(Stage.ORGANIZATION, "no organization chosen"),
+            ev.StageSkipped(Stage.ENRICHING, "not requested"),
+        )
+
+    def request(self, index: int = 0, attempt: int = 1, prompt: bool = True) -> None:
+        """Prompt built (3 ms) and the request sent."""
+        if prompt:
+            start = self.elapsed
+            self(ev.StageStarted(Stage.PROMPT, index=index))
+            self.at(start + 0.003)(ev.StageFinished(Stage.PROMPT, 0.003, index))
+        suffix = f" (attempt {attempt} of 4)" if attempt > 1 else ""
+        self(
+            ev.StageStarted(Stage.CALLING, f"{LABEL}{suffix}", index),
+            ev.RequestSent(MODEL, ENDPOINT, attempt, 1.2, index),
+        )
+
+    def first_token(self, waited: float, index: int = 0) -> None:
+        self(
+            ev.FirstToken(waited, index),
+            ev.StageFinished(Stage.CALLING, waited, index),
+            ev.StageStarted(Stage.STREAMING, LABEL, index),
+        )
+
+    def stream(self, pieces: list[str], start: float, end: float, index: int = 0, already: int = 0) -> None:
+        """Token deltas spread evenly from ``start`` to ``end``, with partial personas and progress on the way."""
+        first = start - (already / len(pieces) * (end - start) if already else 0.0)
+        text = ""
+        for n, piece in enumerate(pieces, 1):
+            at = start + (end - start) * n / len(pieces)
+            self.at(at)
+            text += piece
+            tokens = already + n
+            self(ev.TokenDelta(piece, tokens, tokens / (at - first), index))
+            if n % 20 == 0 or n == len(pieces):
+                fields = parse_partial(text)
+                if fields:
+                    self(ev.PartialPersona(fields, index))
+
+
+# ----- the personas being written -----
+
+WANJIRU = persona_dict(
+    "Wanjiru Kamau",
+    age=52,
+    pronouns="she/her",
+    location="Nyeri County, Kenya",
+    occupation="Community health nurse",
+    background=(
+        "Wanjiru has spent twenty-six years nursing in the hills around Nyeri, the last nine running a "
+        "dispensary that serves eleven villages. She keeps a paper register and a phone full of photos of it, "
+        "because the district system goes down whenever it rains. Her daughter set up WhatsApp groups for the "
+        "community health volunteers, and Wanjiru now answers questions there late into the night."
+    ),
+    goals=["Cut the time spent copying registers", "Get test results to mothers faster"],
+    frustrations=["Forms that ask for the same thing twice", "Apps that need a signal to open"],
+    personality_traits=["steady", "blunt", "protective"],
+    tech_savviness="moderate",
+    communication_style="Direct, with a story to make the point.",
+    quote="Show me it works offline, then we can talk.",
+)
+
+DANA = persona_dict(
+    "Dana Kowalski",
+    age=38,
+    pronouns="she/her",
+    location="Łódź, Poland",
+    occupation="Warehouse shift lead",
+    background=(
+        "Dana runs the night shift at a parcel hub outside Łódź: forty pickers, three languages, one radio "
+        "channel. She moved up from the loading dock six years ago and still covers a forklift when someone "
+        "is sick. She plans the shift on a tablet but trusts the whiteboard more."
+    ),
+    goals=["Fewer mis-sorted parcels", "Train new pickers in one shift, not three"],
+    frustrations=["Scanners that lose their pairing", "Dashboards nobody on the floor can read"],
+    personality_traits=["calm", "exacting", "funny"],
+    tech_savviness="moderate",
+    communication_style="Short radio-style sentences, then a thumbs up.",
+    quote="If the scanner beeps twice, something is already wrong.",
+)
+
+
+def json_pieces(fields: dict[str, object]) -> list[str]:
+    """The persona as a model would stream it: pretty JSON in pieces of about one token."""
+    return tokens_of(json.dumps(fields, ensure_ascii=False, indent=2))
+
+
+def saved_record(fields: dict[str, object], tokens: int, seconds: float, minutes_ago: int = -30) -> PersonaRecord:
+    """A persona saved at FIXED_NOW (09:30), so it sorts above the sample personas (09:00 and before)."""
+    name = str(fields["name"])
+    extra = {k: v for k, v in fields.items() if k != "name"}
+    record = make_record(name, minutes_ago, **extra)
+    return record.model_copy(update={"tokens": tokens, "generation_seconds": seconds})
+
+
+# ----- the scenes -----
+
+
+async def scene_first_run(pilot: Pilot[None]) -> None:
+    """1. Empty store, nothing typed, focus in the description."""
+    await settle(pilot)
+
+
+async def scene_loaded(pilot: Pilot[None]) -> None:
+    """2. Three saved personas loaded into the table."""
+    await settle(pilot)
+
+
+def _mid_stream(app: PersonaApp, tokens: int = 120, until: float = 6.0) -> Feed:
+    """A single persona streaming: 1.1 s to the first token, then ``tokens`` tokens until ``until`` s."""
+    start_run(app, DESCRIPTION)
+    feed = Feed(app)
+    feed.prepare()
+    feed(ev.Progress(0.0, feed.elapsed, 18.5))
+    feed.request()
+    sent = feed.elapsed
+    feed.at(sent + 1.1).first_token(1.1)
+    feed(ev.Progress(0.1, feed.elapsed, 17.4, 0.1))
+    pieces = json_pieces(WANJIRU)[:tokens]
+    feed.stream(pieces, feed.elapsed, until)
+    return feed
+
+
+async def scene_mid_stream(pilot: Pilot[None]) -> None:
+    """3. Streaming: ~120 tokens, a half-written persona, 45 %, 6 s elapsed and ~13 s to go."""
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, PersonaApp)
+    feed = _mid_stream(app)
+    feed(ev.Progress(0.45, 6.0, 13.0, 0.45))
+    await settle(pilot)
+
+
+async def scene_waiting_slow(pilot: Pilot[None]) -> None:
+    """4. Calling, no token yet, 17 s since the request; heartbeats logged and the slow warning shown."""
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, PersonaApp)
+    start_run(app, DESCRIPTION)
+    feed = Feed(app)
+    feed.prepare()
+    feed(ev.Progress(0.0, feed.elapsed, 18.5))
+    persona_start = feed.elapsed
+    feed.request()
+    sent = feed.elapsed
+    for idle in (3.0, 6.0, 9.0, 12.0, 15.0):
+        feed.at(sent + idle)
+        if idle == 15.0:
+            feed(ev.SlowWarning(feed.elapsed - persona_start, 15.0))
+        feed(ev.Heartbeat(feed.elapsed, idle), ev.Progress(min(0.02 * idle / 3, 0.1), feed.elapsed, 9.0))
+    feed.at(sent + 17.0)
+    await settle(pilot)
+
+
+async def scene_retry(pilot: Pilot[None]) -> None:
+    """5. Rate limited on the first attempt: counting down to attempt 2 of 4."""
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, PersonaApp)
+    start_run(app, DESCRIPTION)
+    feed = Feed(app)
+    feed.prepare()
+    feed(ev.Progress(0.0, feed.elapsed, 18.5))
+    feed.request()
+    sent = feed.elapsed
+    feed.at(sent + 0.6)(ev.Retrying(2, 4, 4.0, f"Rate limited by {ENDPOINT}."))
+    feed.at(sent + 1.6)  # 3 s of the 4 left
+    await settle(pilot)
+
+
+async def scene_success(pilot: Pilot[None]) -> None:
+    """6. A persona saved: the new row highlighted at the top of the table, the notification shown."""
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, PersonaApp)
+    start_run(app, BATCH_DESCRIPTION)
+    feed = Feed(app)
+    feed.prepare()
+    feed(ev.Progress(0.0, feed.elapsed, 18.5))
+    feed.request()
+    feed.at(feed.elapsed + 0.9).first_token(0.9)
+    pieces = json_pieces(DANA)
+    first = feed.elapsed
+    feed.stream(pieces, first, 8.9)
+    stream_seconds = feed.elapsed - first
+    feed(ev.StageFinished(Stage.STREAMING, stream_seconds))
+    feed(ev.StageStarted(Stage.VALIDATING, f"{len(pieces)} tokens"))
+    feed.at(8.905)(ev.Progress(0.95, feed.elapsed, 0.5, 0.95), ev.StageFinished(Stage.VALIDATING, 0.005))
+    feed(ev.StageStarted(Stage.SAVING))
+    feed.at(8.93)(ev.StageFinished(Stage.SAVING, 0.025))
+    record = saved_record(DANA, len(pieces), 8.93)
+    rate = len(pieces) / stream_seconds
+    feed(ev.PersonaSaved(record, app.store.root / f"{record.id}.json", 8.93, len(pieces), rate))
+    feed(ev.Progress(1.0, 8.93, 0.0, 1.0))
+    feed(ev.Finished(ev.Summary((record,), 0, False, 8.93, len(pieces))))
+    await settle(pilot)
+
+
+async def scene_failure(pilot: Pilot[None]) -> None:
+    """7. The API key was rejected: the reason and the fix, in the panel, the log and a notification."""
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, PersonaApp)
+    start_run(app, DESCRIPTION)
+    feed = Feed(app)
+    feed.prepare()
+    feed(ev.Progress(0.0, feed.elapsed, 18.5))
+    feed.request()
+    feed.at(feed.elapsed + 0.4)
+    feed(
+        ev.Failed(
+            "auth",
+            f"The API key was rejected by {ENDPOINT}.",
+            "Set OPENAI_API_KEY to a valid key, or run with --provider offline.",
+        )
+    )
+    feed(ev.Finished(ev.Summary((), 1, False, feed.elapsed, 0)))
+    await settle(pilot)
+
+
+async def scene_cancelled(pilot: Pilot[None]) -> None:
+    """8. Esc pressed mid-stream: cancelled after 6.2 s, nothing saved."""
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, PersonaApp)
+    feed = _mid_stream(app, tokens=96, until=6.1)
+    feed(ev.Progress(0.38, 6.1, 14.0, 0.38))
+    feed.at(6.2)
+    app.action_cancel()  # what Esc runs: sets the cancel event and says so in the log
+    feed(ev.Cancelled(6.2, ()), ev.Finished(ev.Summary((), 0, True, 6.2, 96)))
+    await settle(pilot)
+
+
+async def scene_input_error(pilot: Pilot[None]) -> None:
+    """9. ctrl+g with a blank description: the error beside the form, focus back in the field."""
+    await settle(pilot)
+    pilot.app.query_one("#description", Input).value = "   "
+    await pilot.press("ctrl+g")
+    await settle(pilot)
+
+
+async def scene_batch(pilot: Pilot[None]) -> None:
+    """10. A batch of 3: the first saved, the second streaming ([2/3]), the third still waiting."""
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, PersonaApp)
+    start_run(app, BATCH_DESCRIPTION, count=3)
+    feed = Feed(app)
+    feed.prepare(3)
+    feed(ev.Progress(0.0, feed.elapsed, 26.0))
+    for index in range(3):
+        feed.request(index)
+    feed.at(0.9).first_token(0.9 - 0.021, 0)
+    feed.at(1.6).first_token(1.6 - 0.024, 1)
+    ana = persona_dict("Ana Nowak", age=29, location="Poznań, Poland", occupation="Picker")
+    ana_pieces = json_pieces(ana)
+    dana_pieces = json_pieces(DANA)
+    for tick in range(1, 11):  # the two streams interleave; the third request hears nothing
+        t = 1.6 + tick * 0.5
+        feed.stream(ana_pieces[(tick - 1) * 28 : tick * 28], t - 0.5, t, 0, already=(tick - 1) * 28)
+        feed.stream(dana_pieces[(tick - 1) * 12 : tick * 12], t - 0.25, t, 1, already=(tick - 1) * 12)
+        if tick % 6 == 0:
+            feed(ev.Heartbeat(feed.elapsed, feed.elapsed - 0.027, 2))
+        feed(ev.Progress(0.04 * tick, feed.elapsed, 26.0 - 1.5 * tick, 0.08 * tick, 1))
+    ana_done = ana_pieces[: 10 * 28]
+    feed(ev.StageFinished(Stage.STREAMING, feed.elapsed - 0.9, 0))
+    feed(ev.StageStarted(Stage.VALIDATING, f"{len(ana_done)} tokens", 0))
+    feed(ev.StageFinished(Stage.VALIDATING, 0.004, 0), ev.StageStarted(Stage.SAVING, index=0))
+    feed.at(6.63)(ev.StageFinished(Stage.SAVING, 0.02, 0))
+    record = saved_record(ana, len(ana_done), 6.6)
+    feed(
+        ev.PersonaSaved(record, app.store.root / f"{record.id}.json", 6.6, len(ana_done), 49.0, 0),
+        ev.Progress(0.42, feed.elapsed, 11.5, 1.0, 0),
+    )
+    feed.stream(dana_pieces[120:140], 6.63, 7.5, 1, already=120)
+    feed(ev.Progress(0.48, 7.5, 10.0, 0.55, 1), ev.Progress(0.48, 7.5, 10.0, 0.04, 2))
+    await settle(pilot)
+
+
+# ----- the catalogue -----
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One app state: how to build the app for it and how to get there."""
+
+    name: str
+    title: str
+    run_before: Callable[[Pilot[None]], Awaitable[None]]
+    records: bool = True
+    offline: bool = False
+
+
+SCENES: dict[str, Scene] = {
+    s.name: s
+    for s in (
+        Scene("first_run", "First run", scene_first_run, records=False),
+        Scene("first_run_offline", "First run, offline generator", scene_first_run, records=False, offline=True),
+        Scene("loaded", "Saved personas", scene_loaded),
+        Scene("mid_stream", "Streaming a persona", scene_mid_stream),
+        Scene("waiting_slow", "Waiting for the model", scene_waiting_slow),
+        Scene("retry", "Rate limited, retrying", scene_retry),
+        Scene("success", "Persona saved", scene_success),
+        Scene("failure", "API key rejected", scene_failure),
+        Scene("cancelled", "Cancelled", scene_cancelled),
+        Scene("input_error", "Blank description", scene_input_error),
+        Scene("batch", "A batch of three", scene_batch),
+    )
+}
+
+
+def app_for(scene: Scene, data_dir: Path) -> PersonaApp:
+    return build_app(data_dir, records=sample_records() if scene.records else None, offline=scene.offline)
