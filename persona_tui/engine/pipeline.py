@@ -483,70 +483,83 @@ class _Run:
         sent = last_token = self.clock()
         yield RequestSent(self.provider.model, self.provider.endpoint, number, estimate.first_token, index)
 
-        stream = self.provider.stream(spec)
-        pending: asyncio.Future[str] | None = None
-        cancel_wait = asyncio.ensure_future(self.cancel.wait()) if self.cancel is not None else None
+        inbox: asyncio.Queue[object] = asyncio.Queue()
+        reader = asyncio.create_task(_read_into(self.provider.stream(spec), inbox))
+        watcher = asyncio.create_task(_signal_cancel(self.cancel, inbox)) if self.cancel is not None else None
         parts: list[str] = []
         first: float | None = None
         next_heartbeat = sent + settings.heartbeat_seconds
         slow_warned = False
         last_partial = last_progress = 0.0
+        finished = False
         try:
-            while True:
-                if pending is None:
-                    pending = asyncio.ensure_future(anext(stream))
-                now = self.clock()
-                idle_limit = settings.first_token_timeout if first is None else settings.idle_timeout
-                deadline = min(next_heartbeat, last_token + idle_limit, sent + settings.total_timeout)
-                if not slow_warned:
-                    deadline = min(deadline, persona_start + settings.slow_seconds)
-                waiting: set[asyncio.Future[Any]] = {pending} if cancel_wait is None else {pending, cancel_wait}
-                done, _ = await asyncio.wait(
-                    waiting, timeout=max(deadline - now, 0.0), return_when=asyncio.FIRST_COMPLETED
-                )
-                if self.cancelled():
-                    attempt.cancelled = True
-                    return
-                now = self.clock()
-                if pending not in done:
-                    if now - sent >= settings.total_timeout:
-                        raise GenerationError(
-                            "timeout",
-                            f"No complete answer from {self.provider.endpoint} after {settings.total_timeout:.0f} s.",
-                            "The server may be overloaded; try again later or raise total_timeout.",
-                        )
-                    if now - last_token >= idle_limit:
-                        what = "the first token" if first is None else "the next token"
-                        raise GenerationError(
-                            "stalled",
-                            f"{self.provider.endpoint} sent nothing for {idle_limit:.0f} s while waiting for {what}.",
-                            "The server may be overloaded; try again, or raise the timeouts.",
-                            retryable=True,
-                        )
-                    if not slow_warned and now - persona_start >= settings.slow_seconds:
-                        slow_warned = True
-                        yield SlowWarning(now - persona_start, settings.slow_seconds, index)
-                    if now >= next_heartbeat:
-                        next_heartbeat += settings.heartbeat_seconds
-                        yield Heartbeat(self.elapsed(), now - last_token, index)
-                        if first is None:
-                            self.progress.waiting(index, now - sent)
-                            yield self._progress_event(index)
+            while not finished:
+                arrived: list[object] = []
+                if inbox.empty():
+                    now = self.clock()
+                    idle_limit = settings.first_token_timeout if first is None else settings.idle_timeout
+                    deadline = min(next_heartbeat, last_token + idle_limit, sent + settings.total_timeout)
+                    if not slow_warned:
+                        deadline = min(deadline, persona_start + settings.slow_seconds)
+                    try:
+                        async with asyncio.timeout(max(deadline - now, 0.0)):
+                            arrived.append(await inbox.get())  # cancel-safe: a timed-out get takes nothing
+                    except TimeoutError:
+                        now = self.clock()
+                        if now - sent >= settings.total_timeout:
+                            raise GenerationError(
+                                "timeout",
+                                f"No complete answer from {self.provider.endpoint} "
+                                f"after {settings.total_timeout:.0f} s.",
+                                "The server may be overloaded; try again later or raise total_timeout.",
+                            ) from None
+                        if now - last_token >= idle_limit:
+                            what = "the first token" if first is None else "the next token"
+                            raise GenerationError(
+                                "stalled",
+                                f"{self.provider.endpoint} sent nothing for {idle_limit:.0f} s "
+                                f"while waiting for {what}.",
+                                "The server may be overloaded; try again, or raise the timeouts.",
+                                retryable=True,
+                            ) from None
+                        if not slow_warned and now - persona_start >= settings.slow_seconds:
+                            slow_warned = True
+                            yield SlowWarning(now - persona_start, settings.slow_seconds, index)
+                        if now >= next_heartbeat:
+                            next_heartbeat += settings.heartbeat_seconds
+                            yield Heartbeat(self.elapsed(), now - last_token, index)
+                            if first is None:
+                                self.progress.waiting(index, now - sent)
+                                yield self._progress_event(index)
+                        continue
+
+                # Everything that has arrived is taken at once: a fast stream costs one event per
+                # batch, not one per token.
+                batch: list[str] = []
+                while not inbox.empty():
+                    arrived.append(inbox.get_nowait())
+                for item in arrived:
+                    if item is _CANCELLED:
+                        attempt.cancelled = True
+                        return
+                    if item is _END:
+                        finished = True
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    batch.append(item)  # type: ignore[arg-type]
+                if not batch:
                     continue
-                try:
-                    text = pending.result()
-                except StopAsyncIteration:
-                    pending = None
-                    break
-                pending = None
+                now = self.clock()
                 if first is None:
                     first = now
                     attempt.first_token = now - sent
                     yield FirstToken(now - sent, index)
                     yield StageFinished(Stage.CALLING, now - sent, index)
                     yield StageStarted(Stage.STREAMING, self.provider.label, index)
+                text = "".join(batch)
                 parts.append(text)
-                attempt.tokens += 1
+                attempt.tokens += len(batch)
                 attempt.chars += len(text)
                 if attempt.chars > MAX_ANSWER_CHARS:
                     raise GenerationError(
@@ -568,12 +581,10 @@ class _Run:
                     self.progress.streamed(index, attempt.tokens, rate)
                     yield self._progress_event(index)
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
-                await asyncio.wait({pending})
-            if cancel_wait is not None:
-                cancel_wait.cancel()
-            await stream.aclose()  # type: ignore[attr-defined]
+            for task in (reader, watcher):
+                if task is not None and not task.done():
+                    task.cancel()
+            await asyncio.wait({t for t in (reader, watcher) if t is not None})
 
         now = self.clock()
         attempt.text = "".join(parts)
@@ -602,6 +613,29 @@ class _Run:
         except TimeoutError:
             return False
         return True
+
+
+_END = object()
+_CANCELLED = object()
+
+
+async def _read_into(stream: AsyncIterator[str], inbox: asyncio.Queue[object]) -> None:
+    """Move the provider's text into ``inbox``, then an end mark or the error; close the stream on the way out."""
+    try:
+        async for text in stream:
+            inbox.put_nowait(text)
+        inbox.put_nowait(_END)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # handed to the pipeline, which explains or re-raises it
+        inbox.put_nowait(exc)
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def _signal_cancel(cancel: asyncio.Event, inbox: asyncio.Queue[object]) -> None:
+    await cancel.wait()
+    inbox.put_nowait(_CANCELLED)
 
 
 async def generate(
