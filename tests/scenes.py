@@ -131,8 +131,14 @@ async def settle(pilot: Pilot[None]) -> None:
     await pilot.pause()
 
 
-def start_run(app: PersonaApp, description: str, count: int = 1) -> FakeClock:
-    """What ``action_generate`` does before its worker starts, minus the worker."""
+async def start_run(pilot: Pilot[None], description: str, count: int = 1) -> Feed:
+    """What ``action_generate`` does before its worker starts, minus the worker; then one frame is drawn.
+
+    The frame matters: the panel grows when a run begins, which shrinks the log, and the
+    log's follow-the-end test depends on whether that layout came before or after its writes.
+    """
+    app = pilot.app
+    assert isinstance(app, PersonaApp)
     app.query_one("#description", Input).value = description
     app.query_one("#count", Input).value = str(count)
     app.count = count
@@ -140,7 +146,8 @@ def start_run(app: PersonaApp, description: str, count: int = 1) -> FakeClock:
     app.panel.begin(count)
     app._set_running(True)
     app.log_pane.message(f"Generating {count} persona(s): {description}")
-    return fake_clock(app)
+    await pilot.pause()
+    return Feed(app)
 
 
 class Feed:
@@ -150,6 +157,8 @@ class Feed:
         self.app = app
         self.clock = fake_clock(app)
         self.t0 = app.panel.started
+        self.texts: dict[int, str] = {}
+        """What each persona's stream has said so far."""
 
     def at(self, seconds: float) -> Feed:
         target = self.t0 + seconds
@@ -165,6 +174,10 @@ class Feed:
         for event in events:
             self.app.handle_event(event)
         return self
+
+    def done(self) -> None:
+        """Write queued model text now, before anything awaits, so no redraw lands between the writes."""
+        self.app.log_pane.flush()
 
     def prepare(self, count: int = 1) -> None:
         """Preparing, and the two context stages skipped, as for a plain request."""
@@ -194,14 +207,27 @@ class Feed:
             ev.StageStarted(Stage.STREAMING, LABEL, index),
         )
 
-    def stream(self, pieces: list[str], start: float, end: float, index: int = 0, already: int = 0) -> None:
-        """Token deltas spread evenly from ``start`` to ``end``, with partial personas and progress on the way."""
-        first = start - (already / len(pieces) * (end - start) if already else 0.0)
-        text = ""
+    def stream(
+        self,
+        pieces: list[str],
+        start: float,
+        end: float,
+        index: int = 0,
+        *,
+        already: int = 0,
+        first: float | None = None,
+    ) -> None:
+        """Token deltas spread evenly over ``start``..``end``, with partial personas on the way.
+
+        ``already`` tokens of this persona came before (from ``first``, its first token's moment),
+        and ``text`` is what they said, so partial personas are parsed from the whole answer.
+        """
+        first = start if first is None else first
         for n, piece in enumerate(pieces, 1):
             at = start + (end - start) * n / len(pieces)
             self.at(at)
-            text += piece
+            text = self.texts.get(index, "") + piece
+            self.texts[index] = text
             tokens = already + n
             self(ev.TokenDelta(piece, tokens, tokens / (at - first), index))
             if n % 20 == 0 or n == len(pieces):
@@ -222,12 +248,14 @@ WANJIRU = persona_dict(
         "Wanjiru has spent twenty-six years nursing in the hills around Nyeri, the last nine running a "
         "dispensary that serves eleven villages. She keeps a paper register and a phone full of photos of it, "
         "because the district system goes down whenever it rains. Her daughter set up WhatsApp groups for the "
-        "community health volunteers, and Wanjiru now answers questions there late into the night."
+        "community health volunteers, and Wanjiru now answers questions there late into the night. She is "
+        "wary of new systems after two pilots left her with tablets nobody could charge, but she will back "
+        "anything that gives her evenings back."
     ),
     goals=["Cut the time spent copying registers", "Get test results to mothers faster"],
     frustrations=["Forms that ask for the same thing twice", "Apps that need a signal to open"],
     personality_traits=["steady", "blunt", "protective"],
-    tech_savviness="moderate",
+    tech_savviness="intermediate",
     communication_style="Direct, with a story to make the point.",
     quote="Show me it works offline, then we can talk.",
 )
@@ -246,7 +274,7 @@ DANA = persona_dict(
     goals=["Fewer mis-sorted parcels", "Train new pickers in one shift, not three"],
     frustrations=["Scanners that lose their pairing", "Dashboards nobody on the floor can read"],
     personality_traits=["calm", "exacting", "funny"],
-    tech_savviness="moderate",
+    tech_savviness="intermediate",
     communication_style="Short radio-style sentences, then a thumbs up.",
     quote="If the scanner beeps twice, something is already wrong.",
 )
@@ -278,10 +306,9 @@ async def scene_loaded(pilot: Pilot[None]) -> None:
     await settle(pilot)
 
 
-def _mid_stream(app: PersonaApp, tokens: int = 120, until: float = 6.0) -> Feed:
+async def _mid_stream(pilot: Pilot[None], tokens: int = 120, until: float = 6.0) -> Feed:
     """A single persona streaming: 1.1 s to the first token, then ``tokens`` tokens until ``until`` s."""
-    start_run(app, DESCRIPTION)
-    feed = Feed(app)
+    feed = await start_run(pilot, DESCRIPTION)
     feed.prepare()
     feed(ev.Progress(0.0, feed.elapsed, 18.5))
     feed.request()
@@ -296,20 +323,16 @@ def _mid_stream(app: PersonaApp, tokens: int = 120, until: float = 6.0) -> Feed:
 async def scene_mid_stream(pilot: Pilot[None]) -> None:
     """3. Streaming: ~120 tokens, a half-written persona, 45 %, 6 s elapsed and ~13 s to go."""
     await settle(pilot)
-    app = pilot.app
-    assert isinstance(app, PersonaApp)
-    feed = _mid_stream(app)
+    feed = await _mid_stream(pilot)
     feed(ev.Progress(0.45, 6.0, 13.0, 0.45))
+    feed.done()
     await settle(pilot)
 
 
 async def scene_waiting_slow(pilot: Pilot[None]) -> None:
     """4. Calling, no token yet, 17 s since the request; heartbeats logged and the slow warning shown."""
     await settle(pilot)
-    app = pilot.app
-    assert isinstance(app, PersonaApp)
-    start_run(app, DESCRIPTION)
-    feed = Feed(app)
+    feed = await start_run(pilot, DESCRIPTION)
     feed.prepare()
     feed(ev.Progress(0.0, feed.elapsed, 18.5))
     persona_start = feed.elapsed
@@ -321,22 +344,21 @@ async def scene_waiting_slow(pilot: Pilot[None]) -> None:
             feed(ev.SlowWarning(feed.elapsed - persona_start, 15.0))
         feed(ev.Heartbeat(feed.elapsed, idle), ev.Progress(min(0.02 * idle / 3, 0.1), feed.elapsed, 9.0))
     feed.at(sent + 17.0)
+    feed.done()
     await settle(pilot)
 
 
 async def scene_retry(pilot: Pilot[None]) -> None:
     """5. Rate limited on the first attempt: counting down to attempt 2 of 4."""
     await settle(pilot)
-    app = pilot.app
-    assert isinstance(app, PersonaApp)
-    start_run(app, DESCRIPTION)
-    feed = Feed(app)
+    feed = await start_run(pilot, DESCRIPTION)
     feed.prepare()
     feed(ev.Progress(0.0, feed.elapsed, 18.5))
     feed.request()
     sent = feed.elapsed
     feed.at(sent + 0.6)(ev.Retrying(2, 4, 4.0, f"Rate limited by {ENDPOINT}."))
     feed.at(sent + 1.6)  # 3 s of the 4 left
+    feed.done()
     await settle(pilot)
 
 
@@ -345,8 +367,7 @@ async def scene_success(pilot: Pilot[None]) -> None:
     await settle(pilot)
     app = pilot.app
     assert isinstance(app, PersonaApp)
-    start_run(app, BATCH_DESCRIPTION)
-    feed = Feed(app)
+    feed = await start_run(pilot, BATCH_DESCRIPTION)
     feed.prepare()
     feed(ev.Progress(0.0, feed.elapsed, 18.5))
     feed.request()
@@ -365,16 +386,14 @@ async def scene_success(pilot: Pilot[None]) -> None:
     feed(ev.PersonaSaved(record, app.store.root / f"{record.id}.json", 8.93, len(pieces), rate))
     feed(ev.Progress(1.0, 8.93, 0.0, 1.0))
     feed(ev.Finished(ev.Summary((record,), 0, False, 8.93, len(pieces))))
+    feed.done()
     await settle(pilot)
 
 
 async def scene_failure(pilot: Pilot[None]) -> None:
     """7. The API key was rejected: the reason and the fix, in the panel, the log and a notification."""
     await settle(pilot)
-    app = pilot.app
-    assert isinstance(app, PersonaApp)
-    start_run(app, DESCRIPTION)
-    feed = Feed(app)
+    feed = await start_run(pilot, DESCRIPTION)
     feed.prepare()
     feed(ev.Progress(0.0, feed.elapsed, 18.5))
     feed.request()
@@ -387,6 +406,7 @@ async def scene_failure(pilot: Pilot[None]) -> None:
         )
     )
     feed(ev.Finished(ev.Summary((), 1, False, feed.elapsed, 0)))
+    feed.done()
     await settle(pilot)
 
 
@@ -395,18 +415,18 @@ async def scene_cancelled(pilot: Pilot[None]) -> None:
     await settle(pilot)
     app = pilot.app
     assert isinstance(app, PersonaApp)
-    feed = _mid_stream(app, tokens=96, until=6.1)
+    feed = await _mid_stream(pilot, tokens=96, until=6.1)
     feed(ev.Progress(0.38, 6.1, 14.0, 0.38))
     feed.at(6.2)
     app.action_cancel()  # what Esc runs: sets the cancel event and says so in the log
     feed(ev.Cancelled(6.2, ()), ev.Finished(ev.Summary((), 0, True, 6.2, 96)))
+    feed.done()
     await settle(pilot)
 
 
 async def scene_input_error(pilot: Pilot[None]) -> None:
-    """9. ctrl+g with a blank description: the error beside the form, focus back in the field."""
+    """9. ctrl+g with nothing typed: the error beside the form, focus back in the field."""
     await settle(pilot)
-    pilot.app.query_one("#description", Input).value = "   "
     await pilot.press("ctrl+g")
     await settle(pilot)
 
@@ -416,36 +436,47 @@ async def scene_batch(pilot: Pilot[None]) -> None:
     await settle(pilot)
     app = pilot.app
     assert isinstance(app, PersonaApp)
-    start_run(app, BATCH_DESCRIPTION, count=3)
-    feed = Feed(app)
+    feed = await start_run(pilot, BATCH_DESCRIPTION, count=3)
     feed.prepare(3)
     feed(ev.Progress(0.0, feed.elapsed, 26.0))
-    for index in range(3):
+    for index in range(3):  # concurrency 4: all three requests leave at once
         feed.request(index)
-    feed.at(0.9).first_token(0.9 - 0.021, 0)
-    feed.at(1.6).first_token(1.6 - 0.024, 1)
-    ana = persona_dict("Ana Nowak", age=29, location="Poznań, Poland", occupation="Picker")
+    sent = {0: 0.015, 1: 0.018, 2: 0.021}
+    assert abs(feed.elapsed - sent[2]) < 1e-9
+    feed.at(0.9).first_token(0.9 - sent[0], 0)
+    feed.at(1.6).first_token(1.6 - sent[1], 1)
+    ana = persona_dict("Ana Nowak", age=29, location="Poznań, Poland", occupation="Picker", pronouns="she/her")
     ana_pieces = json_pieces(ana)
-    dana_pieces = json_pieces(DANA)
-    for tick in range(1, 11):  # the two streams interleave; the third request hears nothing
+    dana_pieces = json_pieces(DANA)[:130]
+    ticks = 10
+    heartbeats = [3.0, 6.0]
+    for tick in range(ticks):  # the two streams interleave, half a second at a time; the third hears nothing
         t = 1.6 + tick * 0.5
-        feed.stream(ana_pieces[(tick - 1) * 28 : tick * 28], t - 0.5, t, 0, already=(tick - 1) * 28)
-        feed.stream(dana_pieces[(tick - 1) * 12 : tick * 12], t - 0.25, t, 1, already=(tick - 1) * 12)
-        if tick % 6 == 0:
-            feed(ev.Heartbeat(feed.elapsed, feed.elapsed - 0.027, 2))
-        feed(ev.Progress(0.04 * tick, feed.elapsed, 26.0 - 1.5 * tick, 0.08 * tick, 1))
-    ana_done = ana_pieces[: 10 * 28]
-    feed(ev.StageFinished(Stage.STREAMING, feed.elapsed - 0.9, 0))
-    feed(ev.StageStarted(Stage.VALIDATING, f"{len(ana_done)} tokens", 0))
+        a0, a1 = len(ana_pieces) * tick // ticks, len(ana_pieces) * (tick + 1) // ticks
+        feed.stream(ana_pieces[a0:a1], t, t + 0.25, 0, already=a0, first=0.9)
+        d0, d1 = 110 * tick // ticks, 110 * (tick + 1) // ticks
+        feed.stream(dana_pieces[d0:d1], t + 0.25, t + 0.5, 1, already=d0, first=1.6)
+        if heartbeats and feed.elapsed - sent[2] >= heartbeats[0]:
+            feed(ev.Heartbeat(feed.elapsed, heartbeats.pop(0), 2))
+        feed(
+            ev.Progress(0.04 * (tick + 1), feed.elapsed, 24.0 - 1.4 * tick, a1 / len(ana_pieces) * 0.9, 0),
+            ev.Progress(0.04 * (tick + 1), feed.elapsed, 24.0 - 1.4 * tick, d1 / 220, 1),
+        )
+    done = feed.elapsed  # 6.6 s
+    feed(ev.StageFinished(Stage.STREAMING, done - 0.9, 0))
+    feed(ev.StageStarted(Stage.VALIDATING, f"{len(ana_pieces)} tokens", 0))
     feed(ev.StageFinished(Stage.VALIDATING, 0.004, 0), ev.StageStarted(Stage.SAVING, index=0))
-    feed.at(6.63)(ev.StageFinished(Stage.SAVING, 0.02, 0))
-    record = saved_record(ana, len(ana_done), 6.6)
+    feed.at(done + 0.02)(ev.StageFinished(Stage.SAVING, 0.02, 0))
+    seconds = round(feed.elapsed - sent[0] + 0.003, 2)
+    record = saved_record(ana, len(ana_pieces), seconds)
+    rate = len(ana_pieces) / (done - 0.9)
     feed(
-        ev.PersonaSaved(record, app.store.root / f"{record.id}.json", 6.6, len(ana_done), 49.0, 0),
+        ev.PersonaSaved(record, app.store.root / f"{record.id}.json", seconds, len(ana_pieces), rate, 0),
         ev.Progress(0.42, feed.elapsed, 11.5, 1.0, 0),
     )
-    feed.stream(dana_pieces[120:140], 6.63, 7.5, 1, already=120)
-    feed(ev.Progress(0.48, 7.5, 10.0, 0.55, 1), ev.Progress(0.48, 7.5, 10.0, 0.04, 2))
+    feed.stream(dana_pieces[110:130], feed.elapsed, 7.5, 1, already=110, first=1.6)
+    feed(ev.Progress(0.48, 7.5, 10.0, 0.59, 1), ev.Progress(0.48, 7.5, 10.0, 0.04, 2))
+    feed.done()
     await settle(pilot)
 
 

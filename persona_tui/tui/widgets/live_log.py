@@ -106,19 +106,22 @@ class LiveLog(Log):
         """Indent the token text and fold it at the log's width (a Log does not wrap)."""
         width = self._fold_width()
         out: list[str] = []
-        for char in text:
-            if not self._mid_line:
-                out.append(TOKEN_INDENT)
-                self._column, self._mid_line = len(TOKEN_INDENT), True
-            if char == "\n":
+        for number, segment in enumerate(text.split("\n")):
+            if number:  # the text held a newline
                 out.append("\n")
                 self._mid_line = False
-                continue
-            if self._column >= width:
-                out.append("\n" + TOKEN_INDENT)
-                self._column = len(TOKEN_INDENT)
-            out.append(char)
-            self._column += 1
+            while segment:
+                if not self._mid_line:
+                    out.append(TOKEN_INDENT)
+                    self._column, self._mid_line = len(TOKEN_INDENT), True
+                room = width - self._column
+                if room <= 0:
+                    out.append("\n")
+                    self._mid_line = False
+                    continue
+                out.append(segment[:room])
+                self._column += min(room, len(segment))
+                segment = segment[room:]
         return "".join(out)
 
     def end_tokens(self) -> None:
