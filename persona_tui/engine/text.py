@@ -23,5 +23,6 @@ def strip_control(text: str, *, keep_newlines: bool = True) -> str:
     Tabs and (by default) newlines are kept; carriage returns are dropped so a
     model cannot overwrite what a line already shows.
     """
-    text = _CONTROLS.sub("", _ESCAPES.sub("", text))
+    if not text.isprintable():  # the common case, plain text, skips both regular expressions
+        text = _CONTROLS.sub("", _ESCAPES.sub("", text))
     return text if keep_newlines else " ".join(text.split())

@@ -161,7 +161,7 @@ class PersonaApp(App[None]):
             self.estimates = await asyncio.to_thread(EstimateBook.load, self.settings.data_dir)
         self.paths.update(result.paths)
         table = self.table
-        table.load(result.records)
+        await table.load_async(result.records)
         self._title_table()
         if result.records:
             self.persona_view.show_record(result.records[0])

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
 
 from persona_tui.engine.models import PersonaRecord
 from persona_tui.present import one_line
 
 COLUMNS = (
-    ("name", "Name"),
-    ("age", "Age"),
-    ("occupation", "Occupation"),
-    ("location", "Location"),
-    ("created", "Created"),
-    ("model", "Model"),
+    ("name", "Name", 22),
+    ("age", "Age", 3),
+    ("occupation", "Occupation", 24),
+    ("location", "Location", 24),
+    ("created", "Created", 16),
+    ("model", "Model", 16),
 )
+"""Key, label and width: fixed widths spare the table from measuring every cell of thousands of rows."""
 HIGHLIGHT_STYLE = "bold green"
+FIRST_ROWS = 200
 
 
 class _Stamp(Text):
@@ -42,10 +47,12 @@ class PersonaTable(DataTable[Text]):
         """Every persona, newest first, shown or not."""
         self.organization: str | None = None
         """Show only the personas made for this organization (case ignored)."""
+        self._cache: dict[str, list[Text]] = {}
+        """Each persona's cells, built once (they are plain text, cheap to keep)."""
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
 
     def _cells(self, record: PersonaRecord, style: str = "") -> list[Text]:
         p = record.persona
@@ -55,6 +62,23 @@ class PersonaTable(DataTable[Text]):
         created.moment = record.created_at.timestamp()
         return [*cells, created, Text(one_line(model), style=style)]
 
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        """Skip measuring every cell of every new row: all columns here have fixed widths.
+
+        DataTable measures each new cell to size auto-width columns; for 10,000
+        rows that took most of a second during which the app could not draw.
+        Only the scrollable size is needed. Falls back to DataTable's own work
+        if its internals are not what this was written against.
+        """
+        try:
+            label_width = self._row_label_column_width
+            height = self._total_row_height
+        except AttributeError:  # a Textual release that changed its internals
+            super()._update_dimensions(new_rows)
+            return
+        width = sum(column.get_render_width(self) for column in self.columns.values()) + label_width
+        self.virtual_size = Size(width, height + (self.header_height if self.show_header else 0))
+
     def _shown(self, record: PersonaRecord) -> bool:
         if self.organization is None:
             return True
@@ -63,7 +87,24 @@ class PersonaTable(DataTable[Text]):
     def load(self, records: Iterable[PersonaRecord]) -> None:
         """Replace all rows (records come newest first)."""
         self.records = {r.id: r for r in records}
+        self._cache = {r.id: self._cells(r) for r in self.records.values()}
         self._refill()
+
+    async def load_async(self, records: list[PersonaRecord]) -> None:
+        """Like :meth:`load`, for thousands of records: cells are built in a thread.
+
+        The first screenful goes in alone so it is drawn at once; the rest follows
+        in one go, because each slice added later makes the table redraw in full.
+        """
+        self.records = {r.id: r for r in records}
+        self._cache = await asyncio.to_thread(lambda: {r.id: self._cells(r) for r in records})
+        self.clear()
+        shown = [r.id for r in records if self._shown(r)]
+        for key in shown[:FIRST_ROWS]:
+            self.add_row(*self._cache[key], key=key)
+        await asyncio.sleep(0)
+        for key in shown[FIRST_ROWS:]:
+            self.add_row(*self._cache[key], key=key)
 
     def filter(self, organization: str | None) -> None:
         self.organization = organization
@@ -73,11 +114,13 @@ class PersonaTable(DataTable[Text]):
         self.clear()
         for record in self.records.values():
             if self._shown(record):
-                self.add_row(*self._cells(record), key=record.id)
+                cells = self._cache.get(record.id) or self._cells(record)
+                self.add_row(*cells, key=record.id)
 
     def add_record(self, record: PersonaRecord) -> None:
         """Add a new persona at the top, select it and highlight it for a moment."""
         self.records = {record.id: record, **self.records}
+        self._cache[record.id] = self._cells(record)
         if not self._shown(record):
             return
         self.add_row(*self._cells(record, HIGHLIGHT_STYLE), key=record.id)
@@ -88,11 +131,12 @@ class PersonaTable(DataTable[Text]):
     def _unhighlight(self, record: PersonaRecord) -> None:
         if record.id not in self.records or not self._shown(record):
             return
-        for (key, _), cell in zip(COLUMNS, self._cells(record), strict=True):
+        for (key, _, _), cell in zip(COLUMNS, self._cells(record), strict=True):
             self.update_cell(record.id, key, cell)
 
     def remove_persona(self, persona_id: str) -> None:
         record = self.records.pop(persona_id, None)
+        self._cache.pop(persona_id, None)
         if record is not None and self._shown(record):
             self.remove_row(persona_id)
 
