@@ -480,3 +480,18 @@ async def test_table_filters_by_organization(app_factory: AppFactory, sample_rec
         app.query_one("#table-filter", Select).clear()
         await pilot.pause()
         assert table.row_count == 3
+
+
+async def test_a_batch_ends_with_one_summary_not_a_toast_per_persona(app_factory: AppFactory) -> None:
+    names = ["Ana Souza", "Bo Lindqvist", "Chen Wei"]
+    provider = ScriptedProvider([ok_step(n) for n in names])
+    app = app_factory(provider)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await type_request(pilot, "people")
+        app.query_one("#count", Input).value = "3"
+        await pilot.press("ctrl+g")
+        panel = app.query_one(GenerationPanel)
+        await wait_until(pilot, lambda: not panel.running, timeout=10)
+        saved = [n for n in notifications(app) if n.startswith("Persona")]
+        assert len(saved) == 1 and saved[0].startswith("Personas saved: 3 of 3 saved in")
+        assert str(panel.outcome).startswith("✔ 3 of 3 saved in")

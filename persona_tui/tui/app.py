@@ -316,7 +316,8 @@ class PersonaApp(App[None]):
                     f"{one_line(record.persona.name)} in {fmt_seconds(seconds)}, {tokens} tokens, {rate:.0f} tok/s"
                 )
                 say(f"Saved {summary} → {path.name}")
-                self.notify(summary, title="Persona saved", markup=False)
+                if not batch:  # a batch says it once, at the end
+                    self.notify(summary, title="Persona saved", markup=False)
             case ev.Failed(message=message, hint=hint, kind=kind):
                 log.end_tokens()
                 say(f"Failed ({kind}): {message} {hint}")
@@ -329,8 +330,17 @@ class PersonaApp(App[None]):
                 log.message(f"Cancelled after {fmt_seconds(elapsed)}{kept}")
             case ev.Finished(summary=summary):
                 log.end_tokens()
-                if summary.ok and summary.saved:
-                    log.message(f"Finished: {len(summary.saved)} saved in {fmt_seconds(summary.seconds)}")
+                if summary.saved and not summary.cancelled:
+                    done = f"{len(summary.saved)} of {self.count} saved in {fmt_seconds(summary.seconds)}"
+                    failed = f", {summary.failed} failed" if summary.failed else ""
+                    log.message(f"Finished: {done}{failed}")
+                    if batch:
+                        self.notify(
+                            f"{done}, {summary.tokens} tokens{failed}",
+                            title="Personas saved",
+                            severity="information" if summary.ok else "warning",
+                            markup=False,
+                        )
                 self._set_running(False)
             case _:
                 pass

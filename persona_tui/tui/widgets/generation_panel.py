@@ -221,6 +221,13 @@ class GenerationPanel(Widget):
                 self.outcome = Text(f"■ Cancelled after {fmt_seconds(elapsed)}{kept}", style="bold yellow")
             case ev.Finished(summary=summary):
                 self.frozen_elapsed = summary.seconds
+                if self.is_batch and not summary.cancelled:
+                    failed = f", {summary.failed} failed" if summary.failed else ""
+                    mark, style = ("✔", "bold green") if summary.ok else ("■", "bold yellow")
+                    self.outcome = Text(
+                        f"{mark} {len(summary.saved)} of {self.count} saved in {fmt_seconds(summary.seconds)}{failed}",
+                        style=style,
+                    )
                 self.stage = Stage.DONE if summary.ok else self.stage
                 if summary.ok:
                     self.fraction = 1.0
