@@ -139,8 +139,11 @@ async def start_run(pilot: Pilot[None], description: str, count: int = 1) -> Fee
     """
     app = pilot.app
     assert isinstance(app, PersonaApp)
-    app.query_one("#description", Input).value = description
-    app.query_one("#count", Input).value = str(count)
+    for field, value in (("#description", description), ("#count", str(count))):
+        typed = app.query_one(field, Input)
+        typed.value = value
+        typed.action_home()  # as if typed: the view follows the cursor to the end
+        typed.action_end()
     app.count = count
     app._cancel = asyncio.Event()
     app.panel.begin(count)

@@ -495,3 +495,35 @@ async def test_a_batch_ends_with_one_summary_not_a_toast_per_persona(app_factory
         saved = [n for n in notifications(app) if n.startswith("Persona")]
         assert len(saved) == 1 and saved[0].startswith("Personas saved: 3 of 3 saved in")
         assert str(panel.outcome).startswith("✔ 3 of 3 saved in")
+
+
+async def test_log_keeps_following_when_the_panel_above_grows(app_factory: AppFactory) -> None:
+    provider = ScriptedProvider([ok_step(delay=0.01)])
+    app = app_factory(provider)
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(LiveLog)
+        for i in range(40):
+            log.message(f"earlier line {i}")
+        await pilot.pause()
+        await type_request(pilot, "nurses")
+        await pilot.press("ctrl+g")
+        panel = app.query_one(GenerationPanel)
+        await wait_until(pilot, lambda: panel.tokens >= 60)
+        await pilot.pause()
+        assert log.max_scroll_y > 0
+        assert log.scroll_offset.y == log.max_scroll_y, "the newest tokens stay in view"
+        await wait_until(pilot, lambda: not panel.running)
+
+
+async def test_closing_mid_stream_without_quit_raises_nothing(app_factory: AppFactory) -> None:
+    """Events that arrive while the app is closing must not query widgets that are gone."""
+    provider = ScriptedProvider([ok_step(delay=0.01)])
+    app = app_factory(provider)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await type_request(pilot, "nurses")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: app.query_one(GenerationPanel).tokens >= 5)
+    # Leaving run_test closes the app under the running worker; an error there would be re-raised above.
+    assert app.return_code in (None, 0)
+    await asyncio.sleep(0.2)
+    assert provider.closed_streams == 1, "the worker was cancelled and its stream closed"

@@ -280,7 +280,15 @@ def test_label_and_endpoint() -> None:
 
 @pytest.mark.asyncio
 async def test_exhausted_quota_is_not_retried(server: FakeOpenAIServer, tmp_path: Path) -> None:
-    body = json.dumps({"error": {"message": "You exceeded your current quota.", "type": "insufficient_quota", "code": "insufficient_quota"}})
+    body = json.dumps(
+        {
+            "error": {
+                "message": "You exceeded your current quota.",
+                "type": "insufficient_quota",
+                "code": "insufficient_quota",
+            }
+        }
+    )
     server.script(Scenario(status=429, error_body=body))
     failed = only_failure(await run(make_provider(server.base_url), tmp_path))
     assert failed.kind == "quota" and "no quota left" in failed.message

@@ -140,6 +140,8 @@ class PersonaApp(App[None]):
         self.log_pane = self.query_one(LiveLog)
         self.table = self.query_one(PersonaTable)
         self.persona_view = self.query_one(PersonaView)
+        self.generate_button = self.query_one("#generate", Button)
+        self.cancel_button = self.query_one("#cancel", Button)
         self.on_resize()
         self.query_one("#description", Input).focus()
         self.log_pane.message(f"Model: {self.provider.label}")
@@ -330,6 +332,12 @@ class PersonaApp(App[None]):
                 log.message(f"Cancelled after {fmt_seconds(elapsed)}{kept}")
             case ev.Finished(summary=summary):
                 log.end_tokens()
+                if not summary.saved:  # nothing kept: the half-written persona must not stay on screen
+                    selected = self.table.selected
+                    if selected is not None:
+                        self.persona_view.show_record(selected)
+                    else:
+                        self.persona_view.show_message("Nothing was saved.")
                 if summary.saved and not summary.cancelled:
                     done = f"{len(summary.saved)} of {self.count} saved in {fmt_seconds(summary.seconds)}"
                     failed = f", {summary.failed} failed" if summary.failed else ""
@@ -352,8 +360,8 @@ class PersonaApp(App[None]):
 
     def _set_running(self, running: bool) -> None:
         self.panel.running = running
-        self.query_one("#generate", Button).disabled = running
-        self.query_one("#cancel", Button).disabled = not running
+        self.generate_button.disabled = running
+        self.cancel_button.disabled = not running
         self.refresh_bindings()
         if not running:
             self._cancel = None

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.columns import Columns
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -211,9 +212,7 @@ class GenerationPanel(Widget):
                 self.failed += 1
                 if self.stage is not None and self.stage in self.stages:
                     self.stages[self.stage] = StageState("failed")
-                self.outcome = Text(f"✘ {message}", style="bold red")
-                if hint:
-                    self.outcome.append(f"\n  {hint}", style="red")
+                self.outcome = Text.assemble((f"✘ {message}", "bold red"), (f"\n{hint}" if hint else "", "italic"))
             case ev.Cancelled(elapsed=elapsed, saved=saved):
                 if self.stage is not None and self.stages.get(self.stage, StageState()).status == "active":
                     self.stages[self.stage] = StageState("failed", note="cancelled")
@@ -298,7 +297,7 @@ class GenerationPanel(Widget):
         grid.add_column(ratio=1)
         grid.add_column(no_wrap=True)
         elapsed = self.elapsed()
-        timing = fmt_clock(elapsed)
+        timing = fmt_clock(elapsed) if self.running else fmt_seconds(elapsed)
         if self.predicted_total is not None and self.running:
             timing += f" / ~{fmt_clock(max(self.predicted_total, elapsed))}"
         grid.add_row(
@@ -316,7 +315,7 @@ class GenerationPanel(Widget):
         hints = Text()
         if self.slow_after is not None:
             hints.append(
-                f"⚠ Slower than usual: past {fmt_seconds(self.slow_after)}. Esc cancels. ", style="bold yellow"
+                f"⚠ Slower than usual: past {fmt_seconds(self.slow_after)}. Esc cancels.\n", style="bold yellow"
             )
         if self.waiting_since is not None:
             idle = now - self.waiting_since
@@ -332,29 +331,29 @@ class GenerationPanel(Widget):
                 hints.append(f"… still waiting for {what}, {idle:.0f} s", style="yellow")
         elif self.saved and self.outcome is not None:
             hints.append_text(self.outcome)
+        hints.rstrip()
         return hints
 
-    def _checklist(self) -> Text:
-        """Every stage with its state: one per line when the screen is tall, else a compact run."""
+    def _checklist(self) -> RenderableType:
+        """Every stage with its state: one per line when the screen is tall, else items that never break."""
         tall = self.has_class("-tall")
-        text = Text()
-        for stage in CHECKLIST:
-            state = self.stages[stage]
-            name = stage.label if tall else SHORT[stage]
-            if state.status == "done":
-                text.append("✓ ", style="green")
-                text.append(f"{name} {fmt_seconds(state.seconds)}")
-            elif state.status == "skipped":
-                text.append(f"– {name}" + (f": skipped, {state.note}" if tall else ""), style="dim")
-            elif state.status == "active" and self.running:
-                text.append(f"▸ {name}", style="bold cyan")
-            elif state.status == "failed":
-                text.append(f"✘ {name}" + (f" ({state.note})" if state.note else ""), style="red")
-            else:
-                text.append(f"· {name}", style="dim")
-            text.append("\n" if tall else "  ")
-        text.rstrip()
-        return text
+        items = [self._stage_item(stage, tall) for stage in CHECKLIST]
+        if tall:
+            return Text("\n").join(items)
+        return Columns(items, padding=(0, 2))
+
+    def _stage_item(self, stage: Stage, tall: bool) -> Text:
+        state = self.stages[stage]
+        name = stage.label if tall else SHORT[stage]
+        if state.status == "done":
+            return Text.assemble(("✓ ", "green"), f"{name} {fmt_seconds(state.seconds)}")
+        if state.status == "skipped":
+            return Text(f"– {name}" + (f": skipped, {state.note}" if tall else ""), style="dim")
+        if state.status == "active" and self.running:
+            return Text(f"▸ {name}", style="bold cyan")
+        if state.status == "failed":
+            return Text(f"✘ {name}" + (f" ({state.note})" if state.note else ""), style="red")
+        return Text(f"· {name}", style="dim")
 
 
 def fmt_clock(seconds: float) -> str:

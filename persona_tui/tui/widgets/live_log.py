@@ -41,6 +41,7 @@ class LiveLog(Log):
     DEFAULT_CSS = """
     LiveLog {
         scrollbar-size-vertical: 1;
+        overflow-x: hidden;
     }
     """
 
@@ -58,18 +59,27 @@ class LiveLog(Log):
         self._pending: list[str] = []
         self._mid_line = False
         self._column = 0
+        self._follow = True
+        """Keep the newest line in view; only the reader scrolling up clears it."""
         self._backlog: list[str] | None = []
         """Messages written before the log knows its width; drawn on the first resize."""
         self.writes = 0
         """Widget writes so far; tests use it to prove tokens are batched."""
 
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        # Only a scroll changes this: a log that shrinks (the panel above grew) keeps following.
+        self._follow = new >= self.max_scroll_y - 1
+
     def _following(self) -> bool:
-        return self.scroll_offset.y >= self.max_scroll_y - 1
+        return self._follow
 
     def on_mount(self) -> None:
         self.set_interval(FLUSH_SECONDS, self.flush)
 
     def on_resize(self) -> None:
+        if self._follow:
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
         if self._backlog is not None and self.scrollable_content_region.width > 0:
             backlog, self._backlog = self._backlog, None
             for line in backlog:

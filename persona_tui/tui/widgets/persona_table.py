@@ -15,12 +15,12 @@ from persona_tui.engine.models import PersonaRecord
 from persona_tui.present import one_line
 
 COLUMNS = (
-    ("name", "Name", 22),
+    ("name", "Name", 20),
     ("age", "Age", 3),
-    ("occupation", "Occupation", 24),
-    ("location", "Location", 24),
+    ("occupation", "Occupation", 20),
+    ("location", "Location", 20),
     ("created", "Created", 16),
-    ("model", "Model", 16),
+    ("model", "Model", 14),
 )
 """Key, label and width: fixed widths spare the table from measuring every cell of thousands of rows."""
 HIGHLIGHT_STYLE = "bold green"

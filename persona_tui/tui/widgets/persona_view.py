@@ -23,17 +23,14 @@ class PersonaView(VerticalScroll):
     """
 
     def compose(self) -> ComposeResult:
-        yield Static(Text("Select a persona to see it here.", style="dim"), id="persona-body")
-
-    @property
-    def body(self) -> Static:
-        return self.query_one("#persona-body", Static)
+        # Kept as an attribute: events still arrive while the app closes, when a query would fail.
+        self.body = Static(Text("Select a persona to see it here.", style="dim"), id="persona-body")
+        yield self.body
 
     def show_partial(self, fields: dict[str, Any], index: int = 0, count: int = 1) -> None:
         batch = f" ({index + 1} of {count})" if count > 1 else ""
         self.border_title = f"Taking shape{batch}"
         self.body.update(describe_fields(fields))
-        self.scroll_end(animate=False)
 
     def show_record(self, record: PersonaRecord) -> None:
         self.border_title = "Persona"
