@@ -464,3 +464,20 @@ async def test_a_silent_server_is_tried_twice_not_max_attempts(tmp_path: Path) -
     assert len(provider.calls) == 2
     failed = next(e for e in events if isinstance(e, ev.Failed))
     assert failed.kind == "stalled" and "first token" in failed.message
+
+
+async def test_an_unexpected_error_in_one_persona_is_reported_and_the_rest_go_on(tmp_path: Path) -> None:
+    class Broken(ScriptedProvider):
+        async def stream(self, spec):  # type: ignore[no-untyped-def, override]
+            if spec.index == 0:
+                raise RuntimeError("boom")
+                yield ""  # pragma: no cover - makes this an async generator
+            async for piece in super().stream(spec):
+                yield piece
+
+    provider = Broken([ok_step("Ana Souza"), ok_step("Bo Lindqvist")])
+    events = await run(provider, tmp_path, count=2, concurrency=1)
+    failed = next(e for e in events if isinstance(e, ev.Failed))
+    assert failed.kind == "internal" and failed.index == 0 and "RuntimeError" in failed.message
+    summary = events[-1].summary  # type: ignore[union-attr]
+    assert len(summary.saved) == 1 and summary.failed == 1

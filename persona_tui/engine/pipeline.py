@@ -188,6 +188,16 @@ class _Run:
                     else:
                         async for event in self._one(index, outcome):
                             queue.put_nowait(event)
+            except Exception as exc:  # a bug in one persona's path must be reported, not end the batch silently
+                log.exception("persona %d failed unexpectedly", index)
+                queue.put_nowait(
+                    Failed(
+                        "internal",
+                        f"Something unexpected went wrong ({type(exc).__name__}).",
+                        "This is a bug in persona-tui; please report it with the steps that led here.",
+                        index,
+                    )
+                )
             finally:
                 queue.put_nowait(_Done(index, outcome))
 
