@@ -299,3 +299,65 @@ async def test_the_key_never_reaches_the_app(app_factory, server: FakeOpenAIServ
         seen += str(panel.render()) + app.sub_title
     assert "refused the request (400)" in seen
     assert SECRET not in seen
+
+
+# ----- every network fault, through both front ends -----
+
+FAULTS = {
+    "401": (Scenario(status=401), "The API key was rejected by"),
+    "403": (Scenario(status=403), "has no access to"),
+    "404": (Scenario(status=404), "was not found at"),
+    "quota": (
+        Scenario(status=429, error_body=json.dumps({"error": {"message": "quota", "code": "insufficient_quota"}})),
+        "has no quota left",
+    ),
+    "500": (Scenario(status=500), "had a server error (500)"),
+    "html-502": (Scenario(status=502, content_type="text/html"), "had a server error (502)"),
+    "cut": (Scenario(content=persona_json(), cut_after=5), "Could not connect to"),
+    "length": (Scenario(content=persona_json()[:60], finish_reason="length"), "length limit"),
+    "refusal": (Scenario(refusal="I can't help with that."), "The model refused to write this persona"),
+    "malformed": (Scenario(content='{"name": 1,,}'), "not valid JSON"),
+    "wrong-shape": (Scenario(content=persona_json(age="old")), "invalid field 'age'"),
+    "too-large": (Scenario(content='{"name": "' + "x" * 45_000), "passed 40,000 characters"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_each_fault_in_generate(env: dict[str, str], server: FakeOpenAIServer, fault: str) -> None:
+    scenario, message = FAULTS[fault]
+    server.script(scenario)
+    env = {**env, "OPENAI_BASE_URL": server.base_url, "PERSONA_TUI_MAX_ATTEMPTS": "2", "COLUMNS": "200"}
+    result = cli(env, "generate", "nurses", "--json")
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert json.loads(result.stdout) == []
+    folder = Path(env["PERSONA_TUI_DATA_DIR"]) / "personas"
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+async def test_each_fault_in_the_app(app_factory, server: FakeOpenAIServer, fault: str) -> None:  # type: ignore[no-untyped-def]
+    from textual.widgets import Input
+
+    from persona_tui.engine.providers.openai_compatible import OpenAIProvider
+    from persona_tui.tui.widgets.generation_panel import GenerationPanel
+
+    scenario, message = FAULTS[fault]
+    server.script(scenario)
+    app = app_factory(OpenAIProvider(model="m", api_key="k", base_url=server.base_url), max_attempts=2)
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.query_one("#description", Input).value = "nurses"
+        await pilot.press("ctrl+g")
+        panel = app.query_one(GenerationPanel)
+        for _ in range(500):
+            if not panel.running:
+                break
+            await asyncio.sleep(0.01)
+        notes = [n for n in app._notifications if n.title == "Generation failed"]
+        assert notes and message in notes[0].message
+        assert message in str(panel.outcome)
+        assert app.query_one("#description", Input).value == "nurses", "the request is kept for a retry"
+        assert app.check_action("generate", ())
+    assert list(app.store.root.iterdir()) == []
