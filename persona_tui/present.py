@@ -18,7 +18,7 @@ OFFLINE_LABEL = "offline sample generator (not AI)"
 
 
 def fmt_seconds(seconds: float) -> str:
-    if seconds < 1:
+    if round(seconds * 1000) < 1000:  # 0.9999 s reads "1.0 s", not "1000 ms"
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"

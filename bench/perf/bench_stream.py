@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from common import (
     DESCRIPTION,
-    ROOT,
     TOKENS,
     Result,
     ServerProcess,
     big_persona,
+    child_env,
     fmt_s,
     interleaved,
     median,
@@ -120,16 +119,13 @@ def run_inprocess(server: ServerProcess, runs: int, tokens: int) -> Result:
 
 
 def _env(data_dir: Path, base_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONA_TUI_", "OPENAI_"))}
-    env.update(
+    return child_env(
         OPENAI_BASE_URL=base_url,
         OPENAI_API_KEY="bench-key",
         PERSONA_TUI_DATA_DIR=str(data_dir),
         XDG_CONFIG_HOME=str(data_dir / "config"),
         PERSONA_TUI_MAX_ATTEMPTS="1",
-        PYTHONPATH=str(ROOT),
     )
-    return env
 
 
 def cli_once(server: ServerProcess, tokens: int) -> float:
@@ -140,8 +136,7 @@ def cli_once(server: ServerProcess, tokens: int) -> float:
             [CLI, "generate", DESCRIPTION, "--provider", "openai"],
             env=_env(Path(tmp), server.base_url),
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             timeout=300,
         )
         elapsed = time.perf_counter() - start
@@ -158,8 +153,7 @@ def plain_script_once(server: ServerProcess, tokens: int) -> float:
             [PYTHON, str(HERE / "plain_client.py"), str(tokens)],
             env=_env(Path(tmp), server.base_url),
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             timeout=300,
         )
         elapsed = time.perf_counter() - start

@@ -14,12 +14,14 @@ Nothing here asserts a timing: the scripts measure and report.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -143,10 +145,8 @@ class ServerProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        try:
+        with contextlib.suppress(OSError, EOFError):
             self._call("stop")
-        except (OSError, EOFError):
-            pass
         self._proc.join(timeout=5)
         if self._proc.is_alive():
             self._proc.terminate()
@@ -171,6 +171,27 @@ class ServerProcess:
 
     def requests(self) -> int:
         return self._call("requests")
+
+
+# ----- child processes ----------------------------------------------------------------------------
+
+PYCACHE = Path(tempfile.gettempdir()) / "persona-tui-perf-pycache"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for measured subprocesses.
+
+    No PERSONA_TUI_* or OPENAI_* settings leak in. Bytecode is cached as on a
+    normal install, but under a temporary PYTHONPYCACHEPREFIX so no
+    ``__pycache__`` folder is written into the repository (this machine sets
+    PYTHONDONTWRITEBYTECODE, which would make every start recompile
+    persona_tui from source).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONA_TUI_", "OPENAI_"))}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(PYTHONPATH=str(ROOT), PYTHONPYCACHEPREFIX=str(PYCACHE))
+    env.update(extra)
+    return env
 
 
 # ----- results --------------------------------------------------------------------------------
@@ -215,9 +236,12 @@ def fmt_s(seconds: float) -> str:
     return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
 
 
-def interleaved(runs: int, *measures: Callable[[], float]) -> list[list[float]]:
-    """Run the measures alternately ``runs`` times each, so drift hits them alike."""
+def interleaved(runs: int, *measures: Callable[[], float], warm_up: bool = True) -> list[list[float]]:
+    """Run the measures alternately ``runs`` times each, so drift hits them alike (after one untimed round)."""
     samples: list[list[float]] = [[] for _ in measures]
+    if warm_up:
+        for measure in measures:
+            measure()
     for _ in range(runs):
         for i, measure in enumerate(measures):
             samples[i].append(measure())
