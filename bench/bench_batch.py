@@ -36,7 +36,28 @@ from persona_tui.storage import PersonaStore  # noqa: E402
 from tests.fake_openai import FakeOpenAIServer, Scenario  # noqa: E402
 from tests.helpers import persona_dict  # noqa: E402
 
-FIRST_NAMES = "Ana Bo Chen Dana Emeka Farah Goran Hana Ivo Jun Kemal Lena Mateo Nia Omar Priya Quinn Rosa Sami Tomas".split()
+FIRST_NAMES = [
+    "Ana",
+    "Bo",
+    "Chen",
+    "Dana",
+    "Emeka",
+    "Farah",
+    "Goran",
+    "Hana",
+    "Ivo",
+    "Jun",
+    "Kemal",
+    "Lena",
+    "Mateo",
+    "Nia",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tomas",
+]
 
 
 def scenarios(count: int, first_token: float, token_delay: float, chunk: int) -> list[Scenario]:
@@ -55,8 +76,12 @@ async def one_batch(server: FakeOpenAIServer, n: int, k: int, data: Path) -> dic
     tokens = 0
     started = time.monotonic()
     saved = 0
-    async for event in generate(GenerationRequest.create("bench people", n), provider=provider,
-                                store=PersonaStore(settings.personas_dir), settings=settings):
+    async for event in generate(
+        GenerationRequest.create("bench people", n),
+        provider=provider,
+        store=PersonaStore(settings.personas_dir),
+        settings=settings,
+    ):
         now = time.monotonic()
         if isinstance(event, ev.RequestSent):
             sent[event.index] = now
@@ -69,8 +94,15 @@ async def one_batch(server: FakeOpenAIServer, n: int, k: int, data: Path) -> dic
     await provider.aclose()
     names = {json.loads(p.read_text())["persona"]["name"] for p in (data / "personas").glob("[!.]*.json")}
     ideal = max(streams) * math.ceil(n / k)
-    return {"wall": wall, "ideal": ideal, "ratio": wall / ideal, "saved": saved, "distinct": len(names),
-            "slowest": max(streams), "tokens_per_persona": tokens / max(saved, 1)}
+    return {
+        "wall": wall,
+        "ideal": ideal,
+        "ratio": wall / ideal,
+        "saved": saved,
+        "distinct": len(names),
+        "slowest": max(streams),
+        "tokens_per_persona": tokens / max(saved, 1),
+    }
 
 
 async def main() -> None:

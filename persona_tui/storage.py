@@ -100,8 +100,9 @@ class PersonaStore:
         records: list[PersonaRecord] = []
         problems: list[LoadProblem] = []
         paths: dict[str, Path] = {}
-        for path in self._persona_files():
-            if not path.is_file():  # a folder or a named pipe: reading it would fail or block
+        for entry in self._persona_files():
+            path = Path(entry.path)
+            if not _is_regular_file(entry):  # a folder or a named pipe: reading it would fail or block
                 problems.append(LoadProblem(path, "is not a regular file"))
                 continue
             try:
@@ -148,7 +149,7 @@ class PersonaStore:
             raise StoreError(f"{path.name} could not be deleted: {exc.strerror or exc}.") from exc
         return record
 
-    def _persona_files(self) -> Iterable[Path]:
+    def _persona_files(self) -> list[os.DirEntry[str]]:
         try:
             entries = sorted(os.scandir(self.root), key=lambda e: e.name)
         except FileNotFoundError:
@@ -159,7 +160,15 @@ class PersonaStore:
                 "Check that the data folder is a folder you can read, or choose another with --data-dir.",
             ) from exc
         _sweep_stale_temps(e for e in entries if e.name.startswith(TEMP_PREFIX))
-        return [Path(e.path) for e in entries if e.name.endswith(".json") and not e.name.startswith(".")]
+        return [e for e in entries if e.name.endswith(".json") and not e.name.startswith(".")]
+
+
+def _is_regular_file(entry: os.DirEntry[str]) -> bool:
+    """Whether the entry is (or links to) a regular file; the directory listing usually knows, with no stat."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def _sweep_stale_temps(entries: Iterable[os.DirEntry[str]]) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
+from persona_tui.engine import events as ev
 from persona_tui.engine.errors import GenerationError
 from persona_tui.engine.models import PersonaRecord
 from persona_tui.tui.app import PersonaApp
@@ -87,10 +88,23 @@ async def test_keypress_to_new_highlighted_row(app_factory: AppFactory, sample_r
         await app.workers.wait_for_complete()
         await type_request(pilot, "warehouse staff in Poland")
         panel = app.query_one(GenerationPanel)
+        buttons: list[tuple[bool, bool]] = []  # (generate, cancel) disabled, as each token arrives
+        handle = app.handle_event
+
+        def watched(event: ev.Event) -> None:
+            if isinstance(event, ev.TokenDelta):
+                buttons.append((app.query_one("#generate").disabled, app.query_one("#cancel").disabled))
+            handle(event)
+
+        app.handle_event = watched  # type: ignore[method-assign]
         app.action_generate()  # what ctrl+g runs; checked before anything is awaited
         assert panel.running and panel.stage is not None, "the panel changes on the key press itself"
-        assert app.query_one("#cancel").disabled is False
         await wait_until(pilot, lambda: not panel.running)
+        # The buttons follow just after the first frame (Escape works from the key press on);
+        # this scripted stream starts at once, so its first few tokens may come before them.
+        assert buttons[-1] == (True, False)
+        assert buttons.index((True, False)) < len(buttons) // 4
+        assert app.query_one("#generate").disabled is False and app.query_one("#cancel").disabled is True
         await pilot.pause()
         table = app.query_one(PersonaTable)
         assert table.row_count == 4
@@ -384,11 +398,20 @@ async def test_a_batch_shows_each_persona_and_saves_them_all(app_factory: AppFac
     async with app.run_test(size=(120, 36)) as pilot:
         await type_request(pilot, "people")
         app.query_one("#count", Input).value = "5"
-        await pilot.press("ctrl+g")
         panel = app.query_one(GenerationPanel)
-        await wait_until(pilot, lambda: len(panel.lanes) == 2)
-        assert "in flight" in str(panel._status())
+        # Watched from inside: pilot.press can return after the quick scripted batch is half done.
+        seen: list[tuple[int, str]] = []
+        apply = panel.apply
+
+        def watched(event: ev.Event) -> None:
+            apply(event)
+            seen.append((len(panel.lanes), str(panel._status())))
+
+        panel.apply = watched  # type: ignore[method-assign]
+        await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: not panel.running, timeout=10)
+        assert max(lanes for lanes, _ in seen) == 2
+        assert any(lanes == 2 and "2 in flight" in status for lanes, status in seen)
         assert provider.max_active == 2
         table = app.query_one(PersonaTable)
         assert table.row_count == 5

@@ -7,20 +7,27 @@ each one can be shown), never the client's: ``max_retries=0``.
 
 Every failure is turned into a :class:`GenerationError` with our own sentence;
 a server's text is only quoted after any copy of the API key is removed.
+
+``openai`` takes about 300 ms to import, so it is imported, and the client
+built, on first use (or ahead of it by :meth:`OpenAIProvider.prepare`, which
+the app runs in a thread once its first screen is up): the app's first frame
+never waits for it.
 """
 
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
-
-import openai
 
 from persona_tui.engine.errors import GenerationError
 from persona_tui.engine.providers.base import PromptSpec
+
+if TYPE_CHECKING:
+    import openai
 
 OPENAI_HOST = "api.openai.com"
 SERVER_TEXT_MAX = 200
@@ -46,13 +53,28 @@ class OpenAIProvider:
         self.base_url = base_url
         self.temperature = temperature
         self._secret = api_key or ""
-        # A local server (Ollama, vLLM, llama.cpp) needs no key, but the client insists on one.
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key or "no-key-needed",
-            base_url=base_url,
-            max_retries=0,
-            timeout=openai.Timeout(read_timeout, connect=connect_timeout),
-        )
+        self._timeouts = (read_timeout, connect_timeout)
+        self._client: openai.AsyncOpenAI | None = None
+        self._building = threading.Lock()
+
+    def prepare(self) -> None:
+        """Import openai and build the client now (safe to run in a thread), so the first request does not wait."""
+        self._get_client()
+
+    def _get_client(self) -> openai.AsyncOpenAI:
+        with self._building:
+            if self._client is None:
+                import openai
+
+                read_timeout, connect_timeout = self._timeouts
+                # A local server (Ollama, vLLM, llama.cpp) needs no key, but the client insists on one.
+                self._client = openai.AsyncOpenAI(
+                    api_key=self._secret or "no-key-needed",
+                    base_url=self.base_url,
+                    max_retries=0,
+                    timeout=openai.Timeout(read_timeout, connect=connect_timeout),
+                )
+            return self._client
 
     @property
     def endpoint(self) -> str:
@@ -66,13 +88,17 @@ class OpenAIProvider:
         return f"{self.model} at {self.endpoint}"
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._client is not None:
+            await self._client.close()
 
     async def stream(self, spec: PromptSpec) -> AsyncIterator[str]:
+        client = self._get_client()
+        import openai  # imported by _get_client; this only binds the name
+
         refusal: list[str] = []
         finish_reason: str | None = None
         try:
-            stream = await self._client.chat.completions.create(
+            stream = await client.chat.completions.create(
                 model=self.model,
                 messages=cast(Any, spec.messages),
                 stream=True,
@@ -128,6 +154,8 @@ class OpenAIProvider:
         return text if len(text) <= SERVER_TEXT_MAX else text[: SERVER_TEXT_MAX - 1] + "…"
 
     def _explain(self, exc: openai.APIError) -> GenerationError:
+        import openai
+
         where = self.endpoint
         if isinstance(exc, openai.APITimeoutError):
             return GenerationError(

@@ -107,13 +107,23 @@ class GenerationPanel(Widget):
         self.failed = 0
         self.lanes: dict[int, Lane] = {}
         self.frozen_elapsed: float | None = None
+        self._hint_lines = 0
 
     def on_mount(self) -> None:
         self.set_interval(1 / 8, self._tick)
 
     def _tick(self) -> None:
-        if self.running:
-            self.refresh(layout=True)
+        """Redraw the clock and the spinner; lay out again only if the hint changed its height.
+
+        Events that change the panel's shape refresh with layout themselves; a
+        tick changes text only, except when a countdown or a wait crosses into
+        another hint, and a layout every tick would cost the whole screen's.
+        """
+        if not self.running:
+            return
+        lines = self._hint().plain.count("\n")
+        self.refresh(layout=lines != self._hint_lines)
+        self._hint_lines = lines
 
     def begin(self, count: int) -> None:
         """Show the new generation at once, before the first event arrives."""
