@@ -550,3 +550,24 @@ async def test_closing_mid_stream_without_quit_raises_nothing(app_factory: AppFa
     assert app.return_code in (None, 0)
     await asyncio.sleep(0.2)
     assert provider.closed_streams == 1, "the worker was cancelled and its stream closed"
+
+
+async def test_log_draws_a_fast_stream_less_often_and_a_slow_one_at_every_tick(app_factory: AppFactory) -> None:
+    from persona_tui.tui.widgets import live_log
+
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.query_one(LiveLog)
+        log.tokens("slow ")
+        log.flush()
+        log.tokens("text")
+        log._flush_due()
+        assert log.lines[-1] == "    slow text", "a little text is drawn at the next tick"
+
+        log.tokens("a" * (live_log.FAST_CHARS + 1))
+        log._flush_due()
+        assert log.lines[-1] == "    slow text", "a flood right after a flush waits"
+        log._flushed_at -= live_log.FAST_FLUSH_SECONDS
+        log._flush_due()
+        assert log.lines[-1].endswith("a" * 10), "and is drawn once the slower period has passed"
+        await pilot.pause()

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import random
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -481,3 +482,47 @@ async def test_an_unexpected_error_in_one_persona_is_reported_and_the_rest_go_on
     assert failed.kind == "internal" and failed.index == 0 and "RuntimeError" in failed.message
     summary = events[-1].summary  # type: ignore[union-attr]
     assert len(summary.saved) == 1 and summary.failed == 1
+
+
+@pytest.mark.parametrize(("read_slice", "steps_aside"), [(0.0, True), (float("inf"), False)])
+async def test_a_burst_that_never_waits_still_lets_the_screen_run(
+    monkeypatch: pytest.MonkeyPatch, read_slice: float, steps_aside: bool
+) -> None:
+    """A client parsing a buffered burst never suspends; the reader steps aside once its slice is used.
+
+    With a slice of 0 it steps aside after every piece; with an endless slice (the old behaviour)
+    nothing else would run until the burst ends, which is what the second case shows.
+    """
+    from persona_tui.engine import pipeline
+
+    monkeypatch.setattr(pipeline, "READ_SLICE", read_slice)
+    pieces = 200
+    turns_seen: list[int] = []
+    turns = 0
+
+    async def burst() -> AsyncIterator[str]:
+        for _ in range(pieces):  # no await in between, like a parser working through a buffer
+            turns_seen.append(turns)
+            yield "x"
+
+    async def screen() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    inbox: asyncio.Queue[object] = asyncio.Queue()
+    ticker = asyncio.create_task(screen())
+    await asyncio.sleep(0)
+    before = turns
+    await pipeline._read_into(burst(), inbox)
+    ticker.cancel()
+    ran_during_burst = turns_seen[-1] - before
+    if steps_aside:
+        assert ran_during_burst >= pieces - 1
+    else:
+        assert ran_during_burst == 0
+    items = []
+    while not inbox.empty():
+        items.append(inbox.get_nowait())
+    assert items[-1] is pipeline._END and items[:-1] == ["x"] * pieces

@@ -99,11 +99,12 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 30.0, step:
 
 
 async def ready(app: Any, pilot: Any) -> None:
-    """Wait for the startup load, type the request."""
+    """Wait for the startup load and what follows it (the provider warmed in a thread), type the request."""
     from textual.widgets import Input
 
     await app.workers.wait_for_complete()
     await pilot.pause()
+    await app.workers.wait_for_complete()
     app.query_one("#description", Input).value = DESCRIPTION
     await pilot.pause()
     chosen = what_if()

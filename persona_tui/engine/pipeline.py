@@ -64,6 +64,8 @@ T = TypeVar("T")
 
 PARTIAL_INTERVAL = 0.1
 """Seconds between partial parses of the streaming answer."""
+READ_SLICE = 0.004
+"""Longest time (seconds) the stream reader keeps the event loop while data keeps arriving."""
 PROGRESS_INTERVAL = 0.05
 RETRY_AFTER_MAX = 120.0
 BATCH_FATAL = frozenset({"auth", "forbidden", "not_found", "quota", "bad_request"})
@@ -630,10 +632,20 @@ _CANCELLED = object()
 
 
 async def _read_into(stream: AsyncIterator[str], inbox: asyncio.Queue[object]) -> None:
-    """Move the provider's text into ``inbox``, then an end mark or the error; close the stream on the way out."""
+    """Move the provider's text into ``inbox``, then an end mark or the error; close the stream on the way out.
+
+    When the network has buffered a burst, the client parses chunk after chunk
+    without ever waiting, so nothing else on the event loop runs: a screen that
+    fell behind once would fall further behind with every larger burst. The
+    reader steps aside every :data:`READ_SLICE` seconds.
+    """
     try:
+        slice_end = time.perf_counter() + READ_SLICE
         async for text in stream:
             inbox.put_nowait(text)
+            if time.perf_counter() >= slice_end:
+                await asyncio.sleep(0)
+                slice_end = time.perf_counter() + READ_SLICE
         inbox.put_nowait(_END)
     except asyncio.CancelledError:
         raise

@@ -44,6 +44,8 @@ PER_PERSONA = frozenset({ev.Stage.PROMPT, ev.Stage.CALLING, ev.Stage.STREAMING, 
 """Stages each persona of a batch goes through (its log lines carry its number)."""
 TALL_ROWS = 40
 MAIN_SCREEN_ONLY = frozenset({"generate", "export", "focus_table", "focus_form", "organizations", "cancel"})
+FAST_TOKENS_PER_SECOND = 500
+"""Above this rate the persona taking shape is drawn less often (nobody reads that fast)."""
 
 
 class PersonaApp(App[None]):
@@ -305,7 +307,8 @@ class PersonaApp(App[None]):
 
         match event:
             case ev.PartialPersona(fields=fields):
-                self.persona_view.show_partial(fields, index, self.count)
+                fast = self.panel.rate > FAST_TOKENS_PER_SECOND
+                self.persona_view.show_partial(fields, index, self.count, fast=fast)
             case ev.StageStarted(stage=stage, detail=detail):
                 if stage is not ev.Stage.STREAMING:
                     log.end_tokens()

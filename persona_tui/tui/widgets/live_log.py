@@ -9,6 +9,7 @@ user has not scrolled up.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -19,6 +20,11 @@ from persona_tui.engine.text import strip_control
 FLUSH_SECONDS = 0.1
 """How often queued model text is drawn. Each write that adds lines lays the whole screen out
 again (the log's virtual size changes), so ten a second: smooth to read, cheap at any rate."""
+FAST_FLUSH_SECONDS = 0.25
+"""How often while the model is fast: past ~1,000 tokens a second nobody reads along, and fewer
+redraws leave the time to the stream itself."""
+FAST_CHARS = 400
+"""More than this much text queued between two flushes means a fast stream."""
 TOKEN_INDENT = "    "
 MESSAGE_INDENT = " " * 10
 
@@ -58,6 +64,8 @@ class LiveLog(Log):
         super().__init__(max_lines=max_lines, auto_scroll=True, name=name, id=id, classes=classes)
         self.now = now
         self._pending: list[str] = []
+        self._pending_chars = 0
+        self._flushed_at = 0.0
         self._mid_line = False
         self._column = 0
         self._follow = True
@@ -76,7 +84,7 @@ class LiveLog(Log):
         return self._follow
 
     def on_mount(self) -> None:
-        self.set_interval(FLUSH_SECONDS, self.flush)
+        self.set_interval(FLUSH_SECONDS, self._flush_due)
 
     def on_resize(self) -> None:
         if self._follow:
@@ -104,12 +112,21 @@ class LiveLog(Log):
     def tokens(self, text: str) -> None:
         """Queue model text; it is drawn at the next :meth:`flush`."""
         self._pending.append(text)
+        self._pending_chars += len(text)
+
+    def _flush_due(self) -> None:
+        """The timer's flush: every tick, or every :data:`FAST_FLUSH_SECONDS` while text pours in."""
+        if self._pending_chars > FAST_CHARS and time.monotonic() - self._flushed_at < FAST_FLUSH_SECONDS:
+            return
+        self.flush()
 
     def flush(self) -> None:
         if not self._pending:
             return
         text = strip_control("".join(self._pending))
         self._pending.clear()
+        self._pending_chars = 0
+        self._flushed_at = time.monotonic()
         if text:
             self._write(self._wrap(text))
 

@@ -22,6 +22,8 @@ from persona_tui.engine.models import PersonaRecord
 from persona_tui.present import describe, describe_fields
 
 PARTIAL_FPS = 4
+FAST_PARTIAL_FPS = 2
+"""While the model streams faster than anyone reads (the app says when), fewer drawings."""
 
 
 class PersonaView(VerticalScroll):
@@ -42,10 +44,10 @@ class PersonaView(VerticalScroll):
         self.body = Static(Text("Select a persona to see it here.", style="dim"), id="persona-body")
         yield self.body
 
-    def show_partial(self, fields: dict[str, Any], index: int = 0, count: int = 1) -> None:
+    def show_partial(self, fields: dict[str, Any], index: int = 0, count: int = 1, *, fast: bool = False) -> None:
         """Show the fields parsed so far: now if the last drawing is old enough, else at the next slot."""
         self._waiting = (fields, index, count)
-        wait = self._drawn_at + 1 / PARTIAL_FPS - time.monotonic()
+        wait = self._drawn_at + 1 / (FAST_PARTIAL_FPS if fast else PARTIAL_FPS) - time.monotonic()
         if wait <= 0:
             self._draw_waiting()
         elif self._timer is None:
