@@ -128,6 +128,7 @@ async def settle(pilot: Pilot[None]) -> None:
     for field in app.query(Input):
         field.cursor_blink = False
     app.log_pane.flush()
+    app.persona_view.draw_partial()
     await pilot.pause()
 
 
@@ -179,8 +180,10 @@ class Feed:
         return self
 
     def done(self) -> None:
-        """Write queued model text now, before anything awaits, so no redraw lands between the writes."""
+        """Draw queued model text and the newest partial persona now, before anything awaits, so the
+        picture does not depend on where the app's drawing clock happens to be."""
         self.app.log_pane.flush()
+        self.app.persona_view.draw_partial()
 
     def prepare(self, count: int = 1) -> None:
         """Preparing, and the two context stages skipped, as for a plain request."""

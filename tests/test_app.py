@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input
+from textual.widgets import Input, Log
 
 from persona_tui.engine import events as ev
 from persona_tui.engine.errors import GenerationError
@@ -552,22 +552,55 @@ async def test_closing_mid_stream_without_quit_raises_nothing(app_factory: AppFa
     assert provider.closed_streams == 1, "the worker was cancelled and its stream closed"
 
 
-async def test_log_draws_a_fast_stream_less_often_and_a_slow_one_at_every_tick(app_factory: AppFactory) -> None:
-    from persona_tui.tui.widgets import live_log
+async def test_one_clock_draws_log_and_partial_persona_less_often_when_the_model_is_fast(
+    app_factory: AppFactory,
+) -> None:
+    from persona_tui.tui.app import FAST_TOKENS_PER_SECOND
+    from persona_tui.tui.widgets.persona_view import PersonaView
 
     app = app_factory()
     async with app.run_test(size=(100, 30)) as pilot:
-        log = app.query_one(LiveLog)
-        log.tokens("slow ")
-        log.flush()
-        log.tokens("text")
-        log._flush_due()
-        assert log.lines[-1] == "    slow text", "a little text is drawn at the next tick"
+        await app.workers.wait_for_complete()
+        log, view, panel = app.query_one(LiveLog), app.query_one(PersonaView), app.query_one(GenerationPanel)
+        app._beats = 0  # the next beat is number 1
 
-        log.tokens("a" * (live_log.FAST_CHARS + 1))
-        log._flush_due()
-        assert log.lines[-1] == "    slow text", "a flood right after a flush waits"
-        log._flushed_at -= live_log.FAST_FLUSH_SECONDS
-        log._flush_due()
-        assert log.lines[-1].endswith("a" * 10), "and is drawn once the slower period has passed"
+        def beat(text: str, name: str) -> tuple[bool, bool]:
+            """Queue text and a partial persona, run one beat; say which of the two were drawn."""
+            log.tokens(text)
+            view.show_partial({"name": name})
+            app._pulse()
+            return log.lines[-1].endswith(text), name in str(view.body.render())
+
+        # A model at reading speed: the log is drawn on every beat, the persona on every second.
+        assert beat("one", "Ana") == (True, False)
+        assert beat("two", "Bo") == (True, True)
+        # Faster than anyone reads: the log every second beat, the persona every eighth.
+        panel.running, panel.rate = True, FAST_TOKENS_PER_SECOND + 1
+        drawn = [beat(f"t{n}", f"N{n}") for n in range(3, 19)]
+        assert [d[0] for d in drawn] == [False, True] * 8
+        assert [n for n, d in zip(range(3, 19), drawn, strict=True) if d[1]] == [8, 16]
+        panel.running = False
         await pilot.pause()
+
+
+async def test_a_scrolling_log_grows_without_laying_out_the_screen(app_factory: AppFactory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        log = app.query_one(LiveLog)
+        for i in range(60):
+            log.message(f"line {i}")
+        await pilot.pause()
+        assert log.show_vertical_scrollbar and not log._layout_required
+        Log.write(log, "written the plain way\n")
+        assert log._layout_required, "Textual's own write lays the screen out"
+        await pilot.pause()
+
+        log.tokens("more text\n" * 5)
+        log.flush()
+        assert not log._layout_required, "growing taller only resizes the scrollbar"
+        await pilot.pause()
+        assert log.vertical_scrollbar.window_virtual_size == log.virtual_size.height == log.line_count
+        assert log.scroll_offset.y == log.max_scroll_y, "and it still follows the end"
+        assert log.lines[-2] == "    more text"

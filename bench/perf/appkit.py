@@ -14,7 +14,6 @@ discarded), so a frame costs what it costs in a real terminal.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import time
 from collections.abc import Callable
@@ -107,60 +106,24 @@ async def ready(app: Any, pilot: Any) -> None:
     await app.workers.wait_for_complete()
     app.query_one("#description", Input).value = DESCRIPTION
     await pilot.pause()
-    chosen = what_if()
-    if "quiet-form" in chosen:
-        label = app.query_one("#form-error")
-        update = label.update
-
-        def quiet_update(content: Any = "", **kwargs: Any) -> None:
-            if content == "" and not label.has_class("-shown"):
-                return
-            update(content, **kwargs)
-
-        label.update = quiet_update
-    if "panel-fixed-height" in chosen:
+    if "panel-fixed-height" in what_if():
         panel = app.panel
         panel.styles.height = 6  # border + 4 lines at 120x36
         refresh = panel.refresh
         panel.refresh = lambda *regions, layout=False, **kwargs: refresh(*regions, **kwargs)
-    if "buttons-after-frame" in chosen:
-        from textual.widgets import Button
-
-        def set_running(running: bool) -> None:
-            app.panel.running = running
-
-            def buttons() -> None:
-                app.query_one("#generate", Button).disabled = running
-                app.query_one("#cancel", Button).disabled = not running
-
-            app.call_after_refresh(buttons)
-            app.refresh_bindings()
-            if not running:
-                app._cancel = None
-
-        app._set_running = set_running
     await pilot.pause()
-    if "gc-freeze" in chosen:
-        gc.collect()
-        gc.freeze()
 
 
 WHAT_IFS = {
-    "gc-freeze": "gc.collect(); gc.freeze() once the app has started (so full collections skip its objects)",
-    "log-10hz": "LiveLog flushes queued tokens 10 times a second instead of 30 (FLUSH_SECONDS = 0.1)",
-    "panel-no-layout": "GenerationPanel._tick calls refresh() without layout=True",
-    "partial-4hz": "partial persona parsed and shown 4 times a second instead of 10 (PARTIAL_INTERVAL = 0.25)",
-    "quiet-form": "action_generate leaves the form-error Label alone when no error is shown (no layout)",
+    # The changes simulated before the fixes of issue 7 (gc-freeze, log-10hz, lazy-cells, ...) are
+    # in the package now; their simulations are in git history (commit 139a770).
+    "partial-4hz": "partial persona parsed 4 times a second instead of 10 (PARTIAL_INTERVAL = 0.25)",
     "panel-fixed-height": "GenerationPanel gets a fixed height and refreshes without layout=True",
-    "buttons-after-frame": "_set_running toggles the Generate/Cancel buttons after the next refresh",
-    "gc-off-load": "startup: GC disabled while the personas are read and the table filled, then gc.freeze()",
-    "lazy-cells": "startup: PersonaTable cells are plain objects formatted only when drawn, not rich Text",
-    "lazy-openai": "startup: the OpenAI provider imports openai and builds its client on first use",
 }
 
 
 def what_if() -> set[str]:
-    """Proposed changes simulated from the outside (PERF_WHAT_IF=gc-freeze,log-10hz,...), to measure their effect.
+    """Changes simulated from the outside (PERF_WHAT_IF=partial-4hz,...), to measure their effect.
 
     Only the benchmark process is patched; nothing under persona_tui/ changes.
     """
@@ -177,18 +140,6 @@ _applied: set[str] = set()
 def apply_what_if() -> None:
     chosen = what_if() - _applied
     _applied.update(chosen)
-    if "log-10hz" in chosen:
-        from persona_tui.tui.widgets import live_log
-
-        live_log.FLUSH_SECONDS = 0.1
-    if "panel-no-layout" in chosen:
-        from persona_tui.tui.widgets.generation_panel import GenerationPanel
-
-        def _tick(self: Any) -> None:
-            if self.running:
-                self.refresh()
-
-        GenerationPanel._tick = _tick  # type: ignore[method-assign]
     if "partial-4hz" in chosen:
         from persona_tui.engine import pipeline
 

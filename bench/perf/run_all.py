@@ -2,7 +2,7 @@
 
     /work/venv/bin/python bench/perf/run_all.py            # medians of 5 runs; writes BENCHMARKS.md
     /work/venv/bin/python bench/perf/run_all.py --quick    # tiny smoke run (1 run, 2,000 tokens, 500 personas)
-    /work/venv/bin/python bench/perf/run_all.py --proposed # the same with the proposed fixes simulated
+    /work/venv/bin/python bench/perf/run_all.py --what-if gc-freeze,...  # a change simulated from outside
 
 Targets: (1) the app streams a 20,000-token answer within 1.25x of the plain
 openai client; (2) ``persona-tui generate`` within 1.25x of a plain client
@@ -38,24 +38,11 @@ from common import ROOT, TOKENS, Result, machine  # noqa: E402
 SECTION = "## Hot path and startup (issue 7)"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 COMMAND = "/work/venv/bin/python bench/perf/run_all.py"
-PROPOSED = ",".join(
-    (
-        "gc-freeze",
-        "log-10hz",
-        "panel-no-layout",
-        "partial-4hz",
-        "quiet-form",
-        "panel-fixed-height",
-        "buttons-after-frame",
-        "gc-off-load",
-        "lazy-cells",
-        "lazy-openai",
-    )
-)
 KEYS = ("stream", "headless", "stall", "feedback", "cancel", "startup")
 INTRO = (
     f"Command: `{COMMAND}` (about 3 minutes; `--quick` is a 30-second smoke run whose numbers mean nothing, "
-    "`--proposed` simulates the changes proposed below, `--only stream,stall,...` runs some). Each benchmark runs "
+    "`--what-if NAME,...` simulates a change from outside the package (names in "
+    "`bench/perf/appkit.py`), `--only stream,stall,...` runs some). Each benchmark runs "
     "in a fresh process against `tests/fake_openai.py` served from its own process; every script in `bench/perf/` "
     "says in its docstring what it measures. Profiles: `bench/perf/profile_hot.py stream|stall|headless|startup|plain` "
     "(py-spy, installed in the venv for this, not a project dependency). No timing is asserted anywhere."
@@ -152,10 +139,6 @@ def new_section() -> str:
             "",
             _block("results", "_not run yet_"),
             "",
-            "### With the proposed changes simulated (`--proposed`)",
-            "",
-            _block("what-if", "_not run yet_"),
-            "",
         ]
     )
 
@@ -186,8 +169,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1 run, 2,000 tokens, 500 personas; no BENCHMARKS.md")
     parser.add_argument("--runs", type=int, default=5, help="runs per measurement (median); default 5")
     parser.add_argument("--only", default=",".join(KEYS), help=f"comma-separated subset of {','.join(KEYS)}")
-    parser.add_argument("--what-if", default=os.environ.get("PERF_WHAT_IF", ""), help="simulate proposed changes")
-    parser.add_argument("--proposed", action="store_true", help=f"--what-if {PROPOSED}")
+    parser.add_argument(
+        "--what-if",
+        default=os.environ.get("PERF_WHAT_IF", ""),
+        help="simulate changes from outside the package (see appkit.WHAT_IFS)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--write", action="store_true", help="write BENCHMARKS.md even for --quick or --only")
@@ -200,7 +186,7 @@ def main() -> int:
         args.json.write_text(json.dumps({"results": [r.as_dict() for r in results]}))
         return 0
 
-    what_if = PROPOSED if args.proposed else args.what_if
+    what_if = args.what_if
     os.environ["PERF_WHAT_IF"] = what_if  # read by appkit in this process and in the startup children
     keys = {k.strip() for k in args.only.split(",") if k.strip()}
     unknown = keys - set(KEYS)

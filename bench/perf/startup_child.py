@@ -16,7 +16,6 @@ import time
 T_MAIN = time.monotonic()
 
 import asyncio  # noqa: E402
-import gc  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
@@ -39,14 +38,13 @@ def main() -> None:
     from appkit import simulate_terminal, what_if
 
     from persona_tui.config import Settings
-    from persona_tui.storage import PersonaStore
     from persona_tui.tui.app import make_app
     from persona_tui.tui.widgets.persona_table import PersonaTable
 
     imported = time.monotonic()
     marks: dict[str, float] = {}
     frames: list[float] = []
-    chosen = what_if()
+    what_if()  # refuses unknown names early
 
     load_async = PersonaTable.load_async
 
@@ -55,25 +53,6 @@ def main() -> None:
         await load_async(self, records)
         marks["table_full"] = time.monotonic()
         marks["rows"] = float(self.row_count)
-        if "gc-off-load" in chosen:
-            gc.freeze()  # what was loaded is kept for the session: no full collection re-examines it
-            gc.enable()
-
-    if "gc-off-load" in chosen:
-        load_all = PersonaStore.load_all
-
-        async def load_all_without_gc(self: Any) -> Any:
-            gc.disable()
-            return await load_all(self)
-
-        PersonaStore.load_all = load_all_without_gc  # type: ignore[method-assign]
-    if "lazy-cells" in chosen:
-        _lazy_cells(PersonaTable)
-    if "lazy-openai" in chosen:
-        _lazy_openai()
-    if "gc-freeze" in chosen:
-        gc.collect()
-        gc.freeze()
 
     PersonaTable.load_async = watched_load_async  # type: ignore[method-assign]
 
@@ -145,65 +124,6 @@ def _vm_hwm_mb() -> float | None:
     except OSError:
         pass
     return None
-
-
-def _lazy_cells(table_class: Any) -> None:
-    """What-if: cells that DataTable formats only when drawn (plain objects; not str, which would be markup)."""
-    from persona_tui.present import one_line
-
-    class Cell:
-        __slots__ = ("moment", "value")
-
-        def __init__(self, value: str, moment: float = 0.0) -> None:
-            self.value, self.moment = value, moment
-
-        def __str__(self) -> str:
-            return one_line(self.value)[:60]
-
-    original = table_class._cells
-
-    def _cells(self: Any, record: Any, style: str = "") -> list[Any]:
-        if style:
-            return original(self, record, style)
-        p = record.persona
-        model = "offline (not AI)" if record.provider == "offline" else record.model
-        created = Cell(record.created_at.astimezone().strftime("%Y-%m-%d %H:%M"), record.created_at.timestamp())
-        return [Cell(p.name), Cell(str(p.age)), Cell(p.occupation), Cell(p.location), created, Cell(model)]
-
-    table_class._cells = _cells
-
-
-def _lazy_openai() -> None:
-    """What-if: the OpenAI provider imports openai and builds its client on first use, not in make_app()."""
-    import persona_tui.tui.app as app_module
-    from persona_tui.engine.providers import make_provider
-
-    class LazyProvider:
-        name, is_ai = "openai", True
-
-        def __init__(self, settings: Any) -> None:
-            self.settings, self.model, self._real = settings, settings.model, None
-            self.endpoint = (settings.base_url or "api.openai.com").split("//")[-1].split("/")[0]
-            self.label = f"{self.model} at {self.endpoint}"
-
-        def _provider(self) -> Any:
-            if self._real is None:
-                self._real = make_provider(self.settings)
-            return self._real
-
-        def stream(self, spec: Any) -> Any:
-            return self._provider().stream(spec)
-
-        async def aclose(self) -> None:
-            if self._real is not None:
-                await self._real.aclose()
-
-    def lazy_make_provider(settings: Any) -> Any:
-        if settings.resolved_provider == "openai":
-            return LazyProvider(settings)
-        return make_provider(settings)
-
-    app_module.make_provider = lazy_make_provider
 
 
 if __name__ == "__main__":

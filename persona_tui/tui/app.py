@@ -44,8 +44,13 @@ PER_PERSONA = frozenset({ev.Stage.PROMPT, ev.Stage.CALLING, ev.Stage.STREAMING, 
 """Stages each persona of a batch goes through (its log lines carry its number)."""
 TALL_ROWS = 40
 MAIN_SCREEN_ONLY = frozenset({"generate", "export", "focus_table", "focus_form", "organizations", "cancel"})
+PULSE_SECONDS = 1 / 8
+"""The app's one drawing clock. The panel's clock and spinner, the log's queued tokens and the
+persona taking shape are redrawn on its beats, so they share frames: each of them on its own
+timer cost a frame of its own, and a frame that lays out the screen costs ~10 ms."""
 FAST_TOKENS_PER_SECOND = 500
-"""Above this rate the persona taking shape is drawn less often (nobody reads that fast)."""
+"""Above this rate nobody reads along: the panel and the log are drawn every second beat and the
+persona taking shape once a second, which leaves the time to the stream itself."""
 
 
 class PersonaApp(App[None]):
@@ -83,6 +88,7 @@ class PersonaApp(App[None]):
         self.clock = clock
         self.now = now
         self.estimates = estimates
+        self._beats = 0
         self.org_store = OrganizationStore(settings.organizations_dir)
         self.paths: dict[str, Path] = {}
         self.count = 1
@@ -147,10 +153,21 @@ class PersonaApp(App[None]):
         self.cancel_button = self.query_one("#cancel", Button)
         self.on_resize()
         self.query_one("#description", Input).focus()
+        self.set_interval(PULSE_SECONDS, self._pulse)
         self.log_pane.message(f"Model: {self.provider.label}")
         if not self.provider.is_ai:
             self.log_pane.message(f"Personas are composed from templates, not by a model. {OFFLINE_HINT}")
         self._load_personas()
+
+    def _pulse(self) -> None:
+        """One beat of the drawing clock (see :data:`PULSE_SECONDS`)."""
+        self._beats += 1
+        fast = self.panel.running and self.panel.rate > FAST_TOKENS_PER_SECOND
+        if not fast or self._beats % 2 == 0:
+            self.panel.tick()
+            self.log_pane.flush()
+        if self._beats % (8 if fast else 2) == 0:
+            self.persona_view.draw_partial()
 
     def on_resize(self) -> None:
         if "panel" in self.__dict__:
@@ -307,8 +324,7 @@ class PersonaApp(App[None]):
 
         match event:
             case ev.PartialPersona(fields=fields):
-                fast = self.panel.rate > FAST_TOKENS_PER_SECOND
-                self.persona_view.show_partial(fields, index, self.count, fast=fast)
+                self.persona_view.show_partial(fields, index, self.count)
             case ev.StageStarted(stage=stage, detail=detail):
                 if stage is not ev.Stage.STREAMING:
                     log.end_tokens()

@@ -109,11 +109,9 @@ class GenerationPanel(Widget):
         self.frozen_elapsed: float | None = None
         self._hint_lines = 0
 
-    def on_mount(self) -> None:
-        self.set_interval(1 / 8, self._tick)
-
-    def _tick(self) -> None:
-        """Redraw the clock and the spinner; lay out again only if the hint changed its height.
+    def tick(self) -> None:
+        """Redraw the clock and the spinner (the app calls this on its clock); lay out again only if
+        the hint changed its height.
 
         Events that change the panel's shape refresh with layout themselves; a
         tick changes text only, except when a countdown or a wait crosses into

@@ -9,22 +9,15 @@ user has not scrolled up.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Self
 
+from textual.geometry import Region
 from textual.widgets import Log
 
 from persona_tui.engine.text import strip_control
 
-FLUSH_SECONDS = 0.1
-"""How often queued model text is drawn. Each write that adds lines lays the whole screen out
-again (the log's virtual size changes), so ten a second: smooth to read, cheap at any rate."""
-FAST_FLUSH_SECONDS = 0.25
-"""How often while the model is fast: past ~1,000 tokens a second nobody reads along, and fewer
-redraws leave the time to the stream itself."""
-FAST_CHARS = 400
-"""More than this much text queued between two flushes means a fast stream."""
 TOKEN_INDENT = "    "
 MESSAGE_INDENT = " " * 10
 
@@ -64,8 +57,6 @@ class LiveLog(Log):
         super().__init__(max_lines=max_lines, auto_scroll=True, name=name, id=id, classes=classes)
         self.now = now
         self._pending: list[str] = []
-        self._pending_chars = 0
-        self._flushed_at = 0.0
         self._mid_line = False
         self._column = 0
         self._follow = True
@@ -74,6 +65,8 @@ class LiveLog(Log):
         """Messages written before the log knows its width; drawn on the first resize."""
         self.writes = 0
         """Widget writes so far; tests use it to prove tokens are batched."""
+        self._growing = False
+        """True while :meth:`_write` adds to a log that already scrolls (see :meth:`refresh`)."""
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
@@ -82,9 +75,6 @@ class LiveLog(Log):
 
     def _following(self) -> bool:
         return self._follow
-
-    def on_mount(self) -> None:
-        self.set_interval(FLUSH_SECONDS, self._flush_due)
 
     def on_resize(self) -> None:
         if self._follow:
@@ -112,21 +102,14 @@ class LiveLog(Log):
     def tokens(self, text: str) -> None:
         """Queue model text; it is drawn at the next :meth:`flush`."""
         self._pending.append(text)
-        self._pending_chars += len(text)
-
-    def _flush_due(self) -> None:
-        """The timer's flush: every tick, or every :data:`FAST_FLUSH_SECONDS` while text pours in."""
-        if self._pending_chars > FAST_CHARS and time.monotonic() - self._flushed_at < FAST_FLUSH_SECONDS:
-            return
-        self.flush()
 
     def flush(self) -> None:
+        """Draw the queued text. Each write that adds lines lays the whole screen out again (the
+        log's virtual size changes), which is why the owner calls this on a clock, not per token."""
         if not self._pending:
             return
         text = strip_control("".join(self._pending))
         self._pending.clear()
-        self._pending_chars = 0
-        self._flushed_at = time.monotonic()
         if text:
             self._write(self._wrap(text))
 
@@ -161,4 +144,20 @@ class LiveLog(Log):
 
     def _write(self, text: str) -> None:
         self.writes += 1
-        self.write(text, scroll_end=self._following())
+        self._growing = self.show_vertical_scrollbar
+        try:
+            self.write(text, scroll_end=self._following())
+        finally:
+            self._growing = False
+
+    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False) -> Self:
+        """A log that already scrolls and grows taller needs its scrollbar resized, not the screen laid out.
+
+        ``Log.write`` sets the virtual size, which asks for a layout of the whole screen; while the
+        vertical scrollbar is already shown and no line is wider than the log, the layout would
+        change nothing but the scrollbar, so only the scrollbar is updated.
+        """
+        if layout and self._growing and self.virtual_size.width <= self.scrollable_content_region.width:
+            layout = False
+            self._scroll_update(self.virtual_size)
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
