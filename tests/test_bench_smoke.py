@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,3 +17,29 @@ def test_batch_benchmark_smoke() -> None:
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("K=")]
     assert len(lines) == 2 and all("saved 4/4 distinct 4" in line for line in lines)
+
+
+def test_hot_path_benchmarks_smoke(tmp_path: Path) -> None:
+    """Every issue-7 benchmark runs at its tiny size and reports a figure; BENCHMARKS.md is left alone."""
+    before = (ROOT / "BENCHMARKS.md").read_bytes()
+    out = tmp_path / "perf.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "perf" / "run_all.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = {r["key"]: r["figure"] for r in json.loads(out.read_text())["results"]}
+    assert set(figures) == {
+        "stream",
+        "headless",
+        "stall",
+        "feedback",
+        "cancel",
+        "startup_first_frame",
+        "startup_table",
+        "startup_memory",
+    }
+    assert all(value > 0 for value in figures.values()), figures
+    assert (ROOT / "BENCHMARKS.md").read_bytes() == before
