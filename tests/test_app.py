@@ -133,8 +133,10 @@ async def test_tokens_are_drawn_in_batches_not_one_write_each(app_factory: AppFa
         lines = list(log.lines)
         start = next(i for i, line in enumerate(lines) if "Streaming tokens…" in line) + 1
         end = next(i for i in range(start, len(lines)) if lines[i][:2].isdigit())
-        streamed = "".join(line[len("    ") :] for line in lines[start:end])
-        assert streamed == persona_json(), "every token is shown, in order, folded at the width"
+        streamed = [line[len("    ") :] for line in lines[start:end]]
+        assert " ".join(streamed).split() == persona_json().split(), "every word shown, in order, none cut"
+        assert all(len(line) <= log.scrollable_content_region.width for line in lines[start:end])
+        assert len(streamed) > 3, "folded at the width"
 
 
 @pytest.mark.parametrize(
@@ -566,10 +568,10 @@ async def test_one_clock_draws_log_and_partial_persona_less_often_when_the_model
 
         def beat(text: str, name: str) -> tuple[bool, bool]:
             """Queue text and a partial persona, run one beat; say which of the two were drawn."""
-            log.tokens(text)
+            log.tokens(text + " ")
             view.show_partial({"name": name})
             app._pulse()
-            return log.lines[-1].endswith(text), name in str(view.body.render())
+            return log.lines[-1].rstrip().endswith(text), name in str(view.body.render())
 
         # A model at reading speed: the log is drawn on every beat, the persona on every second.
         assert beat("one", "Ana") == (True, False)
@@ -603,4 +605,29 @@ async def test_a_scrolling_log_grows_without_laying_out_the_screen(app_factory: 
         await pilot.pause()
         assert log.vertical_scrollbar.window_virtual_size == log.virtual_size.height == log.line_count
         assert log.scroll_offset.y == log.max_scroll_y, "and it still follows the end"
-        assert log.lines[-2] == "    more text"
+        assert log.lines[-2].rstrip() == "    more text"
+
+
+async def test_streamed_text_breaks_between_words(app_factory: AppFactory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        log = app.query_one(LiveLog)
+        log.message("start")
+        width = log.scrollable_content_region.width
+        words = [f"word{i:03d}" for i in range(40)]
+        text = " ".join(words)
+        for at in range(0, len(text), 3):  # three characters at a time, a flush on every beat
+            log.tokens(text[at : at + 3])
+            log.flush(whole_words=True)
+        assert not log.lines[-1].rstrip().endswith("word039"), "the last word may still grow, so it waits"
+        log.tokens(" " + "x" * (width * 2) + "\n" + "  indented")
+        log.end_tokens()
+        await pilot.pause()
+        start = max(i for i, line in enumerate(log.lines) if "start" in line) + 1
+        streamed = [line.rstrip() for line in log.lines[start:] if line]
+        assert all(line.startswith("    ") and len(line) <= width for line in streamed)
+        pieces = " ".join(line.strip() for line in streamed).split()
+        assert pieces[:40] == words, "no word is cut where a line breaks"
+        assert "".join(pieces[40:-1]) == "x" * (width * 2), "a word longer than a line is cut where lines end"
+        assert streamed[-1] == "      indented", "spaces after a real newline are kept"

@@ -165,7 +165,7 @@ class PersonaApp(App[None]):
         fast = self.panel.running and self.panel.rate > FAST_TOKENS_PER_SECOND
         if not fast or self._beats % 2 == 0:
             self.panel.tick()
-            self.log_pane.flush()
+            self.log_pane.flush(whole_words=True)
         if self._beats % (8 if fast else 2) == 0:
             self.persona_view.draw_partial()
 

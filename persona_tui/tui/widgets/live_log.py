@@ -9,6 +9,7 @@ user has not scrolled up.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Self
@@ -59,6 +60,8 @@ class LiveLog(Log):
         self._pending: list[str] = []
         self._mid_line = False
         self._column = 0
+        self._wrapped = False
+        """The current token line was started by a break we made (its leading spaces are dropped)."""
         self._follow = True
         """Keep the newest line in view; only the reader scrolling up clears it."""
         self._backlog: list[str] | None = []
@@ -103,36 +106,67 @@ class LiveLog(Log):
         """Queue model text; it is drawn at the next :meth:`flush`."""
         self._pending.append(text)
 
-    def flush(self) -> None:
+    def flush(self, *, whole_words: bool = False) -> None:
         """Draw the queued text. Each write that adds lines lays the whole screen out again (the
-        log's virtual size changes), which is why the owner calls this on a clock, not per token."""
+        log's virtual size changes), which is why the owner calls this on a clock, not per token.
+
+        With ``whole_words`` a word still being streamed (the text after the last space) waits for
+        the next flush, so lines break between words, not inside one.
+        """
         if not self._pending:
             return
         text = strip_control("".join(self._pending))
         self._pending.clear()
+        if whole_words:
+            cut = max(text.rfind(" "), text.rfind("\n")) + 1
+            tail = text[cut:]
+            if 0 < len(tail) < self._fold_width() - len(TOKEN_INDENT):
+                self._pending.append(tail)
+                text = text[:cut]
         if text:
             self._write(self._wrap(text))
 
     def _wrap(self, text: str) -> str:
-        """Indent the token text and fold it at the log's width (a Log does not wrap)."""
+        """Indent the token text and fold it at the log's width between words (a Log does not wrap).
+
+        A word longer than a whole line is cut where the line ends; spaces where a line breaks
+        are dropped.
+        """
         width = self._fold_width()
+        line_room = width - len(TOKEN_INDENT)
         out: list[str] = []
         for number, segment in enumerate(text.split("\n")):
             if number:  # the text held a newline
                 out.append("\n")
-                self._mid_line = False
-            while segment:
+                self._mid_line = self._wrapped = False
+            for piece in re.findall(r"\S+|\s+", segment):
                 if not self._mid_line:
+                    if piece.isspace() and self._wrapped:
+                        continue  # the spaces at a break we made
                     out.append(TOKEN_INDENT)
-                    self._column, self._mid_line = len(TOKEN_INDENT), True
+                    self._column, self._mid_line, self._wrapped = len(TOKEN_INDENT), True, False
                 room = width - self._column
-                if room <= 0:
-                    out.append("\n")
-                    self._mid_line = False
+                if len(piece) <= room:
+                    out.append(piece)
+                    self._column += len(piece)
                     continue
-                out.append(segment[:room])
-                self._column += min(room, len(segment))
-                segment = segment[room:]
+                if piece.isspace():
+                    out.append("\n")
+                    self._mid_line, self._wrapped = False, True
+                    continue
+                if len(piece) <= line_room and self._column > len(TOKEN_INDENT):
+                    out.append("\n" + TOKEN_INDENT + piece)
+                    self._column = len(TOKEN_INDENT) + len(piece)
+                    continue
+                while piece:  # longer than a line: cut where each line ends
+                    room = width - self._column
+                    if room <= 0:
+                        out.append("\n" + TOKEN_INDENT)
+                        self._column = len(TOKEN_INDENT)
+                        continue
+                    out.append(piece[:room])
+                    self._column += min(room, len(piece))
+                    piece = piece[room:]
         return "".join(out)
 
     def end_tokens(self) -> None:
