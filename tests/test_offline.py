@@ -287,6 +287,40 @@ def test_city_is_honoured(description: str, location: str) -> None:
     assert {p.location for p in many(description, n=6)} == {location}
 
 
+@pytest.mark.parametrize(
+    ("description", "region", "country"),
+    [
+        ("retired teachers in Ohio who garden", "Ohio", "United States"),
+        ("developers in New Mexico", "New Mexico", "United States"),
+        ("clinic staff in West Virginia", "West Virginia", "United States"),
+        ("people in Washington State", "Washington", "United States"),
+        ("students in Ontario", "Ontario", "Canada"),
+        ("engineers in Karnataka", "Karnataka", "India"),
+        ("farmers in rural Queensland", "Queensland", "Australia"),
+    ],
+)
+def test_a_region_gives_one_of_its_cities(description: str, region: str, country: str) -> None:
+    locations = [p.location for p in many(description, n=8)]
+    assert all(loc.endswith(f", {region}, {country}") for loc in locations), locations
+    assert len(set(locations)) >= 2, "its cities vary"
+
+
+@pytest.mark.parametrize(
+    ("description", "location"),
+    [
+        ("teachers in Austin, Texas", "Austin, Texas, United States"),
+        ("nurses in Houston, Texas", "Houston, Texas, United States"),
+        ("nurses in London, Ontario", "London, Ontario, Canada"),
+    ],
+)
+def test_a_city_named_with_its_region_is_kept(description: str, location: str) -> None:
+    assert {p.location for p in many(description, n=6)} == {location}
+
+
+def test_a_region_name_inside_a_country_name_is_not_the_country() -> None:
+    assert all(p.location.endswith(", Mexico") and "New Mexico" not in p.location for p in many("farmers in Mexico"))
+
+
 def test_a_named_place_beats_a_demonym() -> None:
     assert all(p.location.endswith(", Canada") for p in many("French teachers in Canada", n=6))
 

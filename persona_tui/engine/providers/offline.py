@@ -276,7 +276,84 @@ def _words(forms: Iterable[str], plural: bool = False) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w.])(?<!latin )(?<!south )(?<!central )(?:{alts})(?!\w)")
 
 
-_PlaceRx = tuple[re.Pattern[str], str | None, str, bool]  # (regex, city or None, country, not a demonym)
+# Regions within a country : their cities. A named region is a place like a city: the persona lives in
+# one of its cities ("Columbus, Ohio"). Listed longest-first where one name contains another.
+_REGION_TABLE = """\
+United States : Alabama : Birmingham, Montgomery, Mobile, Huntsville
+United States : Alaska : Anchorage, Fairbanks, Juneau
+United States : Arizona : Phoenix, Tucson, Flagstaff, Mesa
+United States : Arkansas : Little Rock, Fayetteville, Fort Smith
+United States : California : Los Angeles, San Diego, San Jose, Sacramento, Fresno, Oakland
+United States : Colorado : Denver, Colorado Springs, Boulder, Fort Collins
+United States : Connecticut : Hartford, New Haven, Stamford, Bridgeport
+United States : Delaware : Wilmington, Dover, Newark
+United States : Florida : Miami, Orlando, Tampa, Jacksonville, Tallahassee
+United States : Georgia : Atlanta, Savannah, Augusta, Macon
+United States : Hawaii : Honolulu, Hilo, Kailua
+United States : Idaho : Boise, Idaho Falls, Pocatello
+United States : Illinois : Chicago, Springfield, Peoria, Rockford
+United States : Indiana : Indianapolis, Fort Wayne, Bloomington, South Bend
+United States : Iowa : Des Moines, Cedar Rapids, Iowa City, Davenport
+United States : Kansas : Wichita, Kansas City, Topeka, Lawrence
+United States : Kentucky : Louisville, Lexington, Bowling Green
+United States : Louisiana : New Orleans, Baton Rouge, Shreveport, Lafayette
+United States : Maine : Portland, Bangor, Augusta
+United States : Maryland : Baltimore, Annapolis, Frederick, Rockville
+United States : Massachusetts : Boston, Worcester, Springfield, Cambridge
+United States : Michigan : Detroit, Grand Rapids, Lansing, Ann Arbor
+United States : Minnesota : Minneapolis, Saint Paul, Duluth, Rochester
+United States : Mississippi : Jackson, Gulfport, Hattiesburg
+United States : Missouri : Kansas City, St. Louis, Springfield, Columbia
+United States : Montana : Billings, Missoula, Bozeman, Helena
+United States : Nebraska : Omaha, Lincoln, Grand Island
+United States : Nevada : Las Vegas, Reno, Henderson, Carson City
+United States : New Hampshire : Manchester, Nashua, Concord
+United States : New Jersey : Newark, Jersey City, Trenton, Princeton
+United States : New Mexico : Albuquerque, Santa Fe, Las Cruces
+United States : New York State/Upstate New York : Buffalo, Rochester, Albany, Syracuse, Ithaca
+United States : North Carolina : Charlotte, Raleigh, Durham, Asheville
+United States : North Dakota : Fargo, Bismarck, Grand Forks
+United States : Ohio : Columbus, Cleveland, Cincinnati, Toledo, Dayton
+United States : Oklahoma : Oklahoma City, Tulsa, Norman
+United States : Oregon : Portland, Eugene, Salem, Bend
+United States : Pennsylvania : Philadelphia, Pittsburgh, Harrisburg, Allentown
+United States : Rhode Island : Providence, Warwick, Newport
+United States : South Carolina : Charleston, Columbia, Greenville
+United States : South Dakota : Sioux Falls, Rapid City, Pierre
+United States : Tennessee : Nashville, Memphis, Knoxville, Chattanooga
+United States : Texas : Houston, Austin, Dallas, San Antonio, El Paso
+United States : Utah : Salt Lake City, Provo, Ogden, St. George
+United States : Vermont : Burlington, Montpelier, Rutland
+United States : West Virginia : Charleston, Morgantown, Huntington
+United States : Virginia : Richmond, Virginia Beach, Norfolk, Arlington
+United States : Washington State : Seattle, Spokane, Tacoma, Olympia
+United States : Wisconsin : Milwaukee, Madison, Green Bay
+United States : Wyoming : Cheyenne, Casper, Laramie
+Canada : Ontario : Toronto, Ottawa, Hamilton, London
+Canada : Quebec/Québec : Montreal, Quebec City, Gatineau, Sherbrooke
+Canada : British Columbia/BC : Vancouver, Victoria, Kelowna, Surrey
+Canada : Alberta : Calgary, Edmonton, Red Deer, Lethbridge
+Canada : Manitoba : Winnipeg, Brandon, Steinbach
+Canada : Saskatchewan : Saskatoon, Regina, Prince Albert
+Canada : Nova Scotia : Halifax, Sydney, Truro
+Canada : New Brunswick : Moncton, Saint John, Fredericton
+Canada : Newfoundland : St. John's, Corner Brook, Gander
+Australia : New South Wales/NSW : Sydney, Newcastle, Wollongong
+Australia : Queensland : Brisbane, Gold Coast, Cairns, Townsville
+Australia : Western Australia : Perth, Bunbury, Geraldton
+Australia : South Australia : Adelaide, Mount Gambier, Whyalla
+Australia : Tasmania : Hobart, Launceston, Devonport
+India : Maharashtra : Mumbai, Pune, Nagpur, Nashik
+India : Karnataka : Bengaluru, Mysuru, Mangaluru, Hubballi
+India : Tamil Nadu : Chennai, Coimbatore, Madurai
+India : Kerala : Kochi, Thiruvananthapuram, Kozhikode
+India : Gujarat : Ahmedabad, Surat, Vadodara
+India : Rajasthan : Jaipur, Jodhpur, Udaipur
+India : Uttar Pradesh : Lucknow, Kanpur, Varanasi, Agra
+India : West Bengal : Kolkata, Howrah, Siliguri
+"""
+
+_PlaceRx = tuple[re.Pattern[str], tuple[str, ...], str, bool]  # (regex, cities to pick from, country, not a demonym)
 
 
 @functools.cache
@@ -284,16 +361,21 @@ def _tables() -> tuple[dict[str, _Country], list[_PlaceRx], list[tuple[re.Patter
     """Parsed tables and their regexes, built on first use to keep import fast."""
     countries: dict[str, _Country] = {}
     places: list[_PlaceRx] = []
+    for line in _REGION_TABLE.splitlines():  # regions first: "New Mexico" is not Mexico
+        country, names, cities = (part.strip() for part in line.split(" : "))
+        region = names.split("/")[0].removesuffix(" State")
+        choices = tuple(f"{city.strip()}, {region}" for city in cities.split(","))
+        places.append((_words(names.split("/")), choices, country, True))
     for line in _COUNTRY_TABLE.splitlines():
         names, locales, cities = (part.strip() for part in line.split(" : "))
         forms, _, demonyms = names.lstrip("*").partition(" ~ ")
         country = forms.split("/")[0]
         city_forms = [c.strip().split("/") for c in cities.split(",")]
         countries[country] = _Country(tuple(locales.split()), tuple(c[0] for c in city_forms), names[0] == "*")
-        places += [(_words(c), c[0], country, True) for c in city_forms]  # a city before its country
-        places.append((_words(forms.split("/")), None, country, True))
+        places += [(_words(c), (c[0],), country, True) for c in city_forms]  # a city before its country
+        places.append((_words(forms.split("/")), (), country, True))
         if demonyms:
-            places.append((_words(demonyms.split("/"), plural=True), None, country, False))
+            places.append((_words(demonyms.split("/"), plural=True), (), country, False))
     jobs = []
     for entry in filter(None, (e.strip() for e in _JOB_TABLE.split(";"))):
         marked, _, titles = entry.partition(": ")
@@ -304,16 +386,24 @@ def _tables() -> tuple[dict[str, _Country], list[_PlaceRx], list[tuple[re.Patter
     return countries, places, jobs, tuple(name for name, c in countries.items() if c.default)
 
 
-def _places(text: str) -> list[tuple[str | None, str]]:
-    """Places named in the description, in order: (city or None, country)."""
+def _places(text: str) -> list[tuple[tuple[str, ...], str]]:
+    """Places named in the description, in order: (cities to pick from, or none, country)."""
     folded = _fold(text)
-    hits: list[tuple[int, int, str | None, str, bool]] = []
-    for rx, city, country, strong in _tables()[1]:
+    hits: list[tuple[int, int, tuple[str, ...], str, bool]] = []
+    in_regions: set[str] = set()  # cities named together with their region ("Austin, Texas")
+    for rx, cities, country, strong in _tables()[1]:
         m = rx.search(folded)
-        if m and not any(s <= m.start() < e for s, e, *_ in hits):
-            hits.append((m.start(), m.end(), city, country, strong))
+        if not m or any(s <= m.start() < e for s, e, *_ in hits):
+            continue
+        if len(cities) > 1:  # a region: if one of its cities is named too, that one
+            named_here = tuple(c for c in cities if _words([c.partition(", ")[0]]).search(folded))
+            cities = named_here or cities
+            in_regions.update(c.partition(", ")[0] for c in named_here)
+        elif cities and cities[0] in in_regions:
+            continue  # already placed in its region
+        hits.append((m.start(), m.end(), cities, country, strong))
     named = any(strong for *_, strong in hits)
-    return [(city, country) for _, _, city, country, strong in sorted(hits) if strong or not named]
+    return [(cities, country) for _, _, cities, country, strong in sorted(hits) if strong or not named]
 
 
 def _occupation(text: str) -> list[_Job]:
@@ -442,10 +532,10 @@ class OfflineProvider:
         rng = self._rng(description, index)
         countries, _, _, defaults = _tables()
         places = _places(description)  # several places: the personas take turns
-        city, country = places[index % len(places)] if places else (None, rng.choice(defaults))
+        cities, country = places[index % len(places)] if places else ((), rng.choice(defaults))
         locale = rng.choice(countries[country].locales)
         fake = _seeded(locale, rng)
-        city = city or rng.choice(countries[country].cities)
+        city = cities[0] if len(cities) == 1 else rng.choice(cities or countries[country].cities)
         rural = re.search(r"\b(?:rural|villages?|countryside)\b", description, re.I) is not None
         location = f"Rural area near {city}, {country}" if rural else f"{city}, {country}"
         place = f"the countryside near {city}" if rural else city
