@@ -631,3 +631,40 @@ async def test_streamed_text_breaks_between_words(app_factory: AppFactory) -> No
         assert pieces[:40] == words, "no word is cut where a line breaks"
         assert "".join(pieces[40:-1]) == "x" * (width * 2), "a word longer than a line is cut where lines end"
         assert streamed[-1] == "      indented", "spaces after a real newline are kept"
+
+
+@pytest.mark.parametrize("room", [30, 56, 64, 88, 89, 101, 120, 200])
+async def test_columns_fit_the_room_the_table_has(room: int) -> None:
+    from persona_tui.tui.widgets.persona_table import CELL_PADDING, COLUMNS, NARROWEST, WIDEST, fit_columns
+
+    widths = fit_columns(room)
+    keys = [key for key, _, _ in COLUMNS]
+    assert all(NARROWEST[key] <= widths[key] <= max(WIDEST[key], NARROWEST[key]) for key in keys)
+    shown = [key for n, key in enumerate(keys) if n < 4 or sum(widths[k] + CELL_PADDING for k in keys[: n + 1]) <= room]
+    used = sum(widths[key] + CELL_PADDING for key in shown)
+    if room >= sum(NARROWEST[key] + CELL_PADDING for key in keys[:4]):
+        assert used <= room, "what is shown fits"
+        grown = [key for key in ("name", "occupation", "location") if widths[key] < WIDEST[key]]
+        assert not grown or used >= room - len(shown), "and the room is used"
+    assert ("created" in shown) == (room >= 89), "created joins once the first four keep their widths"
+
+
+async def test_the_table_fits_its_pane_and_cuts_long_text_with_an_ellipsis(
+    app_factory: AppFactory, sample_records
+) -> None:  # type: ignore[no-untyped-def]
+    app = app_factory(records=sample_records)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.query_one(PersonaTable)
+        room = table.scrollable_content_region.width
+        first_four = list(table.columns.values())[:4]
+        assert sum(column.get_render_width(table) for column in first_four) <= room
+        occupation = table.get_row_at(0)[2]
+        drawn = occupation.__rich__()
+        assert drawn.overflow == "ellipsis" and drawn.no_wrap and drawn.plain == str(occupation)
+        await pilot.resize_terminal(240, 50)
+        await pilot.pause()
+        wide = table.scrollable_content_region.width
+        assert wide >= 101, "room for all six columns"
+        assert sum(column.get_render_width(table) for column in table.columns.values()) <= wide

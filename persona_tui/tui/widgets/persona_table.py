@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.geometry import Size
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from persona_tui.engine.models import PersonaRecord
 from persona_tui.present import one_line
@@ -23,17 +23,58 @@ COLUMNS = (
     ("created", "Created", 16),
     ("model", "Model", 14),
 )
-"""Key, label and width: fixed widths spare the table from measuring every cell of thousands of rows."""
+"""Key, label and width: fixed widths spare the table from measuring every cell of thousands of rows.
+The widths are then fitted to the room the table has (:func:`fit_columns`)."""
+NARROWEST = {"name": 12, "age": 3, "occupation": 10, "location": 12, "created": 16, "model": 10}
+WIDEST = {"name": 28, "age": 3, "occupation": 34, "location": 34, "created": 16, "model": 20}
+GROWING = ("name", "occupation", "location", "model")
+"""The columns that take spare room, a cell at a time in turn."""
+CELL_PADDING = 2
+"""DataTable's padding around each cell (one on each side)."""
+ALWAYS_SHOWN = 4
+"""Name, age, occupation and location always fit; created and model come into view when there is room."""
 HIGHLIGHT_STYLE = "bold green"
 FIRST_ROWS = 200
+
+
+def fit_columns(room: int) -> dict[str, int]:
+    """Column widths for a table ``room`` cells wide.
+
+    The first four columns are always shown (they scroll sideways if even they
+    do not fit); created and model join them only when the first four can keep
+    their listed widths. The room left goes to the text columns in turn, up to
+    their widest. Columns that do not fit keep their listed width, for whoever
+    scrolls to them.
+    """
+    keys = [key for key, _, _ in COLUMNS]
+    widths = {key: width for key, _, width in COLUMNS}
+    needed = sum(widths[key] + CELL_PADDING for key in keys[:ALWAYS_SHOWN])
+    shown = ALWAYS_SHOWN
+    for key in keys[ALWAYS_SHOWN:]:
+        needed += NARROWEST[key] + CELL_PADDING
+        if needed > room:
+            break
+        shown += 1
+    visible = keys[:shown]
+    widths.update({key: NARROWEST[key] for key in visible})
+    spare = room - sum(widths[key] + CELL_PADDING for key in visible)
+    growing = [key for key in GROWING if key in visible]
+    while spare > 0:
+        wider = [key for key in growing if widths[key] < WIDEST[key]]
+        if not wider:
+            break
+        for key in wider[:spare]:
+            widths[key] += 1
+        spare -= len(wider[:spare])
+    return widths
 
 
 class Cell:
     """A plain cell, formatted only when its row is first drawn.
 
-    DataTable shows an object that is neither ``str`` nor a Rich renderable as
-    ``Text(str(obj))``: never read as markup, which model text must not be.
-    With 10,000 personas, six ``Text`` per row made up a third of the startup.
+    DataTable asks a Rich renderable for its text only when it draws the row,
+    and ``Text`` is never read as markup, which model text must not be. With
+    10,000 personas, six ``Text`` per row made up a third of the startup.
     """
 
     __slots__ = ("raw",)
@@ -43,6 +84,10 @@ class Cell:
 
     def __str__(self) -> str:
         return one_line(self.raw)[:60]
+
+    def __rich__(self) -> Text:
+        """Drawn as plain text, cut with an ellipsis where its column ends."""
+        return Text(str(self), no_wrap=True, overflow="ellipsis", end="")
 
 
 class Stamp:
@@ -91,6 +136,22 @@ class PersonaTable(DataTable[Cell | Stamp | Text]):
         for key, label, width in COLUMNS:
             self.add_column(label, key=key, width=width)
 
+    def on_resize(self) -> None:
+        """Fit the columns to the new width (cells are cut at their column's width, never wrapped)."""
+        widths = fit_columns(self.scrollable_content_region.width)
+        changed = False
+        for key, width in widths.items():
+            column = self.columns.get(ColumnKey(key))
+            if column is not None and column.width != width:
+                column.width = width
+                changed = True
+        if changed:
+            clear = getattr(self, "_clear_caches", None)  # rows drawn at the old widths
+            if clear is not None:
+                clear()
+            self._require_update_dimensions = True
+            self.refresh()
+
     def _cells(self, record: PersonaRecord) -> Row:
         p = record.persona
         model = "offline (not AI)" if record.provider == "offline" else record.model
@@ -104,8 +165,8 @@ class PersonaTable(DataTable[Cell | Stamp | Text]):
         ]
 
     def _styled_cells(self, record: PersonaRecord, style: str) -> Row:
-        cells: Row = [Text(str(cell), style=style) for cell in self._cells(record)]
-        created = _StyledStamp(str(cells[4]), style=style)
+        cells: Row = [Text(str(cell), style=style, no_wrap=True, overflow="ellipsis") for cell in self._cells(record)]
+        created = _StyledStamp(str(cells[4]), style=style, no_wrap=True, overflow="ellipsis")
         created.moment = record.created_at.timestamp()
         cells[4] = created
         return cells
