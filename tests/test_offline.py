@@ -355,6 +355,11 @@ def test_no_place_picks_varied_countries() -> None:
         ("students", "student"),
         ("retirees", "retired"),
         ("accountants in Dublin", "accountant"),
+        ("bakers in Lyon aged 25-35", "bak"),
+        ("yoga teachers", "yoga"),
+        ("midwives in Accra", "midwife"),
+        ("call centre agents in Manila", "agent"),
+        ("painters in Ohio", "painter"),
     ],
 )
 def test_occupation_is_honoured(description: str, keyword: str) -> None:

@@ -141,6 +141,32 @@ hairdresser/barber: Hairdresser, Barber, Salon Owner; real estate agent/realtor:
 -street vendor/market trader/vendor: Street Food Vendor, Market Trader;
 stay-at-home parent/stay-at-home mom/stay-at-home dad/homemaker: Stay-at-Home Parent, Homemaker;
 nonprofit worker/NGO worker/volunteer: Nonprofit Program Officer, NGO Field Coordinator, Volunteer Coordinator;
+baker: Baker, Artisan Baker, Bakery Owner; butcher: Butcher, Butcher Shop Owner; florist: Florist, Flower Shop Owner;
+bartender: Bartender, Bar Manager; restaurant owner/restaurant manager: Restaurant Owner, Restaurant Manager;
+hotel manager/hotel staff: Hotel Manager, Front Desk Agent; tour guide: Tour Guide, Travel Guide;
+event planner/wedding planner: Event Planner, Wedding Planner; +travel agent: Travel Agent, Travel Consultant;
++personal trainer/fitness instructor/coach: Personal Trainer, Fitness Coach; yoga teacher/yoga instructor: Yoga Teacher;
+therapist/psychologist/counsellor/counselor: Psychotherapist, Clinical Psychologist, School Counsellor;
+midwife/midwives: Midwife, Community Midwife;
+physiotherapist/physical therapist: Physiotherapist, Sports Physiotherapist;
+veterinarian/veterinary surgeon: Veterinarian, Farm Vet, Veterinary Nurse; optician/optometrist: Optometrist, Optician;
++lab technician/laboratory technician: Laboratory Technician, Medical Lab Scientist;
++translator/interpreter: Translator, Court Interpreter, Freelance Translator;
++recruiter/HR manager/human resources manager: Recruiter, HR Manager, People Operations Lead;
++support agent/customer service agent/call center agent/call centre agent: Customer Support Agent, Call Centre Agent;
+nanny/babysitter/childminder: Nanny, Childminder, Au Pair; teaching assistant: Teaching Assistant, Classroom Aide;
+gardener/landscaper: Gardener, Landscaper, Groundskeeper; -security guard: Security Guard, Night Watchman;
+-miner: Miner, Mine Shift Supervisor;
+-welder: Welder, Fabricator; -painter/decorator: House Painter, Painter and Decorator;
+++content creator/influencer/streamer/youtuber/podcaster: Content Creator, Video Streamer, Podcaster;
+++video editor/animator: Video Editor, Animator, Motion Designer;
+actor/actress/performer: Actor, Stage Performer;
+dancer: Dancer, Dance Teacher; athlete: Professional Athlete, Sports Coach;
+pastor/priest/imam/rabbi/clergy: Parish Priest, Pastor, Imam, Rabbi; judge: District Judge, Magistrate;
++auditor/insurance agent/financial advisor/financial adviser: Auditor, Insurance Agent, Financial Adviser;
+++trader/investor: Day Trader, Investment Analyst, Retail Investor; +economist: Economist, Policy Economist;
++logistics coordinator/supply chain manager: Logistics Coordinator, Supply Chain Manager;
++operations manager/store manager/retail manager: Operations Manager, Store Manager, Retail Manager;
 -retiree/retired/pensioner: Retired
 """
 _FORMER_JOBS = ("Postal Worker", "Schoolteacher", "Bus Driver", "Civil Engineer", "Bookkeeper", "Shop Owner")
