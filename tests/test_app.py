@@ -668,3 +668,63 @@ async def test_the_table_fits_its_pane_and_cuts_long_text_with_an_ellipsis(
         wide = table.scrollable_content_region.width
         assert wide >= 101, "room for all six columns"
         assert sum(column.get_render_width(table) for column in table.columns.values()) <= wide
+
+
+async def test_a_break_at_a_real_newline_adds_no_blank_line_and_a_new_stream_keeps_its_indent(
+    app_factory: AppFactory,
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        log = app.query_one(LiveLog)
+        log.message("start")
+        room = log._fold_width() - len("    ")
+        log.tokens("a" * room + "    \nb")
+        log.end_tokens()
+        log.message("next")
+        log.tokens("  indented")
+        log.end_tokens()
+        await pilot.pause()
+        start = max(i for i, line in enumerate(log.lines) if "start" in line) + 1
+        lines = [line.rstrip() for line in log.lines[start:]]
+        assert lines[:2] == ["    " + "a" * room, "    b"], "no blank line between them"
+        assert lines[3] == "      indented", "the next stream keeps its leading spaces"
+
+
+async def test_a_batch_that_ends_on_a_failure_does_not_leave_a_half_written_persona(
+    app_factory: AppFactory,
+    sample_records,  # type: ignore[no-untyped-def]
+) -> None:
+    app = app_factory(records=sample_records)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        view = app.query_one(PersonaView)
+        app.count = 2
+        view.show_partial({"name": "Half Written"}, 0, 2)
+        view.draw_partial()
+        assert view.showing_partial
+        saved = sample_records[0]
+        summary = ev.Summary(saved=(saved,), failed=1, cancelled=False, seconds=3.0, tokens=300)
+        app.handle_event(ev.Finished(summary))
+        await pilot.pause()
+        assert not view.showing_partial
+        assert "Half Written" not in str(view.body.render())
+
+
+async def test_the_columns_are_fitted_again_when_the_scrollbar_comes(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    app = app_factory(records=sample_records)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.query_one(PersonaTable)
+        assert not table.show_vertical_scrollbar
+        for _ in range(40):
+            table.add_record(sample_records[0].model_copy(update={"id": uuid.uuid4().hex}))
+        await pilot.pause()
+        await pilot.pause()
+        assert table.show_vertical_scrollbar
+        first_four = list(table.columns.values())[:4]
+        assert sum(column.get_render_width(table) for column in first_four) == table.scrollable_content_region.width

@@ -317,6 +317,37 @@ def test_a_city_named_with_its_region_is_kept(description: str, location: str) -
     assert {p.location for p in many(description, n=6)} == {location}
 
 
+@pytest.mark.parametrize(
+    ("description", "locations"),
+    [
+        ("teachers in Kansas City, Missouri", {"Kansas City, Missouri, United States"}),
+        ("nurses in Sydney, Australia and Halifax, Nova Scotia", {"Sydney, Australia", "Halifax, Nova Scotia, Canada"}),
+        ("developers in Nairobi, Kenya", {"Nairobi, Kenya"}),
+    ],
+)
+def test_cities_regions_and_countries_named_together_are_one_place(description: str, locations: set[str]) -> None:
+    assert {p.location for p in many(description, n=6)} == locations
+
+
+def test_a_region_and_a_country_whose_names_overlap_are_both_used() -> None:
+    locations = [p.location for p in many("farmers in New Mexico and Mexico", n=4)]
+    assert [loc.endswith(", New Mexico, United States") for loc in locations] == [True, False, True, False]
+    assert all(loc.endswith(", Mexico") for loc in locations[1::2])
+
+
+@pytest.mark.parametrize(
+    ("description", "not_wanted"),
+    [
+        ("cake decorators", "Painter"),
+        ("occupational therapists", "Psychotherapist"),
+        ("football coaches", "Personal Trainer"),
+        ("history teachers who study 300 BC", "British Columbia"),
+    ],
+)
+def test_words_that_only_look_like_a_place_or_job_are_not_read_as_one(description: str, not_wanted: str) -> None:
+    assert not any(not_wanted in f"{p.occupation} {p.location}" for p in many(description, n=6))
+
+
 def test_a_region_name_inside_a_country_name_is_not_the_country() -> None:
     assert all(p.location.endswith(", Mexico") and "New Mexico" not in p.location for p in many("farmers in Mexico"))
 

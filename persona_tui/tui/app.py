@@ -372,7 +372,8 @@ class PersonaApp(App[None]):
                 log.message(f"Cancelled after {fmt_seconds(elapsed)}{kept}")
             case ev.Finished(summary=summary):
                 log.end_tokens()
-                if not summary.saved:  # nothing kept: the half-written persona must not stay on screen
+                if not summary.saved or self.persona_view.showing_partial:
+                    # A half-written persona must not stay on screen (in a batch, the last one to fail).
                     selected = self.table.selected
                     if selected is not None:
                         self.persona_view.show_record(selected)

@@ -145,8 +145,9 @@ baker: Baker, Artisan Baker, Bakery Owner; butcher: Butcher, Butcher Shop Owner;
 bartender: Bartender, Bar Manager; restaurant owner/restaurant manager: Restaurant Owner, Restaurant Manager;
 hotel manager/hotel staff: Hotel Manager, Front Desk Agent; tour guide: Tour Guide, Travel Guide;
 event planner/wedding planner: Event Planner, Wedding Planner; +travel agent: Travel Agent, Travel Consultant;
-+personal trainer/fitness instructor/coach: Personal Trainer, Fitness Coach; yoga teacher/yoga instructor: Yoga Teacher;
-therapist/psychologist/counsellor/counselor: Psychotherapist, Clinical Psychologist, School Counsellor;
++personal trainer/fitness instructor/fitness coach: Personal Trainer, Fitness Coach;
+yoga teacher/yoga instructor: Yoga Teacher;
+psychotherapist/psychologist/counsellor/counselor: Psychotherapist, Clinical Psychologist, School Counsellor;
 midwife/midwives: Midwife, Community Midwife;
 physiotherapist/physical therapist: Physiotherapist, Sports Physiotherapist;
 veterinarian/veterinary surgeon: Veterinarian, Farm Vet, Veterinary Nurse; optician/optometrist: Optometrist, Optician;
@@ -157,11 +158,11 @@ veterinarian/veterinary surgeon: Veterinarian, Farm Vet, Veterinary Nurse; optic
 nanny/babysitter/childminder: Nanny, Childminder, Au Pair; teaching assistant: Teaching Assistant, Classroom Aide;
 gardener/landscaper: Gardener, Landscaper, Groundskeeper; -security guard: Security Guard, Night Watchman;
 -miner: Miner, Mine Shift Supervisor;
--welder: Welder, Fabricator; -painter/decorator: House Painter, Painter and Decorator;
+-welder: Welder, Fabricator; -house painter/painter and decorator/painter: House Painter, Painter and Decorator;
 ++content creator/influencer/streamer/youtuber/podcaster: Content Creator, Video Streamer, Podcaster;
 ++video editor/animator: Video Editor, Animator, Motion Designer;
 actor/actress/performer: Actor, Stage Performer;
-dancer: Dancer, Dance Teacher; athlete: Professional Athlete, Sports Coach;
+dancer/dance teacher: Dancer, Dance Teacher; athlete: Professional Athlete, Sports Coach;
 pastor/priest/imam/rabbi/clergy: Parish Priest, Pastor, Imam, Rabbi; judge: District Judge, Magistrate;
 +auditor/insurance agent/financial advisor/financial adviser: Auditor, Insurance Agent, Financial Adviser;
 ++trader/investor: Day Trader, Investment Analyst, Retail Investor; +economist: Economist, Policy Economist;
@@ -357,7 +358,7 @@ United States : Wisconsin : Milwaukee, Madison, Green Bay
 United States : Wyoming : Cheyenne, Casper, Laramie
 Canada : Ontario : Toronto, Ottawa, Hamilton, London
 Canada : Quebec/Québec : Montreal, Quebec City, Gatineau, Sherbrooke
-Canada : British Columbia/BC : Vancouver, Victoria, Kelowna, Surrey
+Canada : British Columbia : Vancouver, Victoria, Kelowna, Surrey
 Canada : Alberta : Calgary, Edmonton, Red Deer, Lethbridge
 Canada : Manitoba : Winnipeg, Brandon, Steinbach
 Canada : Saskatchewan : Saskatoon, Regina, Prince Albert
@@ -416,20 +417,37 @@ def _places(text: str) -> list[tuple[tuple[str, ...], str]]:
     """Places named in the description, in order: (cities to pick from, or none, country)."""
     folded = _fold(text)
     hits: list[tuple[int, int, tuple[str, ...], str, bool]] = []
-    in_regions: set[str] = set()  # cities named together with their region ("Austin, Texas")
+    in_regions: set[str] = set()  # cities named with their region ("Austin, Texas"), placed there
     for rx, cities, country, strong in _tables()[1]:
-        m = rx.search(folded)
-        if not m or any(s <= m.start() < e for s, e, *_ in hits):
+        region = len(cities) > 1
+        m = next(
+            (
+                m
+                for m in rx.finditer(folded)
+                if not any(s <= m.start() < e for s, e, *_ in hits)
+                and not (region and re.match(r"[\s-]+city\b", folded[m.end() :]))  # Kansas City is a city
+            ),
+            None,
+        )
+        if m is None:
             continue
-        if len(cities) > 1:  # a region: if one of its cities is named too, that one
-            named_here = tuple(c for c in cities if _words([c.partition(", ")[0]]).search(folded))
-            cities = named_here or cities
-            in_regions.update(c.partition(", ")[0] for c in named_here)
-        elif cities and cities[0] in in_regions:
-            continue  # already placed in its region
+        if region:  # a city of the region written just before it ("Austin, Texas"): that one
+            before = folded[: m.start()]
+            named = tuple(
+                c for c in cities if re.search(rf"(?<![\w.]){re.escape(_fold(c.partition(', ')[0]))}[\s,]+$", before)
+            )
+            cities = named or cities
+            in_regions.update(c.partition(", ")[0] for c in named)
+        elif cities and cities[0] in in_regions and folded.count(_fold(cities[0])) == 1:
+            continue  # that city was named with its region, not on its own
         hits.append((m.start(), m.end(), cities, country, strong))
-    named = any(strong for *_, strong in hits)
-    return [(cities, country) for _, _, cities, country, strong in sorted(hits) if strong or not named]
+    named_place = any(strong for *_, strong in hits)
+    with_city = {country for _, _, cities, country, _ in hits if cities}
+    return [
+        (cities, country)
+        for _, _, cities, country, strong in sorted(hits)
+        if (strong or not named_place) and (cities or country not in with_city)  # "Sydney, Australia" is Sydney
+    ]
 
 
 def _occupation(text: str) -> list[_Job]:

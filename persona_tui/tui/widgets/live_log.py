@@ -95,7 +95,7 @@ class LiveLog(Log):
         self.flush()
         stamp = self.now().strftime("%H:%M:%S")
         prefix = "\n" if self._mid_line else ""
-        self._mid_line = False
+        self._mid_line = self._wrapped = False
         lines = fold(f"{stamp}  {strip_control(text, keep_newlines=False)}", self._fold_width(), MESSAGE_INDENT)
         self._write(prefix + "\n".join(lines) + "\n")
 
@@ -137,7 +137,8 @@ class LiveLog(Log):
         out: list[str] = []
         for number, segment in enumerate(text.split("\n")):
             if number:  # the text held a newline
-                out.append("\n")
+                if self._mid_line or not self._wrapped:  # a break we just made already ended the line
+                    out.append("\n")
                 self._mid_line = self._wrapped = False
             for piece in re.findall(r"\S+|\s+", segment):
                 if not self._mid_line:
@@ -174,7 +175,7 @@ class LiveLog(Log):
         self.flush()
         if self._mid_line:
             self._write("\n")
-            self._mid_line = False
+        self._mid_line = self._wrapped = False
 
     def _write(self, text: str) -> None:
         self.writes += 1

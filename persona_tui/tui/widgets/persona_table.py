@@ -137,7 +137,14 @@ class PersonaTable(DataTable[Cell | Stamp | Text]):
             self.add_column(label, key=key, width=width)
 
     def on_resize(self) -> None:
-        """Fit the columns to the new width (cells are cut at their column's width, never wrapped)."""
+        self._fit()
+
+    def watch_show_vertical_scrollbar(self) -> None:
+        # Rows added or removed can bring the scrollbar or take it away, with no resize to say so.
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        """Fit the columns to the room beside the scrollbar (cells are cut at their column's width)."""
         widths = fit_columns(self.scrollable_content_region.width)
         changed = False
         for key, width in widths.items():

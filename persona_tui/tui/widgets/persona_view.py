@@ -30,6 +30,8 @@ class PersonaView(VerticalScroll):
     """
 
     _waiting: tuple[dict[str, Any], int, int] | None = None
+    showing_partial = False
+    """True while the pane shows a persona still being written."""
 
     def compose(self) -> ComposeResult:
         # Kept as an attribute: events still arrive while the app closes, when a query would fail.
@@ -46,12 +48,14 @@ class PersonaView(VerticalScroll):
             return
         fields, index, count = self._waiting
         self._waiting = None
+        self.showing_partial = True
         batch = f" ({index + 1} of {count})" if count > 1 else ""
         self.border_title = f"Taking shape{batch}"
         self.body.update(describe_fields(fields))
 
     def _drop_waiting(self) -> None:
         self._waiting = None
+        self.showing_partial = False
 
     def show_record(self, record: PersonaRecord) -> None:
         self._drop_waiting()
