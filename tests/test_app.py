@@ -728,3 +728,24 @@ async def test_the_columns_are_fitted_again_when_the_scrollbar_comes(app_factory
         assert table.show_vertical_scrollbar
         first_four = list(table.columns.values())[:4]
         assert sum(column.get_render_width(table) for column in first_four) == table.scrollable_content_region.width
+
+
+async def test_wide_characters_and_tabs_stay_inside_the_log(app_factory: AppFactory) -> None:
+    from rich.cells import cell_len
+
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        log = app.query_one(LiveLog)
+        log.message("Saved 佐藤 美咲 → " + "佐藤美咲" * 12 + ".json")
+        story = '{"background": "' + "東京の大きな病院で看護師として十二年間働いています。" * 4 + '"}\t"x":\t1'
+        for at in range(0, len(story), 3):
+            log.tokens(story[at : at + 3])
+            log.flush(whole_words=True)
+        log.end_tokens()
+        await pilot.pause()
+        width = log.scrollable_content_region.width
+        assert all(cell_len(line) <= width for line in log.lines), [cell_len(line) for line in log.lines]
+        assert "\t" not in "".join(log.lines)
+        shown = "".join(line.strip() for line in log.lines)
+        assert "東京の大きな病院で看護師として十二年間働いています。" * 4 in shown, "nothing lost"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Self
 
+from rich.cells import cell_len
 from textual.geometry import Region
 from textual.widgets import Log
 
@@ -23,13 +24,24 @@ TOKEN_INDENT = "    "
 MESSAGE_INDENT = " " * 10
 
 
+def fitting(text: str, cells: int) -> int:
+    """How many characters of ``text`` fit in ``cells`` terminal cells (wide characters take two)."""
+    used = 0
+    for count, char in enumerate(text):
+        used += cell_len(char)
+        if used > cells:
+            return count
+    return len(text)
+
+
 def fold(text: str, width: int, indent: str) -> list[str]:
     """Break a message into lines of at most ``width`` cells, at spaces where possible."""
     lines: list[str] = []
-    while len(text) > width:
-        cut = text.rfind(" ", len(indent) + 1, width + 1)
+    while cell_len(text) > width:
+        end = fitting(text, width)
+        cut = text.rfind(" ", len(indent) + 1, end + 1)
         if cut <= len(indent):
-            cut = width
+            cut = max(end, len(indent) + 1)
         lines.append(text[:cut].rstrip())
         text = indent + text[cut:].lstrip()
     lines.append(text)
@@ -115,12 +127,12 @@ class LiveLog(Log):
         """
         if not self._pending:
             return
-        text = strip_control("".join(self._pending))
+        text = strip_control("".join(self._pending)).replace("\t", "    ")  # a Log would widen tabs itself
         self._pending.clear()
         if whole_words:
             cut = max(text.rfind(" "), text.rfind("\n")) + 1
             tail = text[cut:]
-            if 0 < len(tail) < self._fold_width() - len(TOKEN_INDENT):
+            if 0 < cell_len(tail) < self._fold_width() - len(TOKEN_INDENT):
                 self._pending.append(tail)
                 text = text[:cut]
         if text:
@@ -147,27 +159,28 @@ class LiveLog(Log):
                     out.append(TOKEN_INDENT)
                     self._column, self._mid_line, self._wrapped = len(TOKEN_INDENT), True, False
                 room = width - self._column
-                if len(piece) <= room:
+                cells = cell_len(piece)
+                if cells <= room:
                     out.append(piece)
-                    self._column += len(piece)
+                    self._column += cells
                     continue
                 if piece.isspace():
                     out.append("\n")
                     self._mid_line, self._wrapped = False, True
                     continue
-                if len(piece) <= line_room and self._column > len(TOKEN_INDENT):
+                if cells <= line_room and self._column > len(TOKEN_INDENT):
                     out.append("\n" + TOKEN_INDENT + piece)
-                    self._column = len(TOKEN_INDENT) + len(piece)
+                    self._column = len(TOKEN_INDENT) + cells
                     continue
                 while piece:  # longer than a line: cut where each line ends
-                    room = width - self._column
-                    if room <= 0:
+                    head = fitting(piece, width - self._column)
+                    if head == 0:
                         out.append("\n" + TOKEN_INDENT)
                         self._column = len(TOKEN_INDENT)
                         continue
-                    out.append(piece[:room])
-                    self._column += min(room, len(piece))
-                    piece = piece[room:]
+                    out.append(piece[:head])
+                    self._column += cell_len(piece[:head])
+                    piece = piece[head:]
         return "".join(out)
 
     def end_tokens(self) -> None:
