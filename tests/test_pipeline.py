@@ -526,3 +526,15 @@ async def test_a_burst_that_never_waits_still_lets_the_screen_run(
     while not inbox.empty():
         items.append(inbox.get_nowait())
     assert items[-1] is pipeline._END and items[:-1] == ["x"] * pieces
+
+
+async def test_text_that_arrived_just_before_an_error_is_still_shown(tmp_path: Path) -> None:
+    broken = GenerationError("incomplete", "The stream ended early.", "Try again.")
+    pieces = ["{", '"name": ', '"Ana', ' Souza"']
+    provider = ScriptedProvider([Step(pieces=pieces, error=broken)])  # no delays: text and error in one batch
+    events = await run(provider, tmp_path, max_attempts=1)
+    shown = "".join(e.text for e in events if isinstance(e, ev.TokenDelta))
+    assert shown == "".join(pieces)
+    failed = [i for i, e in enumerate(events) if isinstance(e, ev.Failed)]
+    deltas = [i for i, e in enumerate(events) if isinstance(e, ev.TokenDelta)]
+    assert failed and deltas and max(deltas) < failed[0]

@@ -548,6 +548,7 @@ class _Run:
                 # Everything that has arrived is taken at once: a fast stream costs one event per
                 # batch, not one per token.
                 batch: list[str] = []
+                error: BaseException | None = None
                 while not inbox.empty():
                     arrived.append(inbox.get_nowait())
                 for item in arrived:
@@ -558,9 +559,12 @@ class _Run:
                         finished = True
                         break
                     if isinstance(item, BaseException):
-                        raise item
+                        error = item  # raised once the text that came before it is shown
+                        break
                     batch.append(item)  # type: ignore[arg-type]
                 if not batch:
+                    if error is not None:
+                        raise error
                     continue
                 now = self.clock()
                 if first is None:
@@ -592,6 +596,8 @@ class _Run:
                     last_progress = now
                     self.progress.streamed(index, attempt.tokens, rate)
                     yield self._progress_event(index)
+                if error is not None:
+                    raise error
         finally:
             for task in (reader, watcher):
                 if task is not None and not task.done():
