@@ -749,3 +749,41 @@ async def test_wide_characters_and_tabs_stay_inside_the_log(app_factory: AppFact
         assert "\t" not in "".join(log.lines)
         shown = "".join(line.strip() for line in log.lines)
         assert "東京の大きな病院で看護師として十二年間働いています。" * 4 in shown, "nothing lost"
+
+
+async def test_a_very_long_persona_taking_shape_is_drawn_in_part(app_factory: AppFactory) -> None:
+    from persona_tui.tui.widgets.persona_view import PARTIAL_CHARS
+
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        view = app.query_one(PersonaView)
+        view.show_partial({"name": "Ana Souza", "background": "word " * 600})
+        view.draw_partial()
+        short = str(view.body.render())
+        assert "Ana Souza" in short and not short.rstrip().endswith("…")
+        view.show_partial({"name": "Ana Souza", "background": "word " * 3000})
+        view.draw_partial()
+        await pilot.pause()
+        drawn = view.body.render()
+        assert "Ana Souza" in str(drawn) and str(drawn).rstrip().endswith("…")
+        assert len(str(drawn)) <= max(PARTIAL_CHARS, 3 * view.size.width * view.size.height) + 2
+        view.show_record(app.query_one(PersonaTable).selected or _record_with_background("word " * 3000))
+        assert not str(view.body.render()).rstrip().endswith("…"), "a complete persona is shown whole"
+
+
+def _record_with_background(background: str) -> PersonaRecord:
+    from tests.helpers import persona_json as make_json
+
+    fields = json.loads(make_json())
+    fields["background"] = background.strip()[:4000]
+    return PersonaRecord.model_validate(
+        {
+            "persona": fields,
+            "provider": "scripted",
+            "model": "script-1",
+            "request": {"description": "nurses", "count": 1},
+            "generation_seconds": 1.0,
+            "tokens": 10,
+        }
+    )

@@ -20,6 +20,11 @@ from persona_tui.engine.models import PersonaRecord
 from persona_tui.present import describe, describe_fields
 
 
+PARTIAL_CHARS = 4000
+"""At least this much of a persona still being written is drawn (three screenfuls of the pane if that
+is more); the rest shows once it is complete. A 13,000-character persona cost 30 ms per drawing."""
+
+
 class PersonaView(VerticalScroll):
     """Shows one persona, complete or partial. Text only, never markup."""
 
@@ -51,7 +56,12 @@ class PersonaView(VerticalScroll):
         self.showing_partial = True
         batch = f" ({index + 1} of {count})" if count > 1 else ""
         self.border_title = f"Taking shape{batch}"
-        self.body.update(describe_fields(fields))
+        text = describe_fields(fields)
+        limit = max(PARTIAL_CHARS, 3 * self.size.width * self.size.height)
+        if len(text) > limit:  # far below what the pane shows; re-wrapping it at every drawing costs frames
+            text = text[:limit]
+            text.append(" …", style="dim")
+        self.body.update(text)
 
     def _drop_waiting(self) -> None:
         self._waiting = None
