@@ -19,7 +19,6 @@ from textual.widgets import Static
 from persona_tui.engine.models import PersonaRecord
 from persona_tui.present import describe, describe_fields
 
-
 PARTIAL_CHARS = 4000
 """At least this much of a persona still being written is drawn (three screenfuls of the pane if that
 is more); the rest shows once it is complete. A 13,000-character persona cost 30 ms per drawing."""
