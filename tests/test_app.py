@@ -97,7 +97,7 @@ async def test_keypress_to_new_highlighted_row(app_factory: AppFactory, sample_r
             handle(event)
 
         app.handle_event = watched  # type: ignore[method-assign]
-        app.action_generate()  # what ctrl+g runs; checked before anything is awaited
+        app.start_generation()  # what ctrl+g runs once typed keys are in; checked before anything is awaited
         assert panel.running and panel.stage is not None, "the panel changes on the key press itself"
         await wait_until(pilot, lambda: not panel.running)
         # The buttons follow just after the first frame (Escape works from the key press on);
@@ -787,3 +787,22 @@ def _record_with_background(background: str) -> PersonaRecord:
             "tokens": 10,
         }
     )
+
+
+async def test_ctrl_g_waits_for_the_keys_typed_before_it(app_factory: AppFactory) -> None:
+    """Keys queue in the focused field while ctrl+g runs at once: typed fast, they must all count."""
+    from textual import events
+
+    provider = ScriptedProvider([ok_step()])
+    app = app_factory(provider)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        description = app.query_one("#description", Input)
+        description.focus()
+        await pilot.pause()
+        for char in "nurses in Osaka":
+            description.post_message(events.Key(char, char))
+        app.action_generate()  # before the field has handled a single one of those keys
+        await wait_until(pilot, lambda: bool(provider.calls))
+        assert provider.calls[0].description == "nurses in Osaka"
+        await wait_until(pilot, lambda: not app.query_one(GenerationPanel).running)

@@ -258,6 +258,19 @@ class PersonaApp(App[None]):
     # ----- generating -----
 
     def action_generate(self) -> None:
+        """Start a generation once the field being typed in has taken every key sent before this one.
+
+        Keys wait in the focused field's own queue while ctrl+g, an app binding, runs at once: typed
+        fast (or pasted) during a busy moment, the description would otherwise be read cut short.
+        """
+        focused = self.focused
+        if isinstance(focused, Input):
+            focused.call_later(self.start_generation)
+        else:
+            self.start_generation()
+
+    def start_generation(self) -> None:
+        """Validate the form and start the generation worker (what ctrl+g does once typing is in)."""
         if self.running:
             self.notify("A generation is already running; Esc cancels it.", severity="warning", markup=False)
             return
@@ -473,7 +486,7 @@ class PersonaApp(App[None]):
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
-        self.action_generate()
+        self.start_generation()  # Enter came through the field's queue, after every key before it
 
     def action_focus_table(self) -> None:
         self.table.focus()
