@@ -212,7 +212,9 @@ async def test_quit_while_saving_removes_the_temporary_file(
         await wait_until(pilot, started.is_set)
         app._generation.cancel()  # what quitting does to a stuck worker
         await pilot.pause(0.1)
-    await asyncio.sleep(0.6)
+    deadline = time.monotonic() + 10  # the stuck fsync (0.5 s) returns, then the temporary file goes
+    while temp_files(app) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     assert temp_files(app) == []
     assert persona_files(app) == []
 

@@ -414,18 +414,22 @@ class PersonaApp(App[None]):
 
     def _set_running(self, running: bool) -> None:
         self.panel.running = running
-        if running:  # the buttons restyle and lay the screen out: after the frame that shows the first stage
+        if running:
+            # The buttons restyle and the footer recomposes, each laying the screen out: the first
+            # stage is drawn first, then the buttons, then the footer, one frame each rather than
+            # one long frame that stalls everything else. Escape works from the key press on.
             self.call_after_refresh(self._sync_buttons)
         else:  # the form is ready again at once
             self._sync_buttons()
-        self.refresh_bindings()
-        if not running:
+            self.refresh_bindings()
             self._cancel = None
 
     def _sync_buttons(self) -> None:
         running = self.running
         self.generate_button.disabled = running
         self.cancel_button.disabled = not running
+        if running:
+            self.call_after_refresh(self.refresh_bindings)
 
     def action_cancel(self) -> None:
         if self._cancel is not None:
