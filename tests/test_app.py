@@ -46,6 +46,12 @@ def log_text(app: PersonaApp) -> str:
     return "\n".join(app.query_one(LiveLog).lines)
 
 
+def lines_after(log: LiveLog, marker: str) -> list[str]:
+    """The log's lines after the last one holding ``marker``."""
+    start = max(i for i, line in enumerate(log.lines) if marker in line) + 1
+    return list(log.lines[start:])
+
+
 def notifications(app: PersonaApp) -> list[str]:
     return [f"{n.title}: {n.message}" for n in app._notifications]
 
@@ -626,8 +632,7 @@ async def test_streamed_text_breaks_between_words(app_factory: AppFactory) -> No
         log.tokens(" " + "x" * (width * 2) + "\n" + "  indented")
         log.end_tokens()
         await pilot.pause()
-        start = max(i for i, line in enumerate(log.lines) if "start" in line) + 1
-        streamed = [line.rstrip() for line in log.lines[start:] if line]
+        streamed = [line.rstrip() for line in lines_after(log, "start") if line]
         assert all(line.startswith("    ") and len(line) <= width for line in streamed)
         pieces = " ".join(line.strip() for line in streamed).split()
         assert pieces[:40] == words, "no word is cut where a line breaks"
@@ -687,8 +692,7 @@ async def test_a_break_at_a_real_newline_adds_no_blank_line_and_a_new_stream_kee
         log.tokens("  indented")
         log.end_tokens()
         await pilot.pause()
-        start = max(i for i, line in enumerate(log.lines) if "start" in line) + 1
-        lines = [line.rstrip() for line in log.lines[start:]]
+        lines = [line.rstrip() for line in lines_after(log, "start")]
         assert lines[:2] == ["    " + "a" * room, "    b"], "no blank line between them"
         assert lines[3] == "      indented", "the next stream keeps its leading spaces"
 

@@ -65,7 +65,7 @@ def fit_columns(room: int) -> dict[str, int]:
             break
         for key in wider[:spare]:
             widths[key] += 1
-        spare -= len(wider[:spare])
+            spare -= 1
     return widths
 
 
