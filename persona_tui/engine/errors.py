@@ -1,19 +1,66 @@
-"""Failures the engine understands, each with one sentence and a hint."""
+"""Failures the engine understands, each with one sentence and a hint.
+
+Every failure has a :class:`FailureKind`: a stable word that scripts match on
+(``--json`` output, exit codes, tests) and that carries the policy the batch
+needs, such as whether the personas not yet started should still be tried.
+"""
 
 from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FailureKind(StrEnum):
+    """What went wrong, in one stable word."""
+
+    AUTH = "auth"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    QUOTA = "quota"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    BAD_REQUEST = "bad_request"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    REFUSAL = "refusal"
+    LENGTH = "length"
+    CONTENT_FILTER = "content_filter"
+    INCOMPLETE = "incomplete"
+    STALLED = "stalled"
+    TOO_LARGE = "too_large"
+    INVALID_OUTPUT = "invalid_output"
+    DUPLICATE = "duplicate"
+    SAVE = "save"
+    INTERNAL = "internal"
+
+    @property
+    def stops_batch(self) -> bool:
+        """Every persona of the batch would meet this failure: the ones not started are not started."""
+        return self in _STOPS_BATCH
+
+
+_STOPS_BATCH = frozenset(
+    {
+        FailureKind.AUTH,
+        FailureKind.FORBIDDEN,
+        FailureKind.NOT_FOUND,
+        FailureKind.QUOTA,
+        FailureKind.BAD_REQUEST,
+        FailureKind.SAVE,
+    }
+)
 
 
 class GenerationError(Exception):
     """A failure explained for the user.
 
-    ``kind`` is a stable word scripts can match on; ``retryable`` says whether
-    trying the same request again may help; ``retry_after`` carries a server's
-    Retry-After in seconds when it gave one.
+    ``retryable`` says whether trying the same request again may help;
+    ``retry_after`` carries a server's Retry-After in seconds when it gave one.
     """
 
     def __init__(
         self,
-        kind: str,
+        kind: FailureKind,
         message: str,
         hint: str = "",
         *,
@@ -21,11 +68,11 @@ class GenerationError(Exception):
         retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind = FailureKind(kind)
         self.message = message
         self.hint = hint
         self.retryable = retryable
         self.retry_after = retry_after
 
     def __repr__(self) -> str:
-        return f"GenerationError({self.kind!r}, {self.message!r})"
+        return f"GenerationError({self.kind.value!r}, {self.message!r})"

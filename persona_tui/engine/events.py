@@ -12,7 +12,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from persona_tui.engine.models import PersonaRecord
+from persona_tui.engine.errors import FailureKind
+from persona_tui.engine.models import PersonaRecord, Usage
 
 
 class Stage(StrEnum):
@@ -23,6 +24,8 @@ class Stage(StrEnum):
     ENRICHING = "enriching"
     PROMPT = "prompt"
     CALLING = "calling"
+    THINKING = "thinking"
+    """Only for a model that reasons before it answers."""
     STREAMING = "streaming"
     VALIDATING = "validating"
     SAVING = "saving"
@@ -39,6 +42,7 @@ _LABELS = {
     Stage.ENRICHING: "Fetching real-world context",
     Stage.PROMPT: "Building prompt",
     Stage.CALLING: "Calling model",
+    Stage.THINKING: "Model thinking",
     Stage.STREAMING: "Streaming tokens",
     Stage.VALIDATING: "Validating persona",
     Stage.SAVING: "Saving",
@@ -97,6 +101,35 @@ class TokenDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """The model's reasoning as it arrives; ``text`` is empty when the server hides it."""
+
+    text: str
+    """Untrusted model text, like :attr:`TokenDelta.text`."""
+    tokens: int
+    """Reasoning pieces so far in this attempt (or the server's count, when it hides the text)."""
+    seconds: float
+    """Seconds spent thinking so far."""
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReported:
+    """The server's own token count for one request."""
+
+    usage: Usage
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerNotice:
+    """Something the server said beside the answer (untrusted text)."""
+
+    text: str
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class PartialPersona:
     fields: dict[str, Any]
     """The persona's fields parsed so far (the last string may be cut short)."""
@@ -148,11 +181,13 @@ class PersonaSaved:
     tokens_per_second: float
     """Streaming rate from the first token to the last."""
     index: int = 0
+    usage: Usage | None = None
+    """The server's count over every attempt, when it gave one (also kept in the record)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    kind: str
+    kind: FailureKind
     message: str
     hint: str
     index: int = 0
@@ -189,6 +224,9 @@ Event = (
     | RequestSent
     | FirstToken
     | TokenDelta
+    | ReasoningDelta
+    | UsageReported
+    | ServerNotice
     | PartialPersona
     | Progress
     | Heartbeat

@@ -99,6 +99,25 @@ class Organization(BaseModel):
         return "\n".join(lines)
 
 
+class Usage(BaseModel):
+    """Token counts as the server reported them (absent when it reports none)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    """Every token the model wrote, its reasoning included."""
+    reasoning_tokens: int = Field(default=0, ge=0)
+    """The part of ``completion_tokens`` spent thinking, shown or hidden."""
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+        )
+
+
 class PersonaRecord(BaseModel):
     """A saved persona: the model's answer plus where and how it was made."""
 
@@ -116,6 +135,8 @@ class PersonaRecord(BaseModel):
     persona: Persona
     sources: list[Source] = Field(default_factory=list)
     """The web pages that grounded the persona, when enrichment was on."""
+    usage: Usage | None = None
+    """What the server counted for this persona over every attempt, when it said."""
 
     def summary(self) -> dict[str, Any]:
         """A flat row for tables and CSV export."""

@@ -26,13 +26,14 @@ from persona_tui.engine.events import Stage
 from persona_tui.present import fmt_seconds, one_line
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-CHECKLIST = [s for s in Stage if s is not Stage.DONE]
+CHECKLIST = [s for s in Stage if s not in (Stage.DONE, Stage.THINKING)]
 SHORT = {
     Stage.PREPARING: "Prep",
     Stage.ORGANIZATION: "Org",
     Stage.ENRICHING: "Enrich",
     Stage.PROMPT: "Prompt",
     Stage.CALLING: "Call",
+    Stage.THINKING: "Think",
     Stage.STREAMING: "Stream",
     Stage.VALIDATING: "Check",
     Stage.SAVING: "Save",
