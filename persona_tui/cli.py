@@ -18,7 +18,6 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -30,7 +29,7 @@ from persona_tui.config import Settings, SettingsError, load_settings
 from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.models import COUNT_MAX, GenerationRequest, Organization, PersonaRecord, RequestError
-from persona_tui.engine.providers import OFFLINE_HINT, make_provider
+from persona_tui.engine.providers import Provider, make_provider, names, setup_hint
 from persona_tui.engine.text import strip_control
 from persona_tui.present import describe, one_line
 from persona_tui.render import HeadlessRenderer
@@ -56,10 +55,10 @@ def _model_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument(
         "--provider",
-        choices=["auto", "openai", "offline"],
+        choices=["auto", *names()],
         default=default,
         help="auto: a real model when OPENAI_API_KEY or OPENAI_BASE_URL is set, "
-        "else the offline sample generator (not AI)",
+        "else the offline sample generator (not AI); plugins add more",
     )
     parser.add_argument("--model", default=default, help="model name (env PERSONA_TUI_MODEL, default gpt-4o-mini)")
     parser.add_argument(
@@ -208,7 +207,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings, err: Console) -> 
     if not provider.is_ai:
         err.print(
             Text(
-                f"Using the {provider.label}: personas are composed locally from templates. {OFFLINE_HINT}",
+                f"Using the {provider.label}: personas are composed locally from templates. {setup_hint(settings)}",
                 style="yellow",
             )
         )
@@ -224,7 +223,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings, err: Console) -> 
 
 
 async def _generate(
-    request: GenerationRequest, provider: Any, store: PersonaStore, settings: Settings, err: Console
+    request: GenerationRequest, provider: Provider, store: PersonaStore, settings: Settings, err: Console
 ) -> ev.Summary:
     from persona_tui.engine.pipeline import generate
 

@@ -15,8 +15,10 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import platformdirs
 
@@ -24,7 +26,17 @@ APP_NAME = "persona-tui"
 ENV_PREFIX = "PERSONA_TUI_"
 DEFAULT_MODEL = "gpt-4o-mini"
 
-ProviderChoice = Literal["auto", "openai", "offline"]
+PROVIDER_GROUP = "persona_tui.providers"
+"""The entry-point group providers register in (the built-in ones too)."""
+
+
+@cache
+def provider_entry_points() -> tuple[EntryPoint, ...]:
+    """The registered providers, read from package metadata without importing them (first name wins)."""
+    seen: dict[str, EntryPoint] = {}
+    for entry in entry_points(group=PROVIDER_GROUP):
+        seen.setdefault(entry.name, entry)
+    return tuple(seen.values())
 
 
 class SettingsError(ValueError):
@@ -36,7 +48,8 @@ class Settings:
     """Every tunable of persona-tui. Field docstrings are shown by ``--help``."""
 
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir(APP_NAME)))
-    provider: ProviderChoice = "auto"
+    provider: str = "auto"
+    """``auto`` or the name of a registered provider."""
     model: str = DEFAULT_MODEL
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
@@ -57,6 +70,8 @@ class Settings:
     exa_api_key: str | None = field(default=None, repr=False)
     enrich_timeout: float = 8.0
     enrich_results: int = 3
+    provider_options: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    """Per-provider options from the config file's ``[providers.NAME]`` tables."""
 
     @property
     def personas_dir(self) -> Path:
@@ -65,13 +80,6 @@ class Settings:
     @property
     def organizations_dir(self) -> Path:
         return self.data_dir / "organizations"
-
-    @property
-    def resolved_provider(self) -> Literal["openai", "offline"]:
-        """``auto`` means the real model when a key or a base URL is set, else offline."""
-        if self.provider == "auto":
-            return "openai" if (self.api_key or self.base_url) else "offline"
-        return self.provider
 
 
 _ENV_ONLY = {"api_key": "OPENAI_API_KEY", "exa_api_key": "EXA_API_KEY"}
@@ -109,23 +117,41 @@ def load_settings(
 
     values: dict[str, Any] = {}
     for f in fields(Settings):
-        name = f.name
-        if name in flags:
-            raw, source = flags[name], f"--{name.replace('_', '-')}"
-        elif name in _ENV_ONLY:
-            raw, source = env.get(_ENV_ONLY[name]) or None, _ENV_ONLY[name]
-        elif env.get(ENV_PREFIX + name.upper()):
-            raw, source = env[ENV_PREFIX + name.upper()], ENV_PREFIX + name.upper()
-        elif name in _ENV_FALLBACK and env.get(_ENV_FALLBACK[name]):
-            raw, source = env[_ENV_FALLBACK[name]], _ENV_FALLBACK[name]
-        elif name in file_values:
-            raw, source = file_values[name], f"{path} ({name})"
-        else:
+        if f.name == "provider_options":
             continue
-        if raw is None:
-            continue
-        values[name] = _coerce(name, raw, source)
+        found = _source_of(f.name, flags, env, file_values, path)
+        if found is not None and found[0] is not None:
+            values[f.name] = _coerce(f.name, *found)
+    if PROVIDER_TABLES in file_values:
+        values["provider_options"] = _provider_tables(file_values[PROVIDER_TABLES], path)
     return Settings(**values)
+
+
+def _source_of(
+    name: str, flags: Mapping[str, Any], env: Mapping[str, str], file_values: Mapping[str, Any], path: Path
+) -> tuple[Any, str] | None:
+    """The raw value of one setting and where it came from, by precedence; None when nothing sets it."""
+    if name in flags:
+        return flags[name], f"--{name.replace('_', '-')}"
+    if name in _ENV_ONLY:
+        return env.get(_ENV_ONLY[name]) or None, _ENV_ONLY[name]
+    if env.get(ENV_PREFIX + name.upper()):
+        return env[ENV_PREFIX + name.upper()], ENV_PREFIX + name.upper()
+    if name in _ENV_FALLBACK and env.get(_ENV_FALLBACK[name]):
+        return env[_ENV_FALLBACK[name]], _ENV_FALLBACK[name]
+    if name in file_values:
+        return file_values[name], f"{path} ({name})"
+    return None
+
+
+PROVIDER_TABLES = "providers"
+"""The config file's table of per-provider tables: ``[providers.NAME]``."""
+
+
+def _provider_tables(raw: Any, path: Path) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise SettingsError(f"{path} ({PROVIDER_TABLES}) must hold one table per provider, like [providers.openai].")
+    return {str(name): dict(table) for name, table in raw.items()}
 
 
 def _read_config(path: Path, *, required: bool) -> dict[str, Any]:
@@ -138,7 +164,7 @@ def _read_config(path: Path, *, required: bool) -> dict[str, Any]:
         return {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"The config file {path} could not be read: {exc}") from None
-    known = {f.name for f in fields(Settings)} - set(_ENV_ONLY)
+    known = ({f.name for f in fields(Settings)} - set(_ENV_ONLY) - {"provider_options"}) | {PROVIDER_TABLES}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SettingsError(f"The config file {path} has unknown settings: {', '.join(unknown)}.")
@@ -146,43 +172,70 @@ def _read_config(path: Path, *, required: bool) -> dict[str, Any]:
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
-    kind = {f.name: f.type for f in fields(Settings)}[name]
+    kind = str({f.name: f.type for f in fields(Settings)}[name])
+    if name in _SPECIAL:
+        reader = _SPECIAL[name]
+    elif "float" in kind:
+        reader = _float
+    elif "int" in kind:
+        reader = _int
+    else:
+        reader = _text if "None" in kind else _required_text
     try:
-        if name == "data_dir":
-            if not isinstance(raw, str | os.PathLike):
-                raise ValueError("expected a folder path")
-            if not str(raw).strip():
-                raise ValueError("must not be empty")
-            return Path(raw).expanduser()
-        if name == "provider":
-            value = str(raw).lower()
-            if value not in ("auto", "openai", "offline"):
-                raise ValueError("use auto, openai or offline")
-            return value
-        if "float" in str(kind):
-            if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-                raise ValueError("expected a number")
-            number = float(raw)
-            _check_range(name, number)
-            return number
-        if "int" in str(kind):
-            if (
-                isinstance(raw, bool)
-                or not isinstance(raw, int | str)
-                or (isinstance(raw, str) and not raw.strip().lstrip("-").isdigit())
-            ):
-                raise ValueError("expected a whole number")
-            number = int(raw)
-            _check_range(name, number)
-            return number
-        if not isinstance(raw, str):
-            raise ValueError("expected text")
-        value = raw.strip()
-        if not value and "None" not in str(kind):
-            raise ValueError("must not be empty")
-        return value or None
+        value = reader(raw)
+        if isinstance(value, int | float):
+            _check_range(name, value)
+        return value
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"{source} has an invalid value {raw!r}: {exc}.") from None
+
+
+def _folder(raw: Any) -> Path:
+    if not isinstance(raw, str | os.PathLike):
+        raise ValueError("expected a folder path")
+    if not str(raw).strip():
+        raise ValueError("must not be empty")
+    return Path(raw).expanduser()
+
+
+def _provider_name(raw: Any) -> str:
+    value = str(raw).strip().lower()
+    choices = ["auto", *(entry.name for entry in provider_entry_points())]
+    if value not in choices:
+        raise ValueError(f"use {', '.join(choices[:-1])} or {choices[-1]}")
+    return value
+
+
+def _float(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError("expected a number")
+    return float(raw)
+
+
+def _int(raw: Any) -> int:
+    if (
+        isinstance(raw, bool)
+        or not isinstance(raw, int | str)
+        or (isinstance(raw, str) and not raw.strip().lstrip("-").isdigit())
+    ):
+        raise ValueError("expected a whole number")
+    return int(raw)
+
+
+def _text(raw: Any) -> str | None:
+    if not isinstance(raw, str):
+        raise ValueError("expected text")
+    return raw.strip() or None
+
+
+def _required_text(raw: Any) -> str:
+    value = _text(raw)
+    if value is None:
+        raise ValueError("must not be empty")
+    return value
+
+
+_SPECIAL = {"data_dir": _folder, "provider": _provider_name}
 
 
 def _check_range(name: str, number: float) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import time
@@ -23,12 +24,15 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiofiles
 import aiofiles.os
 from pydantic import ValidationError
 
 from persona_tui.engine.models import ORG_KIND, RECORD_KIND, Organization, PersonaRecord
+
+log = logging.getLogger(__name__)
 
 SLUG_MAX = 40
 TEMP_PREFIX = ".tmp-"
@@ -290,3 +294,38 @@ class OrganizationStore:
         except OSError as exc:
             raise StoreError(f"{org.name} could not be deleted: {exc.strerror or exc}.") from exc
         return org
+
+
+ESTIMATES_FILE = "estimates.json"
+
+
+class EstimateFile:
+    """``<data dir>/estimates.json``: what earlier runs measured, per provider and model.
+
+    Only a guide for progress and ETA, so a missing or unreadable file reads as
+    empty (and is replaced on the next save) rather than stopping anything.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def in_folder(cls, data_dir: Path) -> EstimateFile:
+        return cls(Path(data_dir) / ESTIMATES_FILE)
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        """The entries as saved, each a mapping of numbers; {} when there is no usable file."""
+        try:
+            raw = json.loads(self.path.read_text("utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable estimate history %s: %s", self.path, exc)
+            return {}
+        if not isinstance(raw, dict):
+            log.warning("ignoring estimate history %s: not a JSON object", self.path)
+            return {}
+        return {str(key): value for key, value in raw.items() if isinstance(value, dict)}
+
+    async def write(self, entries: dict[str, dict[str, Any]]) -> None:
+        await atomic_write(self.path, json.dumps(entries, indent=2).encode("utf-8"))

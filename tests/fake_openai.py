@@ -27,6 +27,8 @@ Scenario semantics (streaming, ``"stream": true``):
   ``i == 0``) or ``token_delay`` and writes the chunk.  ``i`` may equal the
   number of chunks, i.e. stall/cut after all content but before the finish
   chunk.  ``stall_after == cut_after`` therefore means "stall, then cut".
+* ``reasoning`` deltas, if any, go out first, each in the field named by
+  ``reasoning_key`` with ``content`` null, as reasoning servers send them;
 * then a chunk with an empty delta and ``finish_reason``, an optional usage
   chunk (``choices: []``; sent if ``Scenario.usage`` or the request asked via
   ``stream_options.include_usage``), ``data: [DONE]`` and the end of the
@@ -82,6 +84,10 @@ class Scenario:
     finish_reason: str = "stop"  # "length" etc.
     refusal: str | None = None  # stream delta.refusal chunks instead of content
     usage: bool = False  # send a final usage chunk
+    reasoning: list[str] = field(default_factory=list)  # reasoning deltas streamed before any content
+    reasoning_key: str = "reasoning_content"  # llama.cpp / DeepSeek; vLLM and Ollama use "reasoning"
+    reasoning_delay: float = 0.0  # seconds before each reasoning delta
+    reasoning_tokens: int = 0  # reported in usage.completion_tokens_details (hidden reasoning, like OpenAI's)
 
     def pieces(self) -> list[str]:
         """The deltas to send, in order (refusal text if ``refusal`` is set)."""
@@ -315,13 +321,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._complete(body, sc)
 
-    def _usage(self, body: dict[str, Any], n_chunks: int) -> dict[str, Any]:
+    def _usage(self, body: dict[str, Any], n_chunks: int, sc: Scenario) -> dict[str, Any]:
         prompt_chars = sum(len(str(m.get("content") or "")) for m in body.get("messages") or [] if isinstance(m, dict))
         prompt_tokens = max(1, prompt_chars // 4)
         return {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": n_chunks,
             "total_tokens": prompt_tokens + n_chunks,
+            "completion_tokens_details": {"reasoning_tokens": sc.reasoning_tokens},
         }
 
     def _stream(self, body: dict[str, Any], sc: Scenario) -> None:
@@ -358,6 +365,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._write_chunk(chunk({"role": "assistant", "content": "", "refusal": None}))
 
+        for thought in sc.reasoning:
+            self._sleep(sc.reasoning_delay)
+            self._check()
+            self._write_chunk(chunk({"content": None, sc.reasoning_key: thought}))
+
         for i in range(len(pieces) + 1):
             if i == sc.stall_after:
                 self._sleep(sc.stall_seconds)
@@ -374,7 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
         if want_usage:
             obj = dict(base)
             obj["choices"] = []
-            obj["usage"] = self._usage(body, len(pieces))
+            obj["usage"] = self._usage(body, len(pieces), sc)
             self._write_chunk(b"data: " + _dumps(obj) + b"\n\n")
         self._write_chunk(b"data: [DONE]\n\n")
         self._write(b"0\r\n\r\n")
@@ -399,7 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
             "created": int(time.time()),
             "model": str(body.get("model", "gpt-fake")),
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": sc.finish_reason}],
-            "usage": self._usage(body, len(pieces)),
+            "usage": self._usage(body, len(pieces), sc),
             "system_fingerprint": "fp_fake",
         }
         self._send_simple(200, json.dumps(resp, ensure_ascii=False), "application/json", sc.headers)

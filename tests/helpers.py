@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from persona_tui.engine.errors import GenerationError
 from persona_tui.engine.providers.base import PromptSpec
+from persona_tui.engine.providers.parts import AnswerPart, StreamPart
 
 
 def persona_dict(name: str = "Amina Otieno", **overrides: Any) -> dict[str, Any]:
@@ -42,9 +43,12 @@ def tokens_of(text: str, size: int = 4) -> list[str]:
 
 @dataclass
 class Step:
-    """One scripted attempt: pieces streamed with delays, then maybe an error."""
+    """One scripted attempt: pieces streamed with delays, then maybe an error.
 
-    pieces: Sequence[str] = ()
+    A piece given as text is answer text; any other stream part (reasoning, usage, a notice) goes out as it is.
+    """
+
+    pieces: Sequence[str | StreamPart] = ()
     first_delay: float = 0.0
     delay: float = 0.0
     error: GenerationError | None = None
@@ -76,10 +80,13 @@ class ScriptedProvider:
     def label(self) -> str:
         return f"{self.model} at {self.endpoint}"
 
+    def prepare(self) -> None:
+        """Nothing to set up."""
+
     async def aclose(self) -> None:
         self.closed = True
 
-    async def stream(self, spec: PromptSpec) -> AsyncIterator[str]:
+    async def stream(self, spec: PromptSpec) -> AsyncGenerator[StreamPart, None]:
         step = self.steps[min(len(self.calls), len(self.steps) - 1)]
         self.calls.append(spec)
         self.started_at.append(time.monotonic())
@@ -91,7 +98,7 @@ class ScriptedProvider:
             for i, piece in enumerate(step.pieces):
                 if i and step.delay:
                     await asyncio.sleep(step.delay)
-                yield piece
+                yield AnswerPart(piece) if isinstance(piece, str) else piece
             if step.hang:
                 await asyncio.Event().wait()
             if step.error is not None:

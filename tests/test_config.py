@@ -12,6 +12,7 @@ import pytest
 
 import persona_tui.config as config
 from persona_tui.config import DEFAULT_MODEL, Settings, SettingsError, load_settings
+from persona_tui.engine.providers import chosen
 
 REAL_DEFAULT_CONFIG_PATH = config.default_config_path
 SECRET = "sk-test-DO-NOT-PRINT-0123456789"
@@ -197,15 +198,15 @@ def test_api_key_never_in_repr(cfg: Path) -> None:
 def test_resolved_provider(provider: str, env: dict[str, str], expected: str, cfg: Path) -> None:
     s = load_settings({"provider": provider}, env=env, config_path=write(cfg, ""))
     assert s.provider == provider
-    assert s.resolved_provider == expected
+    assert chosen(s).name == expected
 
 
 def test_resolved_provider_on_settings_directly() -> None:
-    assert Settings().resolved_provider == "offline"
-    assert Settings(api_key="k").resolved_provider == "openai"
-    assert Settings(base_url="http://x").resolved_provider == "openai"
-    assert Settings(provider="offline", api_key="k").resolved_provider == "offline"
-    assert Settings(provider="openai").resolved_provider == "openai"
+    assert chosen(Settings()).name == "offline"
+    assert chosen(Settings(api_key="k")).name == "openai"
+    assert chosen(Settings(base_url="http://x")).name == "openai"
+    assert chosen(Settings(provider="offline", api_key="k")).name == "offline"
+    assert chosen(Settings(provider="openai")).name == "openai"
 
 
 # --- bad values -----------------------------------------------------------------------------------
@@ -229,7 +230,7 @@ def test_resolved_provider_on_settings_directly() -> None:
         ({"PERSONA_TUI_TEMPERATURE": "inf"}, "PERSONA_TUI_TEMPERATURE", "finite"),
         ({"PERSONA_TUI_HEARTBEAT_SECONDS": "-inf"}, "PERSONA_TUI_HEARTBEAT_SECONDS", "finite"),
         ({"PERSONA_TUI_CONNECT_TIMEOUT": "1e999"}, "PERSONA_TUI_CONNECT_TIMEOUT", "finite"),
-        ({"PERSONA_TUI_PROVIDER": "anthropic"}, "PERSONA_TUI_PROVIDER", "auto, openai or offline"),
+        ({"PERSONA_TUI_PROVIDER": "anthropic"}, "PERSONA_TUI_PROVIDER", "auto, offline or openai"),
         ({"PERSONA_TUI_MODEL": "   "}, "PERSONA_TUI_MODEL", "empty"),
     ],
 )
@@ -252,7 +253,7 @@ def test_bad_env_values_name_the_variable(env: dict[str, str], source: str, why:
         ("slow_seconds = nan", "slow_seconds", "finite"),
         ("total_timeout = inf", "total_timeout", "finite"),
         ('slow_seconds = "fast"', "slow_seconds", "'fast'"),
-        ('provider = "gpt"', "provider", "auto, openai or offline"),
+        ('provider = "gpt"', "provider", "auto, offline or openai"),
         ("max_attempts = true", "max_attempts", "number"),
         ("temperature = false", "temperature", "number"),
         ('model = ""', "model", "empty"),

@@ -133,7 +133,7 @@ def test_deterministic_across_processes() -> None:
 @pytest.mark.asyncio
 async def test_stream_joins_to_the_composed_persona() -> None:
     provider = OfflineProvider(seed=3, tokens_per_second=0)
-    pieces = [piece async for piece in provider.stream(spec("farmers in Ghana", 2))]
+    pieces = [part.text async for part in provider.stream(spec("farmers in Ghana", 2))]
     joined = "".join(pieces)
     composed = provider.compose("farmers in Ghana", 2)
     assert joined == canonical(composed)
@@ -148,7 +148,7 @@ async def test_stream_joins_to_the_composed_persona() -> None:
 async def test_stream_honours_avoid_names() -> None:
     provider = OfflineProvider(seed=3, tokens_per_second=0)
     first = provider.compose("farmers in Ghana", 2).name
-    pieces = [piece async for piece in provider.stream(spec("farmers in Ghana", 2, (first,)))]
+    pieces = [part.text async for part in provider.stream(spec("farmers in Ghana", 2, (first,)))]
     assert Persona.model_validate_json("".join(pieces)).name != first
 
 
@@ -172,7 +172,7 @@ async def test_pacing_makes_up_for_coarse_sleeps() -> None:
     # Timers that wake 15 ms late at best: one sleep per piece would take 15 ms x pieces.
     fake = FakeTime(granularity=0.015)
     provider = OfflineProvider(seed=1, tokens_per_second=1000, sleep=fake.sleep, clock=fake.clock)
-    pieces = [piece async for piece in provider.stream(spec("teachers in Lyon"))]
+    pieces = [part.text async for part in provider.stream(spec("teachers in Lyon"))]
     ideal = (len(pieces) - 1) / 1000
     assert ideal <= fake.now - 100.0 <= ideal + 0.015 + 1e-9
     assert len(fake.sleeps) < len(pieces) / 5
@@ -182,7 +182,7 @@ async def test_pacing_makes_up_for_coarse_sleeps() -> None:
 async def test_zero_rate_never_waits_but_yields_to_the_loop() -> None:
     fake = FakeTime()
     provider = OfflineProvider(seed=1, tokens_per_second=0, sleep=fake.sleep, clock=fake.clock)
-    pieces = [piece async for piece in provider.stream(spec("teachers in Lyon"))]
+    pieces = [part.text async for part in provider.stream(spec("teachers in Lyon"))]
     assert fake.sleeps, "no cancel points"
     assert all(s == 0 for s in fake.sleeps)
     assert len(fake.sleeps) >= len(pieces) // 50 - 1

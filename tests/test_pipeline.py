@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import pytest
@@ -493,17 +493,18 @@ async def test_a_burst_that_never_waits_still_lets_the_screen_run(
     With a slice of 0 it steps aside after every piece; with an endless slice (the old behaviour)
     nothing else would run until the burst ends, which is what the second case shows.
     """
-    from persona_tui.engine import pipeline
+    from persona_tui.engine.pipeline import watch
+    from persona_tui.engine.providers.parts import AnswerPart, StreamPart
 
-    monkeypatch.setattr(pipeline, "READ_SLICE", read_slice)
+    monkeypatch.setattr(watch, "READ_SLICE", read_slice)
     pieces = 200
     turns_seen: list[int] = []
     turns = 0
 
-    async def burst() -> AsyncIterator[str]:
+    async def burst() -> AsyncGenerator[StreamPart, None]:
         for _ in range(pieces):  # no await in between, like a parser working through a buffer
             turns_seen.append(turns)
-            yield "x"
+            yield AnswerPart("x")
 
     async def screen() -> None:
         nonlocal turns
@@ -511,11 +512,11 @@ async def test_a_burst_that_never_waits_still_lets_the_screen_run(
             turns += 1
             await asyncio.sleep(0)
 
-    inbox: asyncio.Queue[object] = asyncio.Queue()
+    inbox: asyncio.Queue[watch.Item] = asyncio.Queue()
     ticker = asyncio.create_task(screen())
     await asyncio.sleep(0)
     before = turns
-    await pipeline._read_into(burst(), inbox)
+    await watch.read_into(burst(), inbox)
     ticker.cancel()
     ran_during_burst = turns_seen[-1] - before
     if steps_aside:
@@ -525,7 +526,7 @@ async def test_a_burst_that_never_waits_still_lets_the_screen_run(
     items = []
     while not inbox.empty():
         items.append(inbox.get_nowait())
-    assert items[-1] is pipeline._END and items[:-1] == ["x"] * pieces
+    assert items[-1] is watch.END and items[:-1] == [AnswerPart("x")] * pieces
 
 
 async def test_text_that_arrived_just_before_an_error_is_still_shown(tmp_path: Path) -> None:

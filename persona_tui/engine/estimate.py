@@ -8,16 +8,14 @@ gpt-4o-mini does are used (the offline generator knows its own pace).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from persona_tui.storage import atomic_write
+from persona_tui.storage import EstimateFile
 
 log = logging.getLogger(__name__)
 
-HISTORY_FILE = "estimates.json"
 SMOOTHING = 0.3
 """Weight of the newest run in the moving averages."""
 
@@ -47,35 +45,33 @@ class Estimate:
 
 
 class EstimateBook:
-    """Estimates per ``provider/model``, kept in ``<data dir>/estimates.json``."""
+    """Estimates per ``provider/model``, read from and saved to an :class:`EstimateFile` when given one."""
 
-    def __init__(self, path: Path | None, entries: dict[str, Estimate] | None = None) -> None:
-        self.path = path
+    def __init__(self, file: EstimateFile | None, entries: dict[str, Estimate] | None = None) -> None:
+        self.file = file
         self.entries = dict(entries or {})
 
     @classmethod
     def load(cls, data_dir: Path | None) -> EstimateBook:
-        """Read the history; an unreadable file is ignored (estimates are only a guide)."""
+        """Read the history kept in ``data_dir``; entries that make no sense are left out (estimates are a guide)."""
         if data_dir is None:
             return cls(None)
-        path = data_dir / HISTORY_FILE
+        file = EstimateFile.in_folder(data_dir)
         entries: dict[str, Estimate] = {}
-        try:
-            raw = json.loads(path.read_text("utf-8"))
-            for key, values in raw.items():
+        for key, values in file.read().items():
+            try:
                 est = Estimate(
                     tokens=float(values["tokens"]),
                     first_token=float(values["first_token"]),
                     tokens_per_second=float(values["tokens_per_second"]),
                     runs=int(values["runs"]),
                 )
-                if est.tokens > 0 and est.tokens_per_second > 0 and est.first_token >= 0:
-                    entries[key] = est
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
-            log.warning("ignoring unreadable estimate history %s: %s", path, exc)
-        return cls(path, entries)
+            except (ValueError, TypeError, KeyError) as exc:
+                log.warning("ignoring estimate %s in %s: %s", key, file.path, exc)
+                continue
+            if est.tokens > 0 and est.tokens_per_second > 0 and est.first_token >= 0:
+                entries[key] = est
+        return cls(file, entries)
 
     def get(self, provider: str, model: str, default: Estimate | None = None) -> Estimate:
         return self.entries.get(f"{provider}/{model}", default or Estimate())
@@ -87,10 +83,8 @@ class EstimateBook:
         self.entries[key] = self.entries.get(key, Estimate()).learn(tokens, first_token, tokens_per_second)
 
     async def save(self) -> None:
-        if self.path is None:
-            return
-        data = {k: asdict(v) for k, v in sorted(self.entries.items())}
-        await atomic_write(self.path, json.dumps(data, indent=2).encode("utf-8"))
+        if self.file is not None:
+            await self.file.write({k: asdict(v) for k, v in sorted(self.entries.items())})
 
 
 # Shares of one persona's progress bar given to each phase.

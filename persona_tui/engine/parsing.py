@@ -14,7 +14,7 @@ from typing import Any
 import jiter
 from pydantic import ValidationError
 
-from persona_tui.engine.errors import GenerationError
+from persona_tui.engine.errors import FailureKind, GenerationError
 from persona_tui.engine.models import Persona
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)(?:```|$)", re.DOTALL | re.IGNORECASE)
@@ -45,7 +45,7 @@ def parse_persona(text: str) -> Persona:
     body = _object_text(text)
     if body is None:
         raise GenerationError(
-            "invalid_output",
+            FailureKind.INVALID_OUTPUT,
             "The model's answer held no JSON object.",
             "Try again, or use a model that supports structured outputs.",
         )
@@ -53,7 +53,7 @@ def parse_persona(text: str) -> Persona:
         data, _ = json.JSONDecoder().raw_decode(body)
     except json.JSONDecodeError as exc:
         raise GenerationError(
-            "invalid_output",
+            FailureKind.INVALID_OUTPUT,
             f"The model's answer is not valid JSON ({exc.msg} at character {exc.pos}).",
             "Try again, or use a model that supports structured outputs.",
         ) from None
@@ -63,7 +63,7 @@ def parse_persona(text: str) -> Persona:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "persona"
         raise GenerationError(
-            "invalid_output",
+            FailureKind.INVALID_OUTPUT,
             f"The model's persona has an invalid field '{where}': {first['msg']}.",
             "Try again, or use a model that supports structured outputs.",
         ) from None

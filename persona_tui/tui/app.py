@@ -29,7 +29,8 @@ from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.models import COUNT_MAX, GenerationRequest, RequestError
 from persona_tui.engine.pipeline import generate
-from persona_tui.engine.providers import OFFLINE_HINT, Provider, make_provider
+from persona_tui.engine.providers import Provider, make_provider, names, setup_hint
+from persona_tui.engine.providers.registry import get
 from persona_tui.present import fmt_seconds, one_line
 from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write
 from persona_tui.tui.screens.confirm import ConfirmScreen
@@ -94,7 +95,7 @@ class PersonaApp(App[None]):
         self.count = 1
         self._cancel: asyncio.Event | None = None
         self._generation: Worker[None] | None = None
-        self.sub_title = provider.label if provider.is_ai else f"{provider.label} · set OPENAI_API_KEY for a real model"
+        self.sub_title = provider.label if provider.is_ai else f"{provider.label} · {_short_hint(settings)}"
 
     # ----- layout -----
 
@@ -156,7 +157,7 @@ class PersonaApp(App[None]):
         self.set_interval(PULSE_SECONDS, self._pulse)
         self.log_pane.message(f"Model: {self.provider.label}")
         if not self.provider.is_ai:
-            self.log_pane.message(f"Personas are composed from templates, not by a model. {OFFLINE_HINT}")
+            self.log_pane.message(f"Personas are composed from templates, not by a model. {setup_hint(self.settings)}")
         self._load_personas()
 
     def _pulse(self) -> None:
@@ -214,9 +215,7 @@ class PersonaApp(App[None]):
         """Once the table is drawn: freeze what startup made, then warm the provider in a thread."""
         gc.collect()
         gc.freeze()
-        prepare = getattr(self.provider, "prepare", None)
-        if prepare is not None:
-            self.run_worker(asyncio.to_thread(prepare), group="prepare", exit_on_error=False)
+        self.run_worker(asyncio.to_thread(self.provider.prepare), group="prepare", exit_on_error=False)
 
     async def _load_organizations(self) -> None:
         """Fill the organization choices of the form and of the table's filter."""
@@ -568,6 +567,15 @@ class PersonaApp(App[None]):
                 lambda fmt=fmt: self.run_worker(self.action_export(fmt)),
             )
         yield SystemCommand("Focus the personas table", "Browse saved personas (ctrl+t)", self.action_focus_table)
+
+
+def _short_hint(settings: Settings) -> str:
+    """The header's few words on getting a real model, from the providers that need a key."""
+    for name in names():
+        info = get(name)
+        if info.is_ai and info.key_env_var:
+            return f"set {info.key_env_var} for a real model"
+    return "no real model is set up"
 
 
 def make_app(

@@ -1,10 +1,17 @@
-"""What the pipeline needs from a provider."""
+"""What the pipeline needs from a provider, and what a provider declares about itself."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from persona_tui.engine.providers.parts import StreamPart
+
+if TYPE_CHECKING:
+    from persona_tui.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,14 +33,16 @@ class PromptSpec:
 class Provider(Protocol):
     """A source of streamed persona JSON.
 
-    ``stream`` yields text deltas (about one token each) that together form
-    one JSON object. It raises :class:`~persona_tui.engine.errors.GenerationError`
-    for failures it understands. Closing the iterator (or cancelling the task
-    iterating it) must release the connection at once.
+    ``stream`` yields typed parts (:mod:`persona_tui.engine.providers.parts`):
+    answer text that together forms one JSON object, and beside it reasoning,
+    usage and server notices. It raises
+    :class:`~persona_tui.engine.errors.GenerationError` for failures it
+    understands. Closing the generator (or cancelling the task iterating it)
+    must release the connection at once.
     """
 
     name: str
-    """Stable id written into each record: ``openai`` or ``offline``."""
+    """Stable id written into each record: ``openai``, ``offline``, or a plugin's name."""
     model: str
     is_ai: bool
     """False for the offline sample generator, which must say so wherever it shows."""
@@ -48,6 +57,54 @@ class Provider(Protocol):
         """One line for headers and logs, e.g. ``gpt-4o-mini at api.openai.com``."""
         ...
 
-    def stream(self, spec: PromptSpec) -> AsyncIterator[str]: ...
+    def stream(self, spec: PromptSpec) -> AsyncGenerator[StreamPart, None]: ...
+
+    def prepare(self) -> None:
+        """Do slow set-up (imports, clients) ahead of the first request; safe to run in a thread."""
+        ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a provider can do, so front ends offer only what works."""
+
+    json_schema: bool = False
+    """Answers are held to the persona's JSON schema by the server."""
+    reasoning: bool = False
+    """It can pass on a model's reasoning (or say that the model is reasoning)."""
+    batch: bool = False
+    """It can submit many requests as one batch job."""
+
+
+class NoOptions(BaseModel):
+    """A provider without settings of its own."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    """A provider as the registry knows it: everything needed before one is built.
+
+    Registered through the ``persona_tui.providers`` entry-point group: the
+    entry point names an object of this type.
+    """
+
+    name: str
+    """The id used by ``--provider`` and written into each record."""
+    title: str
+    """A few words for help texts: what it talks to."""
+    build: Callable[[BaseModel, Settings], Provider]
+    """Makes the provider from its validated options (and the settings, for timeouts and the key)."""
+    options: type[BaseModel] = NoOptions
+    """Its options, read from the settings of the same names."""
+    key_env_var: str | None = None
+    """The environment variable holding its key, if it needs one."""
+    capabilities: Capabilities = Capabilities()
+    setup_hint: str = ""
+    """One sentence telling a user how to set it up, shown when it cannot be used."""
+    is_ai: bool = True
+    ready: Callable[[Settings], bool] | None = None
+    """Whether ``--provider auto`` may pick it with these settings; None means never picked by auto."""
+    auto_rank: int = 100
+    """Among the ready ones, auto picks the lowest rank."""

@@ -16,11 +16,15 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
+from pydantic import BaseModel, Field
+
+from persona_tui.config import Settings
 from persona_tui.engine.models import Persona, TechSavviness
-from persona_tui.engine.providers.base import PromptSpec
+from persona_tui.engine.providers.base import PromptSpec, ProviderInfo
+from persona_tui.engine.providers.parts import AnswerPart, StreamPart
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -640,7 +644,10 @@ class OfflineProvider:
             quote=rng.choice(_QUOTES).format(**words),
         )
 
-    async def stream(self, spec: PromptSpec) -> AsyncIterator[str]:
+    def prepare(self) -> None:
+        """Nothing to set up ahead of time."""
+
+    async def stream(self, spec: PromptSpec) -> AsyncGenerator[StreamPart, None]:
         """Yield the persona's JSON in token-sized pieces, paced at ``tokens_per_second``."""
         # Faker's first import takes a moment: keep the event loop (and the UI) responsive.
         persona = await asyncio.to_thread(self.compose, spec.description, spec.index, spec.avoid_names)
@@ -662,7 +669,32 @@ class OfflineProvider:
                 await self._sleep(0)
                 unyielded = 0
             unyielded += 1
-            yield piece
+            yield AnswerPart(piece)
 
     async def aclose(self) -> None:
         """Nothing to release: no connection, no files."""
+
+
+class OfflineOptions(BaseModel):
+    """The offline generator's options (settings of the same names)."""
+
+    seed: int | None = Field(default=None, ge=0)
+    offline_tokens_per_second: float = Field(default=80.0, ge=0)
+
+
+def _build(options: BaseModel, settings: Settings) -> OfflineProvider:
+    assert isinstance(options, OfflineOptions)
+    return OfflineProvider(seed=options.seed, tokens_per_second=options.offline_tokens_per_second)
+
+
+PROVIDER = ProviderInfo(
+    name="offline",
+    title="the offline sample generator: personas composed from templates, not AI",
+    build=_build,
+    options=OfflineOptions,
+    setup_hint="Nothing to set up: it works without a key or a network.",
+    is_ai=False,
+    ready=lambda settings: True,
+    auto_rank=1000,
+)
+"""Registered in ``pyproject.toml`` under the ``persona_tui.providers`` entry points."""

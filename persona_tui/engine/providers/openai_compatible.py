@@ -19,18 +19,25 @@ from __future__ import annotations
 import email.utils
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-from persona_tui.engine.errors import GenerationError
-from persona_tui.engine.providers.base import PromptSpec
+from pydantic import BaseModel, Field
+
+from persona_tui.config import DEFAULT_MODEL, Settings, SettingsError
+from persona_tui.engine.errors import FailureKind, GenerationError
+from persona_tui.engine.models import Usage
+from persona_tui.engine.providers.base import Capabilities, PromptSpec, ProviderInfo
+from persona_tui.engine.providers.parts import AnswerPart, ReasoningPart, StreamPart, UsagePart
 
 if TYPE_CHECKING:
     import openai
 
 OPENAI_HOST = "api.openai.com"
 SERVER_TEXT_MAX = 200
+KEY_ENV_VAR = "OPENAI_API_KEY"
+SETUP_HINT = f"Set {KEY_ENV_VAR} (or OPENAI_BASE_URL for a local server) to use a real model."
 
 
 class OpenAIProvider:
@@ -91,7 +98,7 @@ class OpenAIProvider:
         if self._client is not None:
             await self._client.close()
 
-    async def stream(self, spec: PromptSpec) -> AsyncIterator[str]:
+    async def stream(self, spec: PromptSpec) -> AsyncGenerator[StreamPart, None]:
         client = self._get_client()
         import openai  # imported by _get_client; this only binds the name
 
@@ -107,40 +114,46 @@ class OpenAIProvider:
                     "json_schema": {"name": "persona", "strict": True, "schema": spec.schema},
                 },
                 temperature=openai.omit if self.temperature is None else self.temperature,
+                stream_options={"include_usage": True} if self.base_url is None else openai.omit,
             )
             async with stream:
                 async for chunk in stream:
+                    if chunk.usage is not None:
+                        yield UsagePart(_usage(chunk.usage))
                     for choice in chunk.choices:
                         delta = choice.delta
                         if delta.refusal:
                             refusal.append(delta.refusal)
+                        reasoning = _reasoning_text(delta)
+                        if reasoning:
+                            yield ReasoningPart(reasoning)
                         if delta.content:
-                            yield delta.content
+                            yield AnswerPart(delta.content)
                         if choice.finish_reason:
                             finish_reason = choice.finish_reason
         except openai.APIError as exc:
             raise self._explain(exc) from None
         if refusal:
             raise GenerationError(
-                "refusal",
+                FailureKind.REFUSAL,
                 f"The model refused to write this persona: {self._clean(''.join(refusal))}",
                 "Reword the description and try again.",
             )
         if finish_reason == "length":
             raise GenerationError(
-                "length",
+                FailureKind.LENGTH,
                 "The model stopped at its length limit before the persona was complete.",
                 "Try again, or use a model with a larger output limit.",
             )
         if finish_reason == "content_filter":
             raise GenerationError(
-                "content_filter",
+                FailureKind.CONTENT_FILTER,
                 "The model's content filter stopped the answer.",
                 "Reword the description and try again.",
             )
         if finish_reason is None:
             raise GenerationError(
-                "incomplete",
+                FailureKind.INCOMPLETE,
                 f"The stream from {self.endpoint} ended before the model finished.",
                 "This is usually a network or server hiccup; try again.",
                 retryable=True,
@@ -159,21 +172,21 @@ class OpenAIProvider:
         where = self.endpoint
         if isinstance(exc, openai.APITimeoutError):
             return GenerationError(
-                "timeout",
+                FailureKind.TIMEOUT,
                 f"{where} did not answer in time.",
                 "Check the network, or raise --connect-timeout / the read timeouts.",
                 retryable=True,
             )
         if isinstance(exc, openai.APIConnectionError):
             return GenerationError(
-                "connection",
+                FailureKind.CONNECTION,
                 f"Could not connect to {where}.",
                 "Check the network, and that OPENAI_BASE_URL points at a running server.",
                 retryable=True,
             )
         if not isinstance(exc, openai.APIStatusError):
             return GenerationError(
-                "server_error",
+                FailureKind.SERVER_ERROR,
                 f"{where} sent an answer the client could not read.",
                 "Try again; if it persists, check that the server is OpenAI-compatible.",
                 retryable=True,
@@ -182,31 +195,31 @@ class OpenAIProvider:
         server_text = self._clean(_server_message(exc))
         if status == 401:
             return GenerationError(
-                "auth",
+                FailureKind.AUTH,
                 f"The API key was rejected by {where}.",
-                "Set OPENAI_API_KEY to a valid key, or run with --provider offline.",
+                f"Set {KEY_ENV_VAR} to a valid key, or run with --provider offline.",
             )
         if status == 403:
             return GenerationError(
-                "forbidden",
+                FailureKind.FORBIDDEN,
                 f"This API key has no access to {self.model} at {where}.",
                 "Check the key's project and permissions, or choose another model with --model.",
             )
         if status == 404:
             return GenerationError(
-                "not_found",
+                FailureKind.NOT_FOUND,
                 f"The model {self.model} was not found at {where}.",
                 "Check the model name (--model or PERSONA_TUI_MODEL) and the base URL.",
             )
         if status == 429:
             if _error_code(exc) == "insufficient_quota":
                 return GenerationError(
-                    "quota",
+                    FailureKind.QUOTA,
                     f"The account behind this key has no quota left at {where}.",
                     "Check the plan and billing, or run with --provider offline.",
                 )
             return GenerationError(
-                "rate_limited",
+                FailureKind.RATE_LIMITED,
                 f"Rate limited by {where}.",
                 "Wait a moment, or lower the request rate.",
                 retryable=True,
@@ -214,17 +227,39 @@ class OpenAIProvider:
             )
         if status >= 500:
             return GenerationError(
-                "server_error",
+                FailureKind.SERVER_ERROR,
                 f"{where} had a server error ({status}).",
                 "This is usually temporary; try again in a moment.",
                 retryable=True,
             )
         detail = f": {server_text}" if server_text else "."
         return GenerationError(
-            "bad_request",
+            FailureKind.BAD_REQUEST,
             f"{where} refused the request ({status}){detail}",
             "Check that the model supports structured outputs (json_schema), or try another model.",
         )
+
+
+def _reasoning_text(delta: Any) -> str:
+    """Reasoning streamed beside the answer: ``reasoning_content`` (llama.cpp, DeepSeek), ``reasoning`` (vLLM, Ollama).
+
+    The client keeps fields it does not know as extra attributes of the delta.
+    """
+    for key in ("reasoning_content", "reasoning"):
+        value = getattr(delta, key, None)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _usage(usage: Any) -> Usage:
+    details = getattr(usage, "completion_tokens_details", None)
+    reasoning = getattr(details, "reasoning_tokens", None) or 0
+    return Usage(
+        prompt_tokens=usage.prompt_tokens or 0,
+        completion_tokens=usage.completion_tokens or 0,
+        reasoning_tokens=reasoning,
+    )
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
@@ -262,3 +297,40 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if seconds != seconds:
         return None
     return max(seconds, 0.0)
+
+
+class OpenAIOptions(BaseModel):
+    """The openai provider's options (settings of the same names)."""
+
+    model: str = Field(default=DEFAULT_MODEL, min_length=1)
+    base_url: str | None = None
+    """Any OpenAI-compatible server; None means OpenAI itself."""
+    temperature: float | None = 0.9
+
+
+def _build(options: BaseModel, settings: Settings) -> OpenAIProvider:
+    assert isinstance(options, OpenAIOptions)
+    if not (settings.api_key or options.base_url):
+        raise SettingsError("The openai provider needs a key or a server. " + SETUP_HINT)
+    return OpenAIProvider(
+        model=options.model,
+        api_key=settings.api_key,
+        base_url=options.base_url,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=max(settings.first_token_timeout, settings.idle_timeout) + 5.0,
+        temperature=options.temperature,
+    )
+
+
+PROVIDER = ProviderInfo(
+    name="openai",
+    title="OpenAI, or any OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio)",
+    build=_build,
+    options=OpenAIOptions,
+    key_env_var=KEY_ENV_VAR,
+    capabilities=Capabilities(json_schema=True, reasoning=True),
+    setup_hint=SETUP_HINT,
+    ready=lambda settings: bool(settings.api_key or settings.base_url),
+    auto_rank=10,
+)
+"""Registered in ``pyproject.toml`` under the ``persona_tui.providers`` entry points."""

@@ -1,0 +1,17 @@
+"""The generation pipeline, one module per concern.
+
+- ``batch``: :func:`generate`, the lanes and the summary.
+- ``job``: one persona: prompt, attempts, validation, a unique name, the save.
+- ``attempt``: one request's stream turned into events, under a watchdog.
+- ``watch``: the stream reader and its wake-ups.
+- ``retry``: backoff, the batch-wide rate-limit gate, cancellable pauses.
+- ``context``: the organization and web-search stages.
+- ``names``: names already used.
+- ``run``: what all of a run's jobs share.
+"""
+
+from __future__ import annotations
+
+from persona_tui.engine.pipeline.batch import generate
+
+__all__ = ["generate"]

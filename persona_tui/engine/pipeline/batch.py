@@ -1,0 +1,187 @@
+"""``generate()``: one request in, every moment of the work out as typed events.
+
+The batch prepares once (estimates, names already used, the context stages),
+then runs up to ``concurrency`` persona jobs at once, passing their events on
+as they come, and ends with a summary. Providers only stream parts; everything
+that is not specific to a model lives in this package.
+
+Two ways to stop it: set the ``cancel`` event (streams are closed, then
+:class:`Cancelled` and :class:`Finished` are yielded), or cancel the task
+iterating it (streams are closed and no file is left half-written, but no
+more events come). Either way the personas already saved stay saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from persona_tui.config import Settings
+from persona_tui.engine.errors import FailureKind
+from persona_tui.engine.estimate import Estimate, EstimateBook, ProgressModel, offline_default
+from persona_tui.engine.events import (
+    Cancelled,
+    Event,
+    Failed,
+    Finished,
+    Stage,
+    StageFinished,
+    StageStarted,
+    Summary,
+)
+from persona_tui.engine.models import GenerationRequest, PersonaRecord
+from persona_tui.engine.pipeline.context import Context, context_stages
+from persona_tui.engine.pipeline.job import JobOutcome, PersonaJob
+from persona_tui.engine.pipeline.names import names_for
+from persona_tui.engine.pipeline.run import Run
+from persona_tui.engine.providers.base import Provider
+from persona_tui.storage import OrganizationStore, PersonaStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """A persona's job has finished (saved, failed, cancelled or never started)."""
+
+    index: int
+    outcome: JobOutcome
+
+
+@dataclass(slots=True)
+class _Tally:
+    saved: list[PersonaRecord] = field(default_factory=list)
+    failed: int = 0
+    tokens: int = 0
+    stopped: bool = False
+
+    def add(self, outcome: JobOutcome) -> bool:
+        """Count one finished job; True if it saved a record."""
+        self.tokens += outcome.tokens
+        if outcome.record is not None:
+            self.saved.append(outcome.record)
+            return True
+        if outcome.cancelled:
+            self.stopped = True
+        else:
+            self.failed += 1
+        return False
+
+
+async def generate(
+    request: GenerationRequest,
+    *,
+    provider: Provider,
+    store: PersonaStore,
+    settings: Settings | None = None,
+    estimates: EstimateBook | None = None,
+    cancel: asyncio.Event | None = None,
+    rng: random.Random | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    existing: list[PersonaRecord] | None = None,
+    organizations: OrganizationStore | None = None,
+) -> AsyncIterator[Event]:
+    """Generate ``request.count`` personas, yielding every step as an event.
+
+    The last event is always :class:`Finished`, unless the iterating task
+    itself is cancelled.
+    """
+    settings = settings or Settings()
+    estimates = estimates or EstimateBook(None)
+    start = clock()
+    yield StageStarted(Stage.PREPARING, f"{request.count} persona(s) with {provider.label}")
+    if provider.is_ai:
+        estimate = estimates.get(provider.name, provider.model, Estimate())
+    else:  # the offline generator's pace is a setting, not something to learn
+        estimate = offline_default(settings.offline_tokens_per_second)
+    lanes = min(settings.concurrency, request.count)
+    run = Run(
+        request=request,
+        provider=provider,
+        store=store,
+        settings=settings,
+        estimates=estimates,
+        progress=ProgressModel(request.count, estimate, lanes),
+        cancel=cancel,
+        rng=rng or random.Random(),
+        clock=clock,
+        existing=existing,
+        organizations=organizations,
+        start=start,
+        names=await names_for(request.description, existing, store),
+    )
+    yield StageFinished(Stage.PREPARING, clock() - start)
+    async for item in context_stages(request, organizations, settings, cancel, clock):
+        if isinstance(item, Context):
+            run.org, run.sources = item.org, item.sources
+        else:
+            yield item
+    if run.cancelled():
+        yield Cancelled(run.elapsed(), ())
+        yield Finished(Summary((), 0, True, run.elapsed(), 0))
+        return
+    yield run.progress_event(0)
+    async for event in _batch(run, lanes):
+        yield event
+
+
+async def _job(run: Run, index: int, lane: asyncio.Semaphore, queue: asyncio.Queue[Event | _Done]) -> None:
+    """One persona in its lane; whatever happens, the batch hears that it is done."""
+    outcome = JobOutcome()
+    try:
+        async with lane:
+            if run.cancelled():
+                outcome = JobOutcome(cancelled=True)
+            elif not run.halted:
+                async for item in PersonaJob(run, index).events():
+                    if isinstance(item, JobOutcome):
+                        outcome = item
+                    else:
+                        queue.put_nowait(item)
+    except Exception as exc:  # a bug in one persona's path must be reported, not end the batch silently
+        log.exception("persona %d failed unexpectedly", index)
+        queue.put_nowait(
+            Failed(
+                FailureKind.INTERNAL,
+                f"Something unexpected went wrong ({type(exc).__name__}).",
+                "This is a bug in persona-tui; please report it with the steps that led here.",
+                index,
+            )
+        )
+    finally:
+        queue.put_nowait(_Done(index, outcome))
+
+
+async def _batch(run: Run, lanes: int) -> AsyncIterator[Event]:
+    """Run the jobs, passing their events on as they come; then the summary."""
+    count = run.request.count
+    queue: asyncio.Queue[Event | _Done] = asyncio.Queue()
+    lane = asyncio.Semaphore(lanes)
+    tally = _Tally()
+    workers = [asyncio.create_task(_job(run, index, lane, queue)) for index in range(count)]
+    try:
+        pending = count
+        while pending:
+            item = await queue.get()
+            if not isinstance(item, _Done):
+                yield item
+                continue
+            pending -= 1
+            if not tally.add(item.outcome):
+                run.progress.dropped(item.index)
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+    stopped = tally.stopped or run.cancelled()
+    if stopped:
+        yield Cancelled(run.elapsed(), tuple(tally.saved))
+    try:
+        await run.estimates.save()
+    except OSError as exc:
+        log.warning("could not save estimate history: %s", exc)
+    yield Finished(Summary(tuple(tally.saved), tally.failed, stopped, run.elapsed(), tally.tokens))

@@ -1,0 +1,67 @@
+"""What every persona of one generation shares: its inputs, the clock, progress, and the batch's verdicts."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from persona_tui.config import Settings
+from persona_tui.engine.estimate import EstimateBook, ProgressModel
+from persona_tui.engine.events import Progress
+from persona_tui.engine.models import GenerationRequest, Organization, PersonaRecord, Source
+from persona_tui.engine.pipeline.names import TakenNames
+from persona_tui.engine.pipeline.retry import RateGate
+from persona_tui.engine.providers.base import Provider
+from persona_tui.storage import OrganizationStore, PersonaStore
+
+
+@dataclass(slots=True)
+class Run:
+    """One call of ``generate()``. The personas' jobs read it; only the batch-wide verdicts change."""
+
+    request: GenerationRequest
+    provider: Provider
+    store: PersonaStore
+    settings: Settings
+    estimates: EstimateBook
+    progress: ProgressModel
+    cancel: asyncio.Event | None = None
+    rng: random.Random = field(default_factory=random.Random)
+    clock: Callable[[], float] = time.monotonic
+    """Measures every duration; a test may pass a fake one (timeouts still wait in real time)."""
+    existing: list[PersonaRecord] | None = None
+    """Personas already saved; None means read them from the store."""
+    organizations: OrganizationStore | None = None
+    start: float = 0.0
+    org: Organization | None = None
+    sources: list[Source] = field(default_factory=list)
+    names: TakenNames = field(default_factory=TakenNames)
+    gate: RateGate = field(init=False)
+    halted: bool = False
+    """A fault that will hit every persona (a rejected key, a full disk): start no more."""
+    reported: set[tuple[str, str]] = field(default_factory=set)
+    """Failures already told, so parallel streams hitting the same fault say it once."""
+
+    def __post_init__(self) -> None:
+        self.gate = RateGate(self.clock)
+
+    def elapsed(self) -> float:
+        return self.clock() - self.start
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def progress_event(self, index: int) -> Progress:
+        p = self.progress
+        return Progress(p.fraction, self.elapsed(), p.eta(), p.persona_fraction(index), index)
+
+    def first_report(self, kind: str, message: str) -> bool:
+        """True the first time this failure is met in the run: one rejected key is said once, not per stream."""
+        key = (kind, message)
+        if key in self.reported:
+            return False
+        self.reported.add(key)
+        return True

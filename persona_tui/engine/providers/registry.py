@@ -1,0 +1,112 @@
+"""The providers persona-tui knows, found through the ``persona_tui.providers`` entry-point group.
+
+The built-in ``openai`` and ``offline`` providers are registered in the
+project's own ``pyproject.toml`` exactly as a plugin would register its own:
+an entry point naming a :class:`~persona_tui.engine.providers.base.ProviderInfo`.
+Names are read from package metadata without importing anything; a provider's
+module is imported only when it is asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from importlib.metadata import EntryPoint
+
+from pydantic import BaseModel, ValidationError
+
+from persona_tui.config import PROVIDER_GROUP, Settings, SettingsError, provider_entry_points
+from persona_tui.engine.providers.base import Provider, ProviderInfo
+
+log = logging.getLogger(__name__)
+
+_registered: dict[str, ProviderInfo] = {}
+"""Providers registered in-process (tests, embedding code), beside the entry points."""
+
+
+def register(info: ProviderInfo) -> None:
+    """Make a provider available by name without an entry point (for tests and programs that embed persona-tui)."""
+    _registered[info.name] = info
+
+
+def unregister(name: str) -> None:
+    _registered.pop(name, None)
+
+
+def names() -> list[str]:
+    """Every provider name, built-ins first, without importing any provider."""
+    found = [ep.name for ep in provider_entry_points()]
+    return found + [name for name in _registered if name not in found]
+
+
+@cache
+def _load(entry: EntryPoint) -> ProviderInfo:
+    info = entry.load()
+    if not isinstance(info, ProviderInfo):
+        raise SettingsError(
+            f"The provider plugin {entry.name!r} ({entry.value}) is not a persona-tui provider "
+            f"(its {PROVIDER_GROUP} entry point must name a ProviderInfo)."
+        )
+    return info
+
+
+def get(name: str) -> ProviderInfo:
+    """The provider registered under ``name``, raising :class:`SettingsError` naming the choices."""
+    if name in _registered:
+        return _registered[name]
+    for entry in provider_entry_points():
+        if entry.name == name:
+            try:
+                return _load(entry)
+            except (ImportError, AttributeError) as exc:
+                raise SettingsError(f"The provider plugin {name!r} could not be loaded: {exc}.") from None
+    raise SettingsError(f"There is no provider named {name!r}; use auto, {', '.join(names())}.")
+
+
+def chosen(settings: Settings) -> ProviderInfo:
+    """The provider the settings ask for; ``auto`` takes the best-ranked one that is set up."""
+    if settings.provider != "auto":
+        return get(settings.provider)
+    candidates: list[ProviderInfo] = []
+    for name in names():
+        try:
+            info = get(name)
+        except SettingsError as exc:  # a broken plugin must not stop auto from finding a working provider
+            log.warning("%s", exc)
+            continue
+        if info.ready is not None and info.ready(settings):
+            candidates.append(info)
+    if not candidates:
+        raise SettingsError("No provider is set up. " + setup_hint(settings))
+    return min(candidates, key=lambda info: info.auto_rank)
+
+
+def options_for(info: ProviderInfo, settings: Settings) -> BaseModel:
+    """The provider's options: settings of the same names, then its ``[providers.NAME]`` table in the config file."""
+    values = {key: getattr(settings, key) for key in info.options.model_fields if hasattr(settings, key)}
+    values.update(settings.provider_options.get(info.name, {}))
+    try:
+        return info.options.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "options"
+        raise SettingsError(f"The {info.name} provider's option {where} is not valid: {first['msg']}.") from None
+
+
+def make_provider(settings: Settings) -> Provider:
+    """Build the provider the settings ask for."""
+    info = chosen(settings)
+    return info.build(options_for(info, settings), settings)
+
+
+def setup_hint(settings: Settings) -> str:
+    """How to get a real model: the hints of every AI provider that could be set up."""
+    hints = []
+    for name in names():
+        try:
+            info = get(name)
+        except SettingsError:
+            continue
+        if info.is_ai and info.setup_hint:
+            hints.append(info.setup_hint)
+    return " ".join(hints)
