@@ -17,7 +17,9 @@ from faker.providers.person import en_KE, en_US
 
 from persona_tui.engine.models import Persona
 from persona_tui.engine.providers.base import PromptSpec, Provider
-from persona_tui.engine.providers.offline import _OWN_NAMES, OfflineProvider, _tables
+from persona_tui.engine.providers.offline import OfflineProvider
+from persona_tui.engine.providers.offline.reading import matchers
+from persona_tui.engine.providers.offline.tables import load_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ["novice", "basic", "intermediate", "advanced", "expert"]
@@ -78,13 +80,13 @@ def test_faker_is_imported_lazily() -> None:
 
 
 def test_tables_are_broad_and_use_real_locales() -> None:
-    countries, places, jobs, defaults = _tables()
-    assert len(countries) >= 40
-    assert sum(1 for _, city, _, _ in places if city) >= 40
-    assert len(jobs) >= 60
-    assert len(defaults) >= 10
-    for country in countries.values():
-        assert set(country.locales) <= set(AVAILABLE_LOCALES) | set(_OWN_NAMES)
+    tables = load_tables()
+    assert len(tables.countries) >= 40
+    assert sum(1 for place in matchers().places if place.cities) >= 40
+    assert len(tables.jobs) >= 60
+    assert len(tables.defaults) >= 10
+    for country in tables.countries.values():
+        assert set(country.locales) <= set(AVAILABLE_LOCALES) | set(tables.own_names)
 
 
 # --- determinism ------------------------------------------------------------------------------------------------
@@ -366,7 +368,7 @@ def test_several_places_take_turns() -> None:
 
 
 def test_no_place_picks_varied_countries() -> None:
-    _, _, _, defaults = _tables()
+    defaults = load_tables().defaults
     countries = [p.location.rsplit(", ", 1)[1] for p in many("people who like hiking", n=30)]
     assert len(set(countries)) >= 6
     assert set(countries) <= set(defaults)
@@ -441,7 +443,7 @@ def test_pronouns_match_the_name_and_sometimes_they() -> None:
 
 
 def test_own_name_pools_are_latin_and_gendered() -> None:
-    females, males, _ = (part.split() for part in _OWN_NAMES["ur_latn"].split(" / "))
+    females, males, _ = load_tables().own_names["ur_latn"]
     personas = many("Pakistani teachers", n=40)
     assert {p.pronouns for p in personas} >= {"she/her", "he/him"}
     for p in personas:

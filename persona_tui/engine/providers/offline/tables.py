@@ -1,0 +1,131 @@
+"""The offline generator's data: countries, regions, jobs, phrases and name pools.
+
+They live in TOML files under ``data/`` so that adding a city or a job is an edit to a
+data file, not to code, and they ship as package data. They are read once, on the first
+persona composed (never at import: the app's first frame does not wait on them), into
+typed tuples the rest of the generator reads by field name.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from importlib.resources import files
+from typing import Any, NamedTuple
+
+
+class Country(NamedTuple):
+    """A country a persona can live in, and how a description names it."""
+
+    name: str
+    aliases: tuple[str, ...]
+    demonyms: tuple[str, ...]
+    locales: tuple[str, ...]  # Faker locales (or our own name pools) for the persona's name
+    cities: tuple[str, ...]
+    city_aliases: dict[str, tuple[str, ...]]  # city -> other spellings recognised in a description
+    default: bool  # picked from when a description names no place
+
+
+class Region(NamedTuple):
+    """A region within a country: a place like a city, whose persona lives in one of its cities."""
+
+    country: str
+    name: str
+    forms: tuple[str, ...]  # how a description names it
+    cities: tuple[str, ...]
+
+
+class Job(NamedTuple):
+    """A job a description can ask for."""
+
+    forms: tuple[str, ...]  # how a description names it (plurals match too)
+    titles: tuple[str, ...]  # the occupations a persona doing it gets
+    tech: int  # nudge to tech_savviness
+
+
+class NamePool(NamedTuple):
+    """Our own given names and surnames for a locale whose Faker names do not suit."""
+
+    female: tuple[str, ...]
+    male: tuple[str, ...]
+    surnames: tuple[str, ...]
+
+
+class Phrases(NamedTuple):
+    """Sentences (format strings) and lists a persona is written from."""
+
+    intros: tuple[str, ...]
+    work: dict[str, tuple[str, ...]]  # by kind: "work", "student", "retired"
+    life: tuple[str, ...]
+    hobbies: tuple[str, ...]
+    recent: tuple[str, ...]
+    goals: tuple[str, ...]
+    frustrations: tuple[str, ...]
+    traits: tuple[str, ...]
+    styles: tuple[str, ...]
+    quotes: tuple[str, ...]
+
+
+class Tables(NamedTuple):
+    """Everything in ``data/``, in file order (the order random choices are made from)."""
+
+    countries: dict[str, Country]  # by name
+    defaults: tuple[str, ...]  # names of the default countries
+    regions: tuple[Region, ...]
+    jobs: tuple[Job, ...]
+    former_jobs: tuple[str, ...]  # for "retired" with no other job named
+    phrases: Phrases
+    own_names: dict[str, NamePool]  # by locale
+
+
+def _read(name: str) -> dict[str, Any]:
+    """One data file, parsed."""
+    return tomllib.loads((files(__package__) / "data" / name).read_text(encoding="utf-8"))
+
+
+def _strings(entry: dict[str, Any], key: str) -> tuple[str, ...]:
+    """A list of strings from the entry, empty when the key is absent; anything else is a mistake in the data."""
+    value = entry.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"offline data: {key!r} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _country(entry: dict[str, Any]) -> Country:
+    aliases = entry.get("city_aliases", {})
+    return Country(
+        name=entry["name"],
+        aliases=_strings(entry, "aliases"),
+        demonyms=_strings(entry, "demonyms"),
+        locales=_strings(entry, "locales"),
+        cities=_strings(entry, "cities"),
+        city_aliases={city: _strings(aliases, city) for city in aliases},
+        default=bool(entry["default"]),
+    )
+
+
+def _region(entry: dict[str, Any]) -> Region:
+    forms = _strings(entry, "forms") or (entry["name"],)
+    return Region(entry["country"], entry["name"], forms, _strings(entry, "cities"))
+
+
+def _phrases(data: dict[str, Any]) -> Phrases:
+    fields = {key: _strings(data, key) for key in Phrases._fields if key != "work"}
+    return Phrases(work={kind: _strings(data["work"], kind) for kind in data["work"]}, **fields)
+
+
+@functools.cache
+def load_tables() -> Tables:
+    """The tables, read from the package's data files on first use and kept."""
+    countries = {c.name: c for c in map(_country, _read("countries.toml")["country"])}
+    jobs = _read("jobs.toml")
+    names = _read("names.toml")
+    return Tables(
+        countries=countries,
+        defaults=tuple(name for name, country in countries.items() if country.default),
+        regions=tuple(map(_region, _read("regions.toml")["region"])),
+        jobs=tuple(Job(_strings(j, "forms"), _strings(j, "titles"), int(j["tech"])) for j in jobs["job"]),
+        former_jobs=_strings(jobs, "former_jobs"),
+        phrases=_phrases(_read("phrases.toml")),
+        own_names={locale: NamePool(*(_strings(pool, k) for k in NamePool._fields)) for locale, pool in names.items()},
+    )
