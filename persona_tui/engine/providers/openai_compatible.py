@@ -102,8 +102,7 @@ class OpenAIProvider:
         client = self._get_client()
         import openai  # imported by _get_client; this only binds the name
 
-        refusal: list[str] = []
-        finish_reason: str | None = None
+        ending = _Ending()
         try:
             stream = await client.chat.completions.create(
                 model=self.model,
@@ -118,40 +117,33 @@ class OpenAIProvider:
             )
             async with stream:
                 async for chunk in stream:
-                    if chunk.usage is not None:
-                        yield UsagePart(_usage(chunk.usage))
-                    for choice in chunk.choices:
-                        delta = choice.delta
-                        if delta.refusal:
-                            refusal.append(delta.refusal)
-                        reasoning = _reasoning_text(delta)
-                        if reasoning:
-                            yield ReasoningPart(reasoning)
-                        if delta.content:
-                            yield AnswerPart(delta.content)
-                        if choice.finish_reason:
-                            finish_reason = choice.finish_reason
+                    for part in ending.parts_of(chunk):
+                        yield part
         except openai.APIError as exc:
             raise self._explain(exc) from None
-        if refusal:
+        self._check_ending(ending)
+
+    def _check_ending(self, ending: _Ending) -> None:
+        """A stream that ended without a clean ``stop`` is explained: refused, cut at a limit, filtered or dropped."""
+        if ending.refusal:
             raise GenerationError(
                 FailureKind.REFUSAL,
-                f"The model refused to write this persona: {self._clean(''.join(refusal))}",
+                f"The model refused to write this persona: {self._clean(''.join(ending.refusal))}",
                 "Reword the description and try again.",
             )
-        if finish_reason == "length":
+        if ending.finish_reason == "length":
             raise GenerationError(
                 FailureKind.LENGTH,
                 "The model stopped at its length limit before the persona was complete.",
                 "Try again, or use a model with a larger output limit.",
             )
-        if finish_reason == "content_filter":
+        if ending.finish_reason == "content_filter":
             raise GenerationError(
                 FailureKind.CONTENT_FILTER,
                 "The model's content filter stopped the answer.",
                 "Reword the description and try again.",
             )
-        if finish_reason is None:
+        if ending.finish_reason is None:
             raise GenerationError(
                 FailureKind.INCOMPLETE,
                 f"The stream from {self.endpoint} ended before the model finished.",
@@ -238,6 +230,31 @@ class OpenAIProvider:
             f"{where} refused the request ({status}){detail}",
             "Check that the model supports structured outputs (json_schema), or try another model.",
         )
+
+
+class _Ending:
+    """What a stream says about how it ends, gathered chunk by chunk while its parts go out."""
+
+    def __init__(self) -> None:
+        self.refusal: list[str] = []
+        self.finish_reason: str | None = None
+
+    def parts_of(self, chunk: Any) -> list[StreamPart]:
+        parts: list[StreamPart] = []
+        if chunk.usage is not None:
+            parts.append(UsagePart(_usage(chunk.usage)))
+        for choice in chunk.choices:
+            delta = choice.delta
+            if delta.refusal:
+                self.refusal.append(delta.refusal)
+            reasoning = _reasoning_text(delta)
+            if reasoning:
+                parts.append(ReasoningPart(reasoning))
+            if delta.content:
+                parts.append(AnswerPart(delta.content))
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+        return parts
 
 
 def _reasoning_text(delta: Any) -> str:
