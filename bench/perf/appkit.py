@@ -141,6 +141,6 @@ def apply_what_if() -> None:
     chosen = what_if() - _applied
     _applied.update(chosen)
     if "partial-4hz" in chosen:
-        from persona_tui.engine import pipeline
+        from persona_tui.engine.pipeline import attempt
 
-        pipeline.PARTIAL_INTERVAL = 0.25
+        attempt.PARTIAL_INTERVAL = 0.25
