@@ -42,7 +42,12 @@ def test_options_are_validated_by_the_providers_own_model() -> None:
     provider = registry.make_provider(Settings(provider="offline", seed=7, offline_tokens_per_second=0))
     assert isinstance(provider, OfflineProvider) and provider.seed == 7
     with pytest.raises(SettingsError, match="offline provider's option seed"):
-        registry.make_provider(Settings(provider="offline", provider_options={"offline": {"seed": "many"}}))
+        registry.make_provider(Settings(provider="offline", seed=-1))
+
+
+def test_a_provider_table_may_not_shadow_a_setting() -> None:
+    with pytest.raises(SettingsError, match=r"\[providers.offline\] sets seed, which is a setting of its own"):
+        registry.make_provider(Settings(provider="offline", provider_options={"offline": {"seed": 3}}))
 
 
 def test_an_unknown_provider_names_the_choices() -> None:

@@ -10,6 +10,7 @@ module is imported only when it is asked for.
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from functools import cache
 from importlib.metadata import EntryPoint
 
@@ -20,6 +21,7 @@ from persona_tui.engine.providers.base import Provider, ProviderInfo
 
 log = logging.getLogger(__name__)
 
+_SETTING_NAMES = frozenset(field.name for field in fields(Settings))
 _registered: dict[str, ProviderInfo] = {}
 """Providers registered in-process (tests, embedding code), beside the entry points."""
 
@@ -82,9 +84,20 @@ def chosen(settings: Settings) -> ProviderInfo:
 
 
 def options_for(info: ProviderInfo, settings: Settings) -> BaseModel:
-    """The provider's options: settings of the same names, then its ``[providers.NAME]`` table in the config file."""
-    values = {key: getattr(settings, key) for key in info.options.model_fields if hasattr(settings, key)}
-    values.update(settings.provider_options.get(info.name, {}))
+    """The provider's options: settings of the same names, and its ``[providers.NAME]`` table for the rest.
+
+    A setting of persona-tui's own (``model``, ``seed``...) is never taken from the table, so a flag or
+    an environment variable always wins over the file, as for every other setting.
+    """
+    table = settings.provider_options.get(info.name, {})
+    shadowing = sorted(key for key in table if key in _SETTING_NAMES)
+    if shadowing:
+        raise SettingsError(
+            f"[providers.{info.name}] sets {', '.join(shadowing)}, which is a setting of its own: "
+            "set it at the top of the config file instead."
+        )
+    values = {key: getattr(settings, key) for key in info.options.model_fields if key in _SETTING_NAMES}
+    values.update(table)
     try:
         return info.options.model_validate(values)
     except ValidationError as exc:
