@@ -17,6 +17,8 @@ HEADLESS_MODULES = [
     "persona_tui.storage",
     "persona_tui.config",
     "persona_tui.render",
+    "persona_tui.present",
+    "persona_tui.export",
 ]
 
 

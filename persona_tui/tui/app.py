@@ -30,6 +30,7 @@ from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.models import COUNT_MAX, GenerationRequest, RequestError
 from persona_tui.engine.pipeline import generate
 from persona_tui.engine.providers import OFFLINE_HINT, Provider, make_provider
+from persona_tui.export import export_text
 from persona_tui.present import fmt_seconds, one_line
 from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write
 from persona_tui.tui.screens.confirm import ConfirmScreen
@@ -532,8 +533,6 @@ class PersonaApp(App[None]):
         self.notify(f"Deleted {one_line(record.persona.name)}.", markup=False)
 
     async def action_export(self, fmt: str = "json") -> None:
-        from persona_tui.cli import export_text
-
         records = list(self.table.records.values())
         stamp = self.now().strftime("%Y%m%d-%H%M%S")
         target = self.settings.data_dir / "exports" / f"personas-{stamp}.{fmt}"
