@@ -19,6 +19,8 @@ HEADLESS_MODULES = [
     "persona_tui.render",
     "persona_tui.present",
     "persona_tui.export",
+    "persona_tui.narrate",
+    "persona_tui.batch_state",
 ]
 
 
