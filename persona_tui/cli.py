@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
-import io
 import json
 import signal
 import sys
@@ -31,9 +29,10 @@ from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.models import COUNT_MAX, GenerationRequest, Organization, PersonaRecord, RequestError
 from persona_tui.engine.providers import Provider, make_provider, names, setup_hint
 from persona_tui.engine.text import strip_control
+from persona_tui.export import export_text, records_to_json
 from persona_tui.present import describe, one_line
 from persona_tui.render import HeadlessRenderer
-from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write, records_to_json
+from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ORG_FIELDS = Organization.CONTEXT_FIELDS
@@ -323,63 +322,6 @@ def cmd_delete(args: argparse.Namespace, settings: Settings, err: Console) -> in
     record = asyncio.run(PersonaStore(settings.personas_dir).delete(args.id))
     err.print(Text(f"Deleted {record.id[:8]} {strip_control(record.persona.name, keep_newlines=False)}"))
     return EXIT_OK
-
-
-def export_text(records: Sequence[PersonaRecord], fmt: str) -> str:
-    if fmt == "json":
-        return records_to_json(records) + "\n"
-    if fmt == "jsonl":
-        return "".join(r.model_dump_json() + "\n" for r in records)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    header = [*records[0].summary().keys()] if records else list(_CSV_EXTRA)
-    extra = [k for k in _CSV_EXTRA if k not in header]
-    writer.writerow(header + extra)
-    for r in records:
-        row = r.summary()
-        p = r.persona
-        more = {
-            "background": p.background,
-            "goals": "; ".join(p.goals),
-            "frustrations": "; ".join(p.frustrations),
-            "personality_traits": "; ".join(p.personality_traits),
-            "tech_savviness": p.tech_savviness,
-            "communication_style": p.communication_style,
-            "quote": p.quote,
-            "description": r.request.description,
-            "generation_seconds": r.generation_seconds,
-            "tokens": r.tokens,
-        }
-        writer.writerow([_csv_safe(row.get(k, more.get(k))) for k in header + extra])
-    return buffer.getvalue()
-
-
-_CSV_EXTRA = (
-    "background",
-    "goals",
-    "frustrations",
-    "personality_traits",
-    "tech_savviness",
-    "communication_style",
-    "quote",
-    "description",
-    "generation_seconds",
-    "tokens",
-)
-
-
-def _csv_safe(value: object) -> str:
-    """Neutralise spreadsheet formulas in model text (a cell starting with = + - @)."""
-    text = strip_control("" if value is None else str(value), keep_newlines=False)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _is_number(text) else text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> int:

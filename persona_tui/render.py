@@ -1,40 +1,60 @@
 """Live feedback for ``persona-tui generate``, drawn on stderr with rich.
 
-It draws the same events the app draws: a line per finished stage with its
-time, a progress bar with elapsed time, ETA and tokens per second, and
-heartbeats, slow warnings and retries as they happen. For a batch there is an
-overall bar and one small bar per persona in flight; the per-stage lines are
-kept to the milestones so parallel streams stay readable. Model text reaches
-the terminal only through :func:`one_line` and never as markup.
+It draws the same events the app draws, in the same words (from
+:mod:`persona_tui.narrate`): a line per finished stage with its time, a
+progress bar with elapsed time, ETA and tokens per second, and heartbeats, slow
+warnings and retries as they happen. For a batch there is an overall bar and
+one small bar per persona in flight, kept from the same :class:`BatchState`
+the app's panel draws; the per-stage lines are kept to the milestones so
+parallel streams stay readable. Model text reaches the terminal only through
+:func:`one_line` and never as markup.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TaskProgressColumn, TextColumn
 from rich.text import Text
 
+from persona_tui.batch_state import PER_PERSONA, BatchState
 from persona_tui.engine import events as ev
-from persona_tui.present import fmt_seconds, one_line
+from persona_tui.narrate import Line, Scope, Tone, batch_status, console_voice, describe_event, lane_status
+from persona_tui.present import fmt_seconds
 
-QUIET_IN_BATCH = {ev.Stage.PROMPT, ev.Stage.CALLING, ev.Stage.STREAMING, ev.Stage.VALIDATING, ev.Stage.SAVING}
-"""Stage lines not printed per persona in a batch: the per-persona bars show them."""
-
-
-def saved_line(event: ev.PersonaSaved) -> str:
-    p = event.record.persona
-    who = one_line(f"{p.name} ({p.age}, {p.occupation})")
-    return f"Saved {who} in {fmt_seconds(event.seconds)}, {event.tokens} tokens, {event.tokens_per_second:.0f} tok/s"
+STYLES = {
+    Tone.INFO: "bold",
+    Tone.PROGRESS: "cyan",
+    Tone.OK: "green",
+    Tone.SUCCESS: "bold green",
+    Tone.DIM: "dim",
+    Tone.WARN: "yellow",
+    Tone.STOPPED: "bold yellow",
+    Tone.ERROR: "bold red",
+    Tone.HINT: "red",
+}
+"""Each tone's look on a terminal."""
 
 
 class HeadlessRenderer:
     """Turns pipeline events into lines and live bars on a rich console."""
 
-    def __init__(self, console: Console, *, count: int, provider_label: str) -> None:
+    def __init__(
+        self,
+        console: Console,
+        *,
+        count: int,
+        provider_label: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.console = console
         self.count = count
         self.batch = count > 1
-        self.provider_label = provider_label
+        self.voice = console_voice(provider_label)
+        self.clock = clock
+        self.state = BatchState.begin(count, clock())
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -48,8 +68,7 @@ class HeadlessRenderer:
         self.task: TaskID | None = None
         """The whole run's bar (the only one for a single persona)."""
         self.lanes: dict[int, TaskID] = {}
-        """One bar per persona in flight, in a batch."""
-        self.saved = 0
+        """One bar per persona in flight, in a batch (the state's lanes, drawn)."""
 
     def __enter__(self) -> HeadlessRenderer:
         self.progress.start()
@@ -59,117 +78,76 @@ class HeadlessRenderer:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def _line(self, symbol: str, text: str, style: str = "") -> None:
-        line = Text(f"{symbol} ", style=style or "bold")
-        line.append(text, style=style)
-        self.progress.console.print(line, highlight=False)
+    @property
+    def saved(self) -> int:
+        return self.state.saved
 
-    def _prefix(self, index: int) -> str:
-        return f"[{index + 1}/{self.count}] " if self.batch else ""
-
-    def _lane(self, index: int) -> TaskID:
-        """The bar that shows this persona: its own in a batch, the main one otherwise."""
+    def handle(self, event: ev.Event) -> None:
+        """Fold the event into the state, redraw the bars it touched, print its line if it has one."""
         assert self.task is not None
+        self.state.apply(event, self.clock())
+        index = getattr(event, "index", 0)
+        if isinstance(event, ev.Progress):
+            self._progress(event)
+        elif isinstance(event, ev.Finished):
+            self._finish(event.summary)
+        else:
+            self._describe(event, index)
+        line = describe_event(event, self.count, self.voice, lane=self.state.lanes.get(index))
+        if line is not None and not (self.batch and line.scope is Scope.LANE):
+            self._print(line)
+
+    def _print(self, line: Line) -> None:
+        style = STYLES[line.tone]
+        text = Text(f"{line.symbol} ", style=style)
+        text.append(line.text, style=style)
+        self.progress.console.print(text, highlight=False)
+        if line.note:
+            self.progress.console.print(Text(f"  {line.note}", style=STYLES[line.note_tone]), highlight=False)
+
+    def _describe(self, event: ev.Event, index: int) -> None:
+        """The words on the bar this event changed: the run's, or in a batch the persona's own."""
+        assert self.task is not None
+        if isinstance(event, ev.StageStarted) and event.stage not in PER_PERSONA:
+            self.progress.update(self.task, description=event.stage.label)
+            return
+        lane = self.state.lanes.get(index)
         if not self.batch:
-            return self.task
-        if index not in self.lanes:
-            self.lanes[index] = self.progress.add_task(f"  [{index + 1}/{self.count}] Starting", total=1.0, timing="")
-        return self.lanes[index]
+            if lane is not None:
+                self.progress.update(self.task, description=lane_status(lane, idle=False))
+            return
+        task = self.lanes.get(index)
+        if lane is None:
+            if task is not None:
+                self.progress.remove_task(self.lanes.pop(index))
+        elif task is None:
+            self.lanes[index] = self.progress.add_task(self._lane_words(index), total=1.0, timing="")
+        else:
+            self.progress.update(task, description=self._lane_words(index))
+        if not isinstance(event, ev.TokenDelta | ev.ReasoningDelta | ev.Heartbeat):
+            self._overall()
 
-    def _end_lane(self, index: int) -> None:
-        task = self.lanes.pop(index, None)
-        if task is not None:
-            self.progress.remove_task(task)
-
-    def _describe(self, index: int, text: str) -> None:
-        indent = "  " if self.batch else ""
-        self.progress.update(self._lane(index), description=f"{indent}{self._prefix(index)}{text}")
+    def _lane_words(self, index: int) -> str:
+        return f"  [{index + 1}/{self.count}] {lane_status(self.state.lanes[index])}"
 
     def _overall(self) -> None:
         assert self.task is not None
-        if self.batch:
-            self.progress.update(
-                self.task, description=f"{self.saved} of {self.count} saved, {len(self.lanes)} in flight"
-            )
+        state = self.state
+        words = batch_status(self.count, state.saved, state.failed, len(self.lanes), console=True)
+        self.progress.update(self.task, description=words)
 
-    def handle(self, event: ev.Event) -> None:
+    def _progress(self, event: ev.Progress) -> None:
         assert self.task is not None
-        quiet = self.batch and getattr(event, "stage", None) in QUIET_IN_BATCH
-        match event:
-            case ev.StageStarted(stage=stage, detail=detail, index=index):
-                if stage is ev.Stage.ENRICHING:
-                    self.progress.update(self.task, description=stage.label)
-                    self._line("›", one_line(detail), "cyan")
-                elif stage is ev.Stage.PREPARING:
-                    self.progress.update(self.task, description=stage.label)
-                    self._line("›", detail, "cyan")
-                else:
-                    self._describe(index, stage.label)
-                    self._overall()
-            case ev.StageFinished(stage=stage, seconds=seconds, index=index, note=note) if not quiet:
-                batch_wide = stage in (ev.Stage.PREPARING, ev.Stage.ORGANIZATION, ev.Stage.ENRICHING)
-                prefix = "" if batch_wide else self._prefix(index)
-                found = f"  {one_line(note)}" if note else ""
-                self._line("✓", f"{prefix}{stage.label:<30} {fmt_seconds(seconds)}{found}", "green")
-            case ev.StageSkipped(stage=stage, reason=reason):
-                self._line("–", f"{stage.label:<30} skipped: {reason}", "dim")
-            case ev.RequestSent(model=model, endpoint=endpoint, expected_first_token=expected, index=index):
-                self._describe(index, f"Waiting for {model}")
-                if not self.batch:
-                    expect = f"first token usually in ~{fmt_seconds(expected)}"
-                    self._line("→", f"Request sent to {model} at {endpoint}; {expect}", "cyan")
-            case ev.FirstToken(seconds=seconds, index=index) if not self.batch:
-                self._line("✓", f"First token after {fmt_seconds(seconds)}", "green")
-            case ev.TokenDelta(tokens=tokens, tokens_per_second=rate, index=index):
-                self._describe(index, f"Streaming: {tokens} tokens" + (f", {rate:.0f} tok/s" if rate else ""))
-            case ev.Progress(fraction=fraction, elapsed=elapsed, eta=eta, persona_fraction=own, index=index):
-                timing = fmt_seconds(elapsed) + (f" / ~{fmt_seconds(elapsed + eta)}" if eta is not None else "")
-                self.progress.update(self.task, completed=fraction, timing=timing)
-                if self.batch and index in self.lanes:
-                    self.progress.update(self.lanes[index], completed=own)
-            case ev.Heartbeat(idle=idle, index=index):
-                if self.batch:
-                    self._describe(index, f"Waiting for the model: {idle:.0f} s")
-                else:
-                    self._line(
-                        "…", f"Still waiting for {self.provider_label}: nothing for {fmt_seconds(idle)}", "yellow"
-                    )
-            case ev.SlowWarning(threshold=threshold, index=index):
-                self._line(
-                    "!",
-                    f"{self._prefix(index)}Slower than usual: past {fmt_seconds(threshold)}; Ctrl-C cancels",
-                    "yellow",
-                )
-            case ev.Retrying(attempt=attempt, max_attempts=most, delay=delay, reason=reason, index=index):
-                wait = f"Retrying in {fmt_seconds(delay)}" if delay > 0 else "Retrying"
-                self._line(
-                    "↻", f"{self._prefix(index)}{one_line(reason)} {wait}, attempt {attempt} of {most}", "yellow"
-                )
-            case ev.PersonaSaved(path=path, index=index):
-                self.saved += 1
-                self._end_lane(index)
-                self._overall()
-                self._line("✔", f"{self._prefix(index)}{saved_line(event)}", "bold green")
-                self._line(" ", str(path), "dim")
-            case ev.Failed(message=message, hint=hint, index=index):
-                self._end_lane(index)
-                self._overall()
-                self._line("✘", f"{self._prefix(index)}{message}", "bold red")
-                if hint:
-                    self._line(" ", hint, "red")
-            case ev.Cancelled(elapsed=elapsed, saved=saved):
-                self._line(
-                    "■", f"Cancelled after {fmt_seconds(elapsed)}; {len(saved)} of {self.count} saved", "bold yellow"
-                )
-            case ev.Finished(summary=summary):
-                for index in list(self.lanes):
-                    self._end_lane(index)
-                self.progress.update(self.task, completed=1.0 if summary.ok else None)
-                if self.batch and summary.saved and not summary.cancelled:
-                    self._line(
-                        "■" if not summary.ok else "✔",
-                        f"{len(summary.saved)} of {self.count} saved in {fmt_seconds(summary.seconds)}",
-                        "bold",
-                    )
-            case _:
-                pass
+        eta = event.eta
+        timing = fmt_seconds(event.elapsed) + (f" / ~{fmt_seconds(event.elapsed + eta)}" if eta is not None else "")
+        self.progress.update(self.task, completed=event.fraction, timing=timing)
+        lane = self.state.lanes.get(event.index)
+        if self.batch and lane is not None and event.index in self.lanes:
+            self.progress.update(self.lanes[event.index], completed=lane.fraction)
+
+    def _finish(self, summary: ev.Summary) -> None:
+        assert self.task is not None
+        for task in self.lanes.values():
+            self.progress.remove_task(task)
+        self.lanes.clear()
+        self.progress.update(self.task, completed=1.0 if summary.ok else None)

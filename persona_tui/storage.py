@@ -224,10 +224,6 @@ def _remove_quietly(path: Path) -> None:
         os.unlink(path)
 
 
-def records_to_json(records: Iterable[PersonaRecord]) -> str:
-    return json.dumps([r.model_dump(mode="json") for r in records], indent=2, ensure_ascii=False)
-
-
 class OrganizationStore:
     """Organizations, one JSON file each, written like personas. Names are unique, ignoring case."""
 

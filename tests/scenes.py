@@ -11,14 +11,13 @@ the app with :func:`build_app` (or :func:`app_for`), which gives it:
   reports ``gpt-4o-mini at api.openai.com``), or the offline generator.
 
 No scene runs the real pipeline: a generation is started the way
-``action_generate`` starts one (``panel.begin`` and ``_set_running``) and then
+``action_generate`` starts one (``PersonaApp.begin_run``) and then
 hand-built engine events, with fixed numbers, go through ``app.handle_event``.
 Every ``Input`` has its cursor blink turned off.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from persona_tui.config import Settings
 from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.events import Stage
-from persona_tui.engine.models import PersonaRecord
+from persona_tui.engine.models import GenerationRequest, PersonaRecord
 from persona_tui.engine.parsing import parse_partial
 from persona_tui.engine.providers.base import Provider
 from persona_tui.engine.providers.offline import OfflineProvider
@@ -145,11 +144,7 @@ async def start_run(pilot: Pilot[None], description: str, count: int = 1) -> Fee
         typed.value = value
         typed.action_home()  # as if typed: the view follows the cursor to the end
         typed.action_end()
-    app.count = count
-    app._cancel = asyncio.Event()
-    app.panel.begin(count)
-    app._set_running(True)
-    app.log_pane.message(f"Generating {count} persona(s): {description}")
+    app.begin_run(GenerationRequest.create(description, count))
     await pilot.pause()
     return Feed(app)
 

@@ -812,3 +812,44 @@ async def test_ctrl_g_waits_for_the_keys_typed_before_it(app_factory: AppFactory
         await wait_until(pilot, lambda: bool(provider.calls))
         assert provider.calls[0].description == "nurses in Osaka"
         await wait_until(pilot, lambda: not app.query_one(GenerationPanel).running)
+
+
+async def test_a_thinking_model_streams_its_reasoning_apart_from_its_answer(app_factory: AppFactory) -> None:
+    """Hand-made events of a reasoning model: the log sets the reasoning apart, never as markup,
+    the panel lists the thinking stage and counts its tokens, and usage and notices get a line."""
+    from persona_tui.engine.models import GenerationRequest, Usage
+
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        app.begin_run(GenerationRequest.create("nurses"))
+        for event in (
+            ev.StageStarted(ev.Stage.CALLING, "gpt-5 at api.openai.com"),
+            ev.RequestSent("gpt-5", "api.openai.com", 1, 1.0),
+            ev.FirstToken(0.5),
+            ev.StageFinished(ev.Stage.CALLING, 0.5),
+            ev.StageStarted(ev.Stage.THINKING),
+            ev.ReasoningDelta("Nurses [/bold] work nights", 5, 1.0),
+        ):
+            app.handle_event(event)
+        panel = app.query_one(GenerationPanel)
+        assert "Thinking: 5 tokens" in str(panel._status())
+        for event in (
+            ev.StageFinished(ev.Stage.THINKING, 2.0),
+            ev.StageStarted(ev.Stage.STREAMING),
+            ev.TokenDelta('{"name": ', 3, 10.0),
+            ev.ServerNotice("this model is deprecated"),
+            ev.UsageReported(Usage(prompt_tokens=10, completion_tokens=20, reasoning_tokens=5)),
+        ):
+            app.handle_event(event)
+        app.log_pane.flush()
+        await pilot.pause()
+        lines = lines_after(app.query_one(LiveLog), "Generating 1 persona")
+        assert any(line.endswith("Model thinking…") for line in lines)
+        assert "    ┊ Nurses [/bold] work nights" in [line.rstrip() for line in lines], "reasoning, set apart, as text"
+        assert any(line.endswith("Model thinking: done in 2.0 s (5 tokens)") for line in lines)
+        assert '    {"name":' in [line.rstrip() for line in lines], "the answer keeps its own margin"
+        flat = " ".join(line.strip() for line in lines)
+        assert "Usage: 10 prompt + 20 completion tokens (5 reasoning)" in flat
+        assert "The server says: this model is deprecated" in flat
+        assert ev.Stage.THINKING in panel.state.checklist()

@@ -17,6 +17,10 @@ HEADLESS_MODULES = [
     "persona_tui.storage",
     "persona_tui.config",
     "persona_tui.render",
+    "persona_tui.present",
+    "persona_tui.export",
+    "persona_tui.narrate",
+    "persona_tui.batch_state",
 ]
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -24,14 +25,16 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select
 from textual.worker import Worker, WorkerState
 
-from persona_tui.config import Settings
+from persona_tui.config import Settings, SettingsError
 from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.models import COUNT_MAX, GenerationRequest, RequestError
 from persona_tui.engine.pipeline import generate
 from persona_tui.engine.providers import Provider, make_provider, names, setup_hint
 from persona_tui.engine.providers.registry import get
-from persona_tui.present import fmt_seconds, one_line
+from persona_tui.export import export_text
+from persona_tui.narrate import describe_event, finished_summary, saved_summary
+from persona_tui.present import one_line
 from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write
 from persona_tui.tui.screens.confirm import ConfirmScreen
 from persona_tui.tui.screens.detail import DetailScreen
@@ -41,8 +44,6 @@ from persona_tui.tui.widgets.live_log import LiveLog
 from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
-PER_PERSONA = frozenset({ev.Stage.PROMPT, ev.Stage.CALLING, ev.Stage.STREAMING, ev.Stage.VALIDATING, ev.Stage.SAVING})
-"""Stages each persona of a batch goes through (its log lines carry its number)."""
 TALL_ROWS = 40
 MAIN_SCREEN_ONLY = frozenset({"generate", "export", "focus_table", "focus_form", "organizations", "cancel"})
 PULSE_SECONDS = 1 / 8
@@ -296,12 +297,20 @@ class PersonaApp(App[None]):
                 widget.remove_class("-invalid")
             error.update("")
             error.remove_class("-shown")
+        self._generation = self._run_generation(request, self.begin_run(request))
+
+    def begin_run(self, request: GenerationRequest) -> asyncio.Event:
+        """Show a run as started (panel, buttons, log) and return the event that cancels it.
+
+        What a key press does before the worker starts; the scenes of the tests start a run with
+        it too, then feed hand-made events to :meth:`handle_event`.
+        """
         self.count = request.count
         self._cancel = asyncio.Event()
         self.panel.begin(request.count)
         self._set_running(True)
         self.log_pane.message(f"Generating {request.count} persona(s): {one_line(request.description)[:200]}")
-        self._generation = self._run_generation(request, self._cancel)
+        return self._cancel
 
     @work(exclusive=True, group="generation", exit_on_error=False)
     async def _run_generation(self, request: GenerationRequest, cancel: asyncio.Event) -> None:
@@ -319,92 +328,57 @@ class PersonaApp(App[None]):
             self.handle_event(event)
 
     def handle_event(self, event: ev.Event) -> None:
-        """Draw one engine event. Cheap for token events: they only queue text."""
-        batch = self.count > 1
-        if isinstance(event, ev.TokenDelta):
-            self.panel.apply(event)
-            if not batch:  # parallel streams would interleave; their bars show them instead
-                self.log_pane.tokens(event.text)
+        """Draw one engine event: fold it into the panel, log its line, react. Cheap for token events:
+        they only queue text."""
+        panel = self.panel
+        panel.apply(event)
+        if isinstance(event, ev.TokenDelta | ev.ReasoningDelta):
+            if self.count == 1:  # parallel streams would interleave; their bars show them instead
+                self.log_pane.tokens(event.text, thinking=isinstance(event, ev.ReasoningDelta))
             return
-        self.panel.apply(event)
-        log = self.log_pane
+        if _ends_stream(event):
+            self.log_pane.end_tokens()
         index = getattr(event, "index", 0)
-        tag = f"[{index + 1}/{self.count}] " if batch else ""
+        line = describe_event(event, self.count, lane=panel.lanes.get(index))
+        if line is not None:
+            self.log_pane.message(line.text)
+        react = _REACTIONS.get(type(event))
+        if react is not None:
+            react(self, event)
 
-        def say(text: str) -> None:
-            log.message(tag + text)
+    def _show_partial(self, event: ev.PartialPersona) -> None:
+        self.persona_view.show_partial(event.fields, event.index, self.count)
 
-        match event:
-            case ev.PartialPersona(fields=fields):
-                self.persona_view.show_partial(fields, index, self.count)
-            case ev.StageStarted(stage=stage, detail=detail):
-                if stage is not ev.Stage.STREAMING:
-                    log.end_tokens()
-                if stage not in PER_PERSONA:
-                    log.message(f"{stage.label}… {detail}")
-                else:
-                    say(f"{stage.label}…" + (f" {detail}" if detail and stage is not ev.Stage.STREAMING else ""))
-            case ev.StageFinished(stage=stage, seconds=seconds, note=note):
-                log.end_tokens()
-                text = f"{stage.label}: done in {fmt_seconds(seconds)}" + (f" ({note})" if note else "")
-                (say if stage in PER_PERSONA else log.message)(text)
-            case ev.StageSkipped(stage=stage, reason=reason):
-                log.message(f"{stage.label}: skipped ({reason})")
-            case ev.RequestSent(model=model, endpoint=endpoint, attempt=attempt):
-                say(f"Request sent to {model} at {endpoint}" + (f" (attempt {attempt})" if attempt > 1 else ""))
-            case ev.FirstToken(seconds=seconds):
-                say(f"First token after {fmt_seconds(seconds)}")
-            case ev.Heartbeat(idle=idle):
-                say(f"Still waiting: nothing for {fmt_seconds(idle)}")
-            case ev.SlowWarning(threshold=threshold):
-                say(f"Slower than usual: past {fmt_seconds(threshold)}. Esc cancels.")
-            case ev.Retrying(attempt=attempt, max_attempts=most, delay=delay, reason=reason):
-                wait = f"Retrying in {fmt_seconds(delay)}" if delay > 0 else "Retrying"
-                say(f"{reason} {wait}, attempt {attempt} of {most}")
-            case ev.PersonaSaved(record=record, path=path, seconds=seconds, tokens=tokens, tokens_per_second=rate):
-                self.paths[record.id] = path
-                self.table.add_record(record)
-                self._title_table()
-                self.persona_view.show_record(record)
-                summary = (
-                    f"{one_line(record.persona.name)} in {fmt_seconds(seconds)}, {tokens} tokens, {rate:.0f} tok/s"
-                )
-                say(f"Saved {summary} → {path.name}")
-                if not batch:  # a batch says it once, at the end
-                    self.notify(summary, title="Persona saved", markup=False)
-            case ev.Failed(message=message, hint=hint, kind=kind):
-                log.end_tokens()
-                say(f"Failed ({kind}): {message} {hint}")
-                self.notify(
-                    f"{message} {hint}".strip(), title="Generation failed", severity="error", markup=False, timeout=10
-                )
-            case ev.Cancelled(elapsed=elapsed, saved=saved):
-                log.end_tokens()
-                kept = f"; {len(saved)} of {self.count} saved" if self.count > 1 else ""
-                log.message(f"Cancelled after {fmt_seconds(elapsed)}{kept}")
-            case ev.Finished(summary=summary):
-                log.end_tokens()
-                if not summary.saved or self.persona_view.showing_partial:
-                    # A half-written persona must not stay on screen (in a batch, the last one to fail).
-                    selected = self.table.selected
-                    if selected is not None:
-                        self.persona_view.show_record(selected)
-                    else:
-                        self.persona_view.show_message("Nothing was saved.")
-                if summary.saved and not summary.cancelled:
-                    done = f"{len(summary.saved)} of {self.count} saved in {fmt_seconds(summary.seconds)}"
-                    failed = f", {summary.failed} failed" if summary.failed else ""
-                    log.message(f"Finished: {done}{failed}")
-                    if batch:
-                        self.notify(
-                            f"{done}, {summary.tokens} tokens{failed}",
-                            title="Personas saved",
-                            severity="information" if summary.ok else "warning",
-                            markup=False,
-                        )
-                self._set_running(False)
-            case _:
-                pass
+    def _saved(self, event: ev.PersonaSaved) -> None:
+        record = event.record
+        self.paths[record.id] = event.path
+        self.table.add_record(record)
+        self._title_table()
+        self.persona_view.show_record(record)
+        if self.count == 1:  # a batch says it once, at the end
+            self.notify(saved_summary(event), title="Persona saved", markup=False)
+
+    def _failed(self, event: ev.Failed) -> None:
+        message = f"{event.message} {event.hint}".strip()
+        self.notify(message, title="Generation failed", severity="error", markup=False, timeout=10)
+
+    def _finished(self, event: ev.Finished) -> None:
+        summary = event.summary
+        if not summary.saved or self.persona_view.showing_partial:
+            # A half-written persona must not stay on screen (in a batch, the last one to fail).
+            selected = self.table.selected
+            if selected is not None:
+                self.persona_view.show_record(selected)
+            else:
+                self.persona_view.show_message("Nothing was saved.")
+        if self.count > 1 and summary.saved and not summary.cancelled:
+            self.notify(
+                finished_summary(summary, self.count, tokens=True),
+                title="Personas saved",
+                severity="information" if summary.ok else "warning",
+                markup=False,
+            )
+        self._set_running(False)
 
     @property
     def running(self) -> bool:
@@ -531,8 +505,6 @@ class PersonaApp(App[None]):
         self.notify(f"Deleted {one_line(record.persona.name)}.", markup=False)
 
     async def action_export(self, fmt: str = "json") -> None:
-        from persona_tui.cli import export_text
-
         records = list(self.table.records.values())
         stamp = self.now().strftime("%Y%m%d-%H%M%S")
         target = self.settings.data_dir / "exports" / f"personas-{stamp}.{fmt}"
@@ -572,10 +544,30 @@ class PersonaApp(App[None]):
 def _short_hint(settings: Settings) -> str:
     """The header's few words on getting a real model, from the providers that need a key."""
     for name in names():
-        info = get(name)
+        try:
+            info = get(name)
+        except SettingsError:  # a broken plugin is reported where it is chosen, not in the header
+            continue
         if info.is_ai and info.key_env_var:
             return f"set {info.key_env_var} for a real model"
     return "no real model is set up"
+
+
+def _ends_stream(event: ev.Event) -> bool:
+    """Whether the log's line of streamed text ends before this event is told (the answer's stream
+    starting does not end the line of thinking before it: the log does that itself)."""
+    if isinstance(event, ev.StageStarted):
+        return event.stage is not ev.Stage.STREAMING
+    return isinstance(event, ev.StageFinished | ev.Failed | ev.Cancelled | ev.Finished)
+
+
+_REACTIONS: dict[type, Callable[[PersonaApp, Any], None]] = {
+    ev.PartialPersona: PersonaApp._show_partial,
+    ev.PersonaSaved: PersonaApp._saved,
+    ev.Failed: PersonaApp._failed,
+    ev.Finished: PersonaApp._finished,
+}
+"""What the app does beside logging a line, per event type."""
 
 
 def make_app(

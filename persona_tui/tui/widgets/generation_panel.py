@@ -1,17 +1,17 @@
 """The generation panel: what is happening now, how long it took, how long it will take.
 
-The panel keeps plain state fed by :meth:`GenerationPanel.apply` (one call per
-engine event, cheap enough for thousands of tokens a second) and redraws on
-its own timer, a few times a second, from that state and its clock. So the
+The panel draws a :class:`BatchState`, which :meth:`GenerationPanel.apply`
+folds each engine event into (cheap enough for thousands of tokens a second),
+and redraws on the app's clock, a few times a second, from that state. So the
 elapsed time ticks and the heartbeat counts up even while no event arrives,
-and a burst of tokens costs one redraw, not one per token.
+and a burst of tokens costs one redraw, not one per token. Its words come
+from :mod:`persona_tui.narrate`, like the log's and the terminal's.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from rich.columns import Columns
 from rich.console import Group, RenderableType
@@ -21,42 +21,34 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from persona_tui.batch_state import BatchState, Lane
 from persona_tui.engine import events as ev
 from persona_tui.engine.events import Stage
+from persona_tui.narrate import (
+    SHORT,
+    Tone,
+    batch_status,
+    lane_brief,
+    outcome_line,
+    retry_sentence,
+    slow_sentence,
+    streaming_status,
+    thinking_status,
+    waiting_hint,
+)
 from persona_tui.present import fmt_seconds, one_line
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-CHECKLIST = [s for s in Stage if s not in (Stage.DONE, Stage.THINKING)]
-SHORT = {
-    Stage.PREPARING: "Prep",
-    Stage.ORGANIZATION: "Org",
-    Stage.ENRICHING: "Enrich",
-    Stage.PROMPT: "Prompt",
-    Stage.CALLING: "Call",
-    Stage.THINKING: "Think",
-    Stage.STREAMING: "Stream",
-    Stage.VALIDATING: "Check",
-    Stage.SAVING: "Save",
+STYLES = {
+    Tone.SUCCESS: "bold green",
+    Tone.STOPPED: "bold yellow",
+    Tone.ERROR: "bold red",
+    Tone.HINT: "italic",
+    Tone.DIM: "dim",
+    Tone.WARN: "yellow",
 }
-
-
-@dataclass(slots=True)
-class Lane:
-    """One persona in flight in a batch."""
-
-    stage: Stage = Stage.PROMPT
-    tokens: int = 0
-    rate: float = 0.0
-    fraction: float = 0.0
-    waiting_since: float | None = None
-
-
-@dataclass(slots=True)
-class StageState:
-    status: str = "pending"
-    """pending, active, done, skipped or failed."""
-    seconds: float = 0.0
-    note: str = ""
+QUIET = (ev.TokenDelta, ev.ReasoningDelta, ev.Progress, ev.PartialPersona, ev.Heartbeat)
+"""Events that change only text the next tick draws anyway: no layout for them."""
 
 
 class GenerationPanel(Widget):
@@ -88,27 +80,42 @@ class GenerationPanel(Widget):
 
     def reset(self) -> None:
         """Back to the idle state, before any generation."""
-        self.count = 1
-        self.index = 0
-        self.stage: Stage | None = None
-        self.detail = ""
-        self.stages: dict[Stage, StageState] = {s: StageState() for s in CHECKLIST}
-        self.started = 0.0
-        self.fraction = 0.0
-        self.predicted_total: float | None = None
-        self.expected_first_token: float | None = None
-        self.waiting_since: float | None = None
-        self.tokens = 0
-        self.rate = 0.0
-        self.slow_after: float | None = None
-        self.retry_until: float | None = None
-        self.retry_text = ""
-        self.outcome: Text | None = None
-        self.saved = 0
-        self.failed = 0
-        self.lanes: dict[int, Lane] = {}
-        self.frozen_elapsed: float | None = None
+        self.state = BatchState()
         self._hint_lines = 0
+
+    # The state's fields the app and the tests read through the panel.
+    stage = property(lambda self: self.state.stage)
+    tokens = property(lambda self: self.state.tokens)
+    waiting_since = property(lambda self: self.state.waiting_since)
+    started = property(lambda self: self.state.started)
+
+    @property
+    def lanes(self) -> dict[int, Lane]:
+        return self.state.lanes
+
+    @property
+    def rate(self) -> float:
+        return self.state.rate
+
+    @rate.setter
+    def rate(self, value: float) -> None:
+        self.state.rate = value
+
+    @property
+    def is_batch(self) -> bool:
+        return self.state.is_batch
+
+    @property
+    def outcome(self) -> Text | None:
+        """How the run (or its latest persona) ended, as the status line shows it."""
+        event = self.state.outcome
+        if event is None:
+            return None
+        line = outcome_line(event, self.state.count)
+        if line.tone is not Tone.ERROR:
+            return Text(f"{line.symbol} {line.text}", style=STYLES[line.tone])
+        note = f"\n{line.note}" if line.note else ""
+        return Text.assemble((f"{line.symbol} {line.text}", STYLES[line.tone]), (note, STYLES[line.note_tone]))
 
     def tick(self) -> None:
         """Redraw the clock and the spinner (the app calls this on its clock); lay out again only if
@@ -127,122 +134,19 @@ class GenerationPanel(Widget):
     def begin(self, count: int) -> None:
         """Show the new generation at once, before the first event arrives."""
         self.reset()
-        self.count = count
-        self.started = self.clock()
-        self.stage = Stage.PREPARING
-        self.detail = "Validating the request"
+        self.state = BatchState.begin(count, self.clock())
         self.running = True
         self.refresh(layout=True)
 
     def elapsed(self) -> float:
-        if self.frozen_elapsed is not None:
-            return self.frozen_elapsed
-        return self.clock() - self.started if self.started else 0.0
-
-    @property
-    def is_batch(self) -> bool:
-        return self.count > 1
-
-    def _apply_lane(self, event: ev.Event, now: float) -> None:
-        """A batch keeps a small state per persona in flight."""
-        index = getattr(event, "index", None)
-        if index is None:
-            return
-        match event:
-            case ev.StageStarted(stage=stage) if stage is not Stage.PREPARING:
-                self.lanes.setdefault(index, Lane()).stage = stage
-            case ev.RequestSent():
-                self.lanes.setdefault(index, Lane()).waiting_since = now
-            case ev.TokenDelta(tokens=tokens, tokens_per_second=rate):
-                lane = self.lanes.setdefault(index, Lane())
-                lane.tokens, lane.rate, lane.waiting_since = tokens, rate, None
-            case ev.Progress(persona_fraction=own) if index in self.lanes:
-                self.lanes[index].fraction = max(self.lanes[index].fraction, own)
-            case ev.PersonaSaved() | ev.Failed():
-                self.lanes.pop(index, None)
-            case _:
-                pass
+        return self.state.elapsed(self.clock())
 
     def apply(self, event: ev.Event) -> None:
-        """Fold one engine event into the panel's state."""
-        now = self.clock()
-        if self.is_batch:
-            self._apply_lane(event, now)
-        match event:
-            case ev.StageStarted(stage=stage, detail=detail, index=index):
-                if index != self.index or stage is Stage.PROMPT:
-                    self.index = index
-                    if stage is Stage.PROMPT:
-                        for later in CHECKLIST[CHECKLIST.index(Stage.PROMPT) :]:
-                            self.stages[later] = StageState()
-                self.stage = stage
-                self.detail = detail
-                self.stages[stage] = StageState("active")
-                if stage not in (Stage.CALLING, Stage.STREAMING):
-                    self.waiting_since = None
-                if stage is Stage.CALLING:
-                    self.tokens, self.rate = 0, 0.0
-            case ev.StageFinished(stage=stage, seconds=seconds):
-                self.stages[stage] = StageState("done", seconds)
-                if stage is Stage.STREAMING:
-                    self.waiting_since = None
-            case ev.StageSkipped(stage=stage, reason=reason):
-                self.stages[stage] = StageState("skipped", note=reason)
-            case ev.RequestSent(model=model, endpoint=endpoint, expected_first_token=expected):
-                self.waiting_since = now
-                self.expected_first_token = expected
-                self.retry_until = None
-                self.detail = f"{model} at {endpoint}"
-            case ev.FirstToken():
-                self.waiting_since = None
-            case ev.TokenDelta(tokens=tokens, tokens_per_second=rate):
-                self.tokens, self.rate = tokens, rate
-                self.waiting_since = now
-            case ev.Progress(fraction=fraction, elapsed=elapsed, eta=eta):
-                self.fraction = max(self.fraction, fraction)
-                if eta is not None:
-                    self.predicted_total = elapsed + eta
-            case ev.Heartbeat():
-                pass
-            case ev.SlowWarning(threshold=threshold):
-                self.slow_after = threshold
-            case ev.Retrying(attempt=attempt, max_attempts=most, delay=delay, reason=reason):
-                self.retry_until = now + delay
-                self.retry_text = f"{one_line(reason)} Retrying, attempt {attempt} of {most}"
-                self.stages[Stage.CALLING] = StageState("failed", note="retrying")
-            case ev.PersonaSaved(seconds=seconds, tokens=tokens, tokens_per_second=rate, record=record):
-                self.saved += 1
-                self.outcome = Text(
-                    f"✔ Saved {one_line(record.persona.name)} in {fmt_seconds(seconds)}, "
-                    f"{tokens} tokens, {rate:.0f} tok/s",
-                    style="bold green",
-                )
-            case ev.Failed(message=message, hint=hint):
-                self.failed += 1
-                if self.stage is not None and self.stage in self.stages:
-                    self.stages[self.stage] = StageState("failed")
-                self.outcome = Text.assemble((f"✘ {message}", "bold red"), (f"\n{hint}" if hint else "", "italic"))
-            case ev.Cancelled(elapsed=elapsed, saved=saved):
-                if self.stage is not None and self.stages.get(self.stage, StageState()).status == "active":
-                    self.stages[self.stage] = StageState("failed", note="cancelled")
-                kept = f"; {len(saved)} of {self.count} saved" if self.count > 1 else ""
-                self.outcome = Text(f"■ Cancelled after {fmt_seconds(elapsed)}{kept}", style="bold yellow")
-            case ev.Finished(summary=summary):
-                self.frozen_elapsed = summary.seconds
-                if self.is_batch and not summary.cancelled:
-                    failed = f", {summary.failed} failed" if summary.failed else ""
-                    mark, style = ("✔", "bold green") if summary.ok else ("■", "bold yellow")
-                    self.outcome = Text(
-                        f"{mark} {len(summary.saved)} of {self.count} saved in {fmt_seconds(summary.seconds)}{failed}",
-                        style=style,
-                    )
-                self.stage = Stage.DONE if summary.ok else self.stage
-                if summary.ok:
-                    self.fraction = 1.0
+        """Fold one engine event into the state; redraw at once only when the panel changes shape."""
+        self.state.apply(event, self.clock())
+        if not isinstance(event, QUIET):
+            if isinstance(event, ev.Finished):
                 self.running = False
-            case _:
-                pass
-        if not isinstance(event, ev.TokenDelta | ev.Progress | ev.PartialPersona | ev.Heartbeat):
             self.refresh(layout=True)
 
     # ----- drawing -----
@@ -269,36 +173,30 @@ class GenerationPanel(Widget):
         now = self.clock()
         for index in sorted(self.lanes):
             lane = self.lanes[index]
-            if lane.stage is Stage.STREAMING:
-                what = f"{lane.tokens} tok" + (f", {lane.rate:.0f}/s" if lane.rate else "")
-            elif lane.stage is Stage.CALLING and lane.waiting_since is not None:
-                what = f"waiting {now - lane.waiting_since:.0f} s"
-            else:
-                what = SHORT.get(lane.stage, lane.stage.label)
             grid.add_row(
-                Text(f"[{index + 1}/{self.count}] {what}"),
+                Text(f"[{index + 1}/{self.state.count}] {lane_brief(lane, now)}"),
                 ProgressBar(total=1.0, completed=lane.fraction, width=None),
                 Text(f"{lane.fraction * 100:.0f}%"),
             )
         return grid
 
     def _status(self) -> Text:
-        batch = f"[{self.index + 1}/{self.count}] " if self.count > 1 else ""
+        state = self.state
         if not self.running:
             return self.outcome or Text("Done", style="bold green")
         spin = SPINNER[int(self.clock() * 10) % len(SPINNER)]
-        if self.is_batch and self.lanes:
-            failed = f", {self.failed} failed" if self.failed else ""
-            return Text(
-                f"{spin} Generating {self.count} personas: {self.saved} saved{failed}, {len(self.lanes)} in flight",
-                style="bold",
-            )
-        if self.stage is Stage.STREAMING:
-            rate = f", {self.rate:.0f} tok/s" if self.rate else ""
-            return Text(f"{spin} {batch}Streaming: {self.tokens} tokens{rate}", style="bold")
-        text = Text(f"{spin} {batch}{self.stage.label if self.stage else ''}", style="bold")
-        if self.detail:
-            text.append(f"  {one_line(self.detail)}", style="")
+        if state.is_batch and state.lanes:
+            words = batch_status(state.count, state.saved, state.failed, len(state.lanes))
+            return Text(f"{spin} {words}", style="bold")
+        batch = f"[{state.index + 1}/{state.count}] " if state.is_batch else ""
+        if state.stage is Stage.STREAMING:
+            return Text(f"{spin} {batch}{streaming_status(state.tokens, state.rate)}", style="bold")
+        if state.stage is Stage.THINKING and state.thinking_since is not None:
+            thinking = thinking_status(state.reasoning_tokens, self.clock() - state.thinking_since)
+            return Text(f"{spin} {batch}{thinking}", style="bold")
+        text = Text(f"{spin} {batch}{state.stage.label if state.stage else ''}", style="bold")
+        if state.detail:
+            text.append(f"  {one_line(state.detail)}", style="")
         return text
 
     def _bar(self) -> Table:
@@ -306,53 +204,46 @@ class GenerationPanel(Widget):
         grid.add_column(ratio=1)
         grid.add_column(no_wrap=True)
         elapsed = self.elapsed()
+        predicted = self.state.predicted_total
         timing = fmt_clock(elapsed) if self.running else fmt_seconds(elapsed)
-        if self.predicted_total is not None and self.running:
-            timing += f" / ~{fmt_clock(max(self.predicted_total, elapsed))}"
+        if predicted is not None and self.running:
+            timing += f" / ~{fmt_clock(max(predicted, elapsed))}"
         grid.add_row(
-            ProgressBar(total=1.0, completed=self.fraction, width=None),
-            Text(f"{self.fraction * 100:3.0f}%  {timing}"),
+            ProgressBar(total=1.0, completed=self.state.fraction, width=None),
+            Text(f"{self.state.fraction * 100:3.0f}%  {timing}"),
         )
         return grid
 
     def _hint(self) -> Text:
         if not self.running:
             return Text("")
-        now = self.clock()
-        if self.retry_until is not None and now < self.retry_until:
-            return Text(f"↻ {self.retry_text} in {self.retry_until - now:.0f} s", style="yellow")
+        state, now = self.state, self.clock()
+        if state.retry is not None and state.retry_until is not None and now < state.retry_until:
+            return Text(f"↻ {retry_sentence(state.retry, state.retry_until - now)}", style="yellow")
         hints = Text()
-        if self.slow_after is not None:
-            hints.append(
-                f"⚠ Slower than usual: past {fmt_seconds(self.slow_after)}. Esc cancels.\n", style="bold yellow"
-            )
-        if self.waiting_since is not None:
-            idle = now - self.waiting_since
-            if self.stage is Stage.CALLING and idle < 3:
-                usual = ""
-                if self.predicted_total:
-                    scope = "for this model" if self.count == 1 else "for the batch"
-                    usual = f"usually ~{fmt_seconds(self.predicted_total)} {scope}; "
-                first = fmt_seconds(self.expected_first_token or 0)
-                hints.append(f"Request sent: {usual}first token in ~{first}", style="dim")
-            elif idle >= 3:
-                what = "the model" if self.stage is Stage.CALLING else "the next token"
-                hints.append(f"… still waiting for {what}, {idle:.0f} s", style="yellow")
-        elif self.saved and self.outcome is not None:
-            hints.append_text(self.outcome)
+        if state.slow_after is not None:
+            hints.append(f"⚠ {slow_sentence(state.slow_after)}\n", style="bold yellow")
+        if state.waiting_since is not None:
+            idle = now - state.waiting_since
+            first = state.expected_first_token or 0
+            hint = waiting_hint(state.stage, idle, state.count, state.predicted_total, first)
+            if hint is not None:
+                hints.append(f"{hint.symbol} {hint.text}".lstrip(), style=STYLES[hint.tone])
+        elif state.saved and state.outcome is not None:
+            hints.append_text(self.outcome or Text())
         hints.rstrip()
         return hints
 
     def _checklist(self) -> RenderableType:
         """Every stage with its state: one per line when the screen is tall, else items that never break."""
         tall = self.has_class("-tall")
-        items = [self._stage_item(stage, tall) for stage in CHECKLIST]
+        items = [self._stage_item(stage, tall) for stage in self.state.checklist()]
         if tall:
             return Text("\n").join(items)
         return Columns(items, padding=(0, 2))
 
     def _stage_item(self, stage: Stage, tall: bool) -> Text:
-        state = self.stages[stage]
+        state = self.state.stages[stage]
         name = stage.label if tall else SHORT[stage]
         if state.status == "done":
             return Text.assemble(("✓ ", "green"), f"{name} {fmt_seconds(state.seconds)}")

@@ -21,6 +21,8 @@ from textual.widgets import Log
 from persona_tui.engine.text import strip_control
 
 TOKEN_INDENT = "    "
+THOUGHT_INDENT = "    ┊ "
+"""The model's reasoning streams like its answer, set apart by this margin (a Log has no styles)."""
 MESSAGE_INDENT = " " * 10
 
 
@@ -82,6 +84,8 @@ class LiveLog(Log):
         """Widget writes so far; tests use it to prove tokens are batched."""
         self._growing = False
         """True while :meth:`_write` adds to a log that already scrolls (see :meth:`refresh`)."""
+        self._indent = TOKEN_INDENT
+        """The margin of the streamed text being drawn: the answer's or the reasoning's."""
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
@@ -114,8 +118,11 @@ class LiveLog(Log):
     def _fold_width(self) -> int:
         return max(self.scrollable_content_region.width - 1, 20)
 
-    def tokens(self, text: str) -> None:
-        """Queue model text; it is drawn at the next :meth:`flush`."""
+    def tokens(self, text: str, *, thinking: bool = False) -> None:
+        """Queue model text (its reasoning with ``thinking``); it is drawn at the next :meth:`flush`."""
+        if (self._indent is THOUGHT_INDENT) is not thinking:  # reasoning and answer never share a line
+            self.end_tokens()
+            self._indent = THOUGHT_INDENT if thinking else TOKEN_INDENT
         self._pending.append(text)
 
     def flush(self, *, whole_words: bool = False) -> None:
@@ -132,7 +139,7 @@ class LiveLog(Log):
         if whole_words:
             cut = max(text.rfind(" "), text.rfind("\n")) + 1
             tail = text[cut:]
-            if 0 < cell_len(tail) < self._fold_width() - len(TOKEN_INDENT):
+            if 0 < cell_len(tail) < self._fold_width() - len(self._indent):
                 self._pending.append(tail)
                 text = text[:cut]
         if text:
@@ -144,8 +151,8 @@ class LiveLog(Log):
         A word longer than a whole line is cut where the line ends; spaces where a line breaks
         are dropped.
         """
-        width = self._fold_width()
-        line_room = width - len(TOKEN_INDENT)
+        width, indent = self._fold_width(), self._indent
+        line_room = width - len(indent)
         out: list[str] = []
         for number, segment in enumerate(text.split("\n")):
             if number:  # the text held a newline
@@ -156,8 +163,8 @@ class LiveLog(Log):
                 if not self._mid_line:
                     if piece.isspace() and self._wrapped:
                         continue  # the spaces at a break we made
-                    out.append(TOKEN_INDENT)
-                    self._column, self._mid_line, self._wrapped = len(TOKEN_INDENT), True, False
+                    out.append(indent)
+                    self._column, self._mid_line, self._wrapped = len(indent), True, False
                 room = width - self._column
                 cells = cell_len(piece)
                 if cells <= room:
@@ -168,15 +175,15 @@ class LiveLog(Log):
                     out.append("\n")
                     self._mid_line, self._wrapped = False, True
                     continue
-                if cells <= line_room and self._column > len(TOKEN_INDENT):
-                    out.append("\n" + TOKEN_INDENT + piece)
-                    self._column = len(TOKEN_INDENT) + cells
+                if cells <= line_room and self._column > len(indent):
+                    out.append("\n" + indent + piece)
+                    self._column = len(indent) + cells
                     continue
                 while piece:  # longer than a line: cut where each line ends
                     head = fitting(piece, width - self._column)
                     if head == 0:
-                        out.append("\n" + TOKEN_INDENT)
-                        self._column = len(TOKEN_INDENT)
+                        out.append("\n" + indent)
+                        self._column = len(indent)
                         continue
                     out.append(piece[:head])
                     self._column += cell_len(piece[:head])

@@ -1,0 +1,351 @@
+"""Every sentence a run is told in: one place that turns an event into words.
+
+:func:`describe_event` turns one engine event into a :class:`Line` (a symbol,
+the text, a :class:`Tone` and a :class:`Scope`), and the smaller functions
+below word the states that the panel and the bars show between events. The
+app's log writes ``Line.text``, the headless renderer maps the tone to a rich
+style, and the panel draws from the same functions, so "Retrying in 4.0 s,
+attempt 2 of 4" is written once. Where the front ends word a thing
+differently on purpose (the key that cancels, the aligned columns of a
+terminal), a :class:`Voice` says how.
+
+Model and server text goes through :func:`one_line` before it is put in a
+sentence. Nothing here builds markup, and nothing imports Textual or rich.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from persona_tui.batch_state import PER_PERSONA, Lane
+from persona_tui.engine import events as ev
+from persona_tui.engine.events import Stage
+from persona_tui.engine.models import Usage
+from persona_tui.present import fmt_seconds, one_line
+
+SHORT = {
+    Stage.PREPARING: "Prep",
+    Stage.ORGANIZATION: "Org",
+    Stage.ENRICHING: "Enrich",
+    Stage.PROMPT: "Prompt",
+    Stage.CALLING: "Call",
+    Stage.THINKING: "Think",
+    Stage.STREAMING: "Stream",
+    Stage.VALIDATING: "Check",
+    Stage.SAVING: "Save",
+}
+"""Stage names where room is short (the panel's one-row checklist and its batch rows)."""
+
+
+class Tone(StrEnum):
+    """What a line means, for a front end to colour."""
+
+    INFO = "info"
+    PROGRESS = "progress"
+    OK = "ok"
+    SUCCESS = "success"
+    DIM = "dim"
+    WARN = "warn"
+    STOPPED = "stopped"
+    ERROR = "error"
+    HINT = "hint"
+    """The advice under an error."""
+
+
+class Scope(StrEnum):
+    """Whom a line is about, so a front end can leave out what it shows another way."""
+
+    RUN = "run"
+    """The whole run (preparing, the context stages, cancelled, finished)."""
+    PERSONA = "persona"
+    """A milestone of one persona (saved, failed, a retry, a slow warning)."""
+    LANE = "lane"
+    """A step of one persona that a batch's per-persona bar already shows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    symbol: str
+    text: str
+    """Already carries the persona's ``[2/5] `` in a batch, for per-persona lines."""
+    tone: Tone
+    scope: Scope = Scope.PERSONA
+    note: str = ""
+    """A second line to show under this one (a path, an error's hint), in :attr:`note_tone`."""
+    note_tone: Tone = Tone.DIM
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    """How one front end words what the others word differently."""
+
+    cancel_key: str = "Esc"
+    console: bool = False
+    """A terminal's lines: stage times in a column, paths and hints on lines of their own,
+    only the milestones of a stage announced."""
+    waiting_for: str = ""
+    """Whom a heartbeat names as silent; empty for "Still waiting: nothing for …"."""
+
+
+APP = Voice()
+
+
+def console_voice(provider_label: str) -> Voice:
+    """The headless CLI's voice: Ctrl-C cancels there."""
+    return Voice(cancel_key="Ctrl-C", console=True, waiting_for=provider_label)
+
+
+@dataclass(frozen=True, slots=True)
+class _Say:
+    """What every event's wording may need beside the event."""
+
+    count: int
+    voice: Voice
+    lane: Lane | None
+
+    def tag(self, index: int) -> str:
+        return f"[{index + 1}/{self.count}] " if self.count > 1 else ""
+
+
+def describe_event(event: ev.Event, count: int, voice: Voice = APP, *, lane: Lane | None = None) -> Line | None:
+    """The line an event adds to a log, or None for events drawn another way (tokens, progress).
+
+    ``lane`` is the persona's state after the event was folded in, for what the event
+    itself does not carry (how many tokens the model thought).
+    """
+    words = _WORDS.get(type(event))
+    return words(event, _Say(count, voice, lane)) if words is not None else None
+
+
+# ----- sentences shared with the panel and the bars -----
+
+
+def slow_sentence(threshold: float, voice: Voice = APP) -> str:
+    key = f"; {voice.cancel_key} cancels" if voice.console else f". {voice.cancel_key} cancels."
+    return f"Slower than usual: past {fmt_seconds(threshold)}{key}"
+
+
+def retry_sentence(event: ev.Retrying, countdown: float | None = None) -> str:
+    """ "… Retrying in 4.0 s, attempt 2 of 4", or with a live ``countdown`` "… Retrying, attempt 2 of 4 in 3 s"."""
+    turn = f"attempt {event.attempt} of {event.max_attempts}"
+    if countdown is not None:
+        return f"{one_line(event.reason)} Retrying, {turn} in {countdown:.0f} s"
+    wait = f"Retrying in {fmt_seconds(event.delay)}" if event.delay > 0 else "Retrying"
+    return f"{one_line(event.reason)} {wait}, {turn}"
+
+
+def saved_summary(event: ev.PersonaSaved, *, full: bool = False) -> str:
+    """ "Ana Nowak in 6.6 s, 220 tokens, 38 tok/s"; ``full`` adds the age and the occupation."""
+    p = event.record.persona
+    who = one_line(f"{p.name} ({p.age}, {p.occupation})" if full else p.name)
+    reasoning = event.usage.reasoning_tokens if event.usage is not None else 0
+    thought = f" ({reasoning} reasoning)" if reasoning else ""
+    speed = f"{event.tokens} tokens{thought}, {event.tokens_per_second:.0f} tok/s"
+    return f"{who} in {fmt_seconds(event.seconds)}, {speed}"
+
+
+def finished_summary(summary: ev.Summary, count: int, *, tokens: bool = False) -> str:
+    """ "3 of 5 saved in 41.2 s, 2 failed" (with the tokens spent, for a notification)."""
+    spent = f", {summary.tokens} tokens" if tokens else ""
+    failed = f", {summary.failed} failed" if summary.failed else ""
+    return f"{len(summary.saved)} of {count} saved in {fmt_seconds(summary.seconds)}{spent}{failed}"
+
+
+def cancelled_sentence(event: ev.Cancelled, count: int, *, always_count: bool = False) -> str:
+    kept = f"; {len(event.saved)} of {count} saved" if count > 1 or always_count else ""
+    return f"Cancelled after {fmt_seconds(event.elapsed)}{kept}"
+
+
+def usage_sentence(usage: Usage) -> str:
+    reasoning = f" ({usage.reasoning_tokens} reasoning)" if usage.reasoning_tokens else ""
+    return f"Usage: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens{reasoning}"
+
+
+def streaming_status(tokens: int, rate: float) -> str:
+    return f"Streaming: {tokens} tokens" + (f", {rate:.0f} tok/s" if rate else "")
+
+
+def thinking_status(tokens: int, seconds: float | None = None) -> str:
+    return f"Thinking: {tokens} tokens" + (f", {seconds:.0f} s" if seconds is not None else "")
+
+
+def batch_status(count: int, saved: int, failed: int, in_flight: int, *, console: bool = False) -> str:
+    if console:
+        return f"{saved} of {count} saved, {in_flight} in flight"
+    failures = f", {failed} failed" if failed else ""
+    return f"Generating {count} personas: {saved} saved{failures}, {in_flight} in flight"
+
+
+def lane_brief(lane: Lane, now: float) -> str:
+    """A batch row in the panel, where room is short: "182 tok, 41/s", "waiting 4 s", "Check"."""
+    if lane.stage is Stage.STREAMING:
+        return f"{lane.tokens} tok" + (f", {lane.rate:.0f}/s" if lane.rate else "")
+    if lane.stage is Stage.THINKING:
+        return f"thinking {lane.reasoning_tokens} tok"
+    if lane.stage is Stage.CALLING and lane.waiting_since is not None:
+        return f"waiting {now - lane.waiting_since:.0f} s"
+    return SHORT.get(lane.stage, lane.stage.label)
+
+
+def lane_status(lane: Lane, *, idle: bool = True) -> str:
+    """A terminal bar's words for one persona; ``idle`` shows the last heartbeat's silence."""
+    if idle and lane.idle is not None:
+        return f"Waiting for the model: {lane.idle:.0f} s"
+    if lane.stage is Stage.THINKING:
+        return thinking_status(lane.reasoning_tokens)
+    if lane.stage is Stage.STREAMING and lane.tokens:
+        return streaming_status(lane.tokens, lane.rate)
+    if lane.model:
+        return f"Waiting for {lane.model}"
+    return lane.stage.label
+
+
+def waiting_hint(stage: Stage | None, idle: float, count: int, predicted: float | None, first: float) -> Line | None:
+    """The panel's hint while a request or the next token is awaited, if there is one."""
+    if stage is Stage.CALLING and idle < 3:
+        usual = ""
+        if predicted:
+            scope = "for this model" if count == 1 else "for the batch"
+            usual = f"usually ~{fmt_seconds(predicted)} {scope}; "
+        return Line("", f"Request sent: {usual}first token in ~{fmt_seconds(first)}", Tone.DIM, Scope.LANE)
+    if idle >= 3:
+        what = "the model" if stage is Stage.CALLING else "the next token"
+        return Line("…", f"still waiting for {what}, {idle:.0f} s", Tone.WARN, Scope.LANE)
+    return None
+
+
+def outcome_line(event: ev.PersonaSaved | ev.Failed | ev.Cancelled | ev.Finished, count: int) -> Line:
+    """How the panel says a run (or its latest persona) ended."""
+    match event:
+        case ev.PersonaSaved():
+            return Line("✔", f"Saved {saved_summary(event)}", Tone.SUCCESS)
+        case ev.Failed(message=message, hint=hint):
+            return Line("✘", message, Tone.ERROR, note=hint, note_tone=Tone.HINT)
+        case ev.Cancelled():
+            return Line("■", cancelled_sentence(event, count), Tone.STOPPED, Scope.RUN)
+        case ev.Finished(summary=summary):
+            ok = summary.ok
+            return Line("✔" if ok else "■", finished_summary(summary, count), Tone.SUCCESS if ok else Tone.STOPPED)
+
+
+# ----- one function per event type -----
+
+
+def _stage_started(event: ev.StageStarted, say: _Say) -> Line | None:
+    stage, detail = event.stage, event.detail
+    if say.voice.console:
+        if stage in (Stage.PREPARING, Stage.ENRICHING):
+            return Line("›", one_line(detail), Tone.PROGRESS, Scope.RUN)
+        if stage is Stage.THINKING:
+            why = f" ({one_line(detail)})" if detail else ""
+            return Line("›", f"{say.tag(event.index)}{stage.label}{why}", Tone.PROGRESS, Scope.LANE)
+        return None
+    if stage not in PER_PERSONA:
+        return Line("›", f"{stage.label}… {detail}", Tone.PROGRESS, Scope.RUN)
+    shown = f" {detail}" if detail and stage is not Stage.STREAMING else ""
+    return Line("›", f"{say.tag(event.index)}{stage.label}…{shown}", Tone.PROGRESS, Scope.LANE)
+
+
+def _stage_finished(event: ev.StageFinished, say: _Say) -> Line:
+    stage, note = event.stage, event.note
+    if not note and stage is Stage.THINKING and say.lane is not None and say.lane.reasoning_tokens:
+        note = f"{say.lane.reasoning_tokens} tokens"
+    per_persona = stage in PER_PERSONA
+    prefix = say.tag(event.index) if per_persona else ""
+    scope = Scope.LANE if per_persona else Scope.RUN
+    took = fmt_seconds(event.seconds)
+    if say.voice.console:
+        found = f"  {one_line(note)}" if note else ""
+        return Line("✓", f"{prefix}{stage.label:<30} {took}{found}", Tone.OK, scope)
+    found = f" ({one_line(note)})" if note else ""
+    return Line("✓", f"{prefix}{stage.label}: done in {took}{found}", Tone.OK, scope)
+
+
+def _stage_skipped(event: ev.StageSkipped, say: _Say) -> Line:
+    label, reason = event.stage.label, one_line(event.reason)
+    text = f"{label:<30} skipped: {reason}" if say.voice.console else f"{label}: skipped ({reason})"
+    return Line("–", text, Tone.DIM, Scope.RUN)
+
+
+def _request_sent(event: ev.RequestSent, say: _Say) -> Line:
+    sent = f"Request sent to {event.model} at {event.endpoint}"
+    if say.voice.console:
+        sent += f"; first token usually in ~{fmt_seconds(event.expected_first_token)}"
+    elif event.attempt > 1:
+        sent += f" (attempt {event.attempt})"
+    return Line("→", say.tag(event.index) + sent, Tone.PROGRESS, Scope.LANE)
+
+
+def _first_token(event: ev.FirstToken, say: _Say) -> Line:
+    return Line("✓", f"{say.tag(event.index)}First token after {fmt_seconds(event.seconds)}", Tone.OK, Scope.LANE)
+
+
+def _heartbeat(event: ev.Heartbeat, say: _Say) -> Line:
+    who = f" for {say.voice.waiting_for}" if say.voice.waiting_for else ""
+    text = f"{say.tag(event.index)}Still waiting{who}: nothing for {fmt_seconds(event.idle)}"
+    return Line("…", text, Tone.WARN, Scope.LANE)
+
+
+def _slow(event: ev.SlowWarning, say: _Say) -> Line:
+    return Line("!", say.tag(event.index) + slow_sentence(event.threshold, say.voice), Tone.WARN)
+
+
+def _retrying(event: ev.Retrying, say: _Say) -> Line:
+    return Line("↻", say.tag(event.index) + retry_sentence(event), Tone.WARN)
+
+
+def _usage(event: ev.UsageReported, say: _Say) -> Line:
+    return Line("·", say.tag(event.index) + usage_sentence(event.usage), Tone.DIM)
+
+
+def _notice(event: ev.ServerNotice, say: _Say) -> Line:
+    return Line("!", f"{say.tag(event.index)}The server says: {one_line(event.text)}", Tone.WARN)
+
+
+def _saved(event: ev.PersonaSaved, say: _Say) -> Line:
+    tag = say.tag(event.index)
+    if say.voice.console:
+        return Line("✔", f"{tag}Saved {saved_summary(event, full=True)}", Tone.SUCCESS, note=str(event.path))
+    return Line("✔", f"{tag}Saved {saved_summary(event)} → {event.path.name}", Tone.SUCCESS)
+
+
+def _failed(event: ev.Failed, say: _Say) -> Line:
+    tag = say.tag(event.index)
+    if say.voice.console:
+        return Line("✘", f"{tag}{event.message}", Tone.ERROR, note=event.hint, note_tone=Tone.HINT)
+    return Line("✘", f"{tag}Failed ({event.kind}): {event.message} {event.hint}", Tone.ERROR)
+
+
+def _cancelled(event: ev.Cancelled, say: _Say) -> Line:
+    return Line("■", cancelled_sentence(event, say.count, always_count=say.voice.console), Tone.STOPPED, Scope.RUN)
+
+
+def _finished(event: ev.Finished, say: _Say) -> Line | None:
+    summary = event.summary
+    if not summary.saved or summary.cancelled or (say.voice.console and say.count == 1):
+        return None  # a single persona's saved line already said it; a cancelled run said so
+    done = finished_summary(summary, say.count)
+    if say.voice.console:
+        return Line("✔" if summary.ok else "■", done, Tone.INFO, Scope.RUN)
+    return Line("✔" if summary.ok else "■", f"Finished: {done}", Tone.INFO, Scope.RUN)
+
+
+_WORDS: dict[type, Callable[[Any, _Say], Line | None]] = {
+    ev.StageStarted: _stage_started,
+    ev.StageFinished: _stage_finished,
+    ev.StageSkipped: _stage_skipped,
+    ev.RequestSent: _request_sent,
+    ev.FirstToken: _first_token,
+    ev.Heartbeat: _heartbeat,
+    ev.SlowWarning: _slow,
+    ev.Retrying: _retrying,
+    ev.UsageReported: _usage,
+    ev.ServerNotice: _notice,
+    ev.PersonaSaved: _saved,
+    ev.Failed: _failed,
+    ev.Cancelled: _cancelled,
+    ev.Finished: _finished,
+}
