@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from persona_tui.config import Settings  # noqa: E402
 from persona_tui.engine import events as ev  # noqa: E402
-from persona_tui.engine.models import GenerationRequest  # noqa: E402
 from persona_tui.engine.pipeline import generate  # noqa: E402
 from persona_tui.engine.providers.openai_compatible import OpenAIProvider  # noqa: E402
+from persona_tui.models import GenerationRequest  # noqa: E402
 from persona_tui.storage import PersonaStore  # noqa: E402
 from tests.fake_openai import FakeOpenAIServer, Scenario  # noqa: E402
 from tests.helpers import persona_dict  # noqa: E402

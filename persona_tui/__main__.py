@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from persona_tui.cli import main
+from persona_tui.launch import main
 
 raise SystemExit(main())

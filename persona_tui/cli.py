@@ -13,7 +13,7 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,10 +26,10 @@ from persona_tui import __version__
 from persona_tui.config import Settings, SettingsError, load_settings
 from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
-from persona_tui.engine.models import COUNT_MAX, GenerationRequest, Organization, PersonaRecord, RequestError
 from persona_tui.engine.providers import Provider, make_provider, names, setup_hint
 from persona_tui.engine.text import strip_control
 from persona_tui.export import export_text, records_to_json
+from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, PersonaRecord, RequestError
 from persona_tui.present import describe, one_line
 from persona_tui.render import HeadlessRenderer
 from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write
@@ -149,13 +149,16 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(flags, config_path=getattr(args, "config", None))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, open_app: Callable[[Settings], int] | None = None) -> int:
+    """Run one command; with none, ``open_app`` (the launcher passes the app: this module never imports Textual)."""
     args = build_parser().parse_args(argv)
     err = Console(stderr=True, highlight=False)
     try:
         settings = _settings(args)
         if args.command is None:
-            return _run_app(settings)
+            if open_app is None:
+                raise CliError("No command given.", "Run `persona-tui --help` to see the commands.", EXIT_USAGE)
+            return open_app(settings)
         command = {
             "generate": cmd_generate,
             "list": cmd_list,
@@ -182,16 +185,6 @@ def _error(console: Console, message: str, hint: str) -> None:
     console.print(Text("Error: ", style="bold red") + Text(message))
     if hint:
         console.print(Text("Hint: ", style="bold") + Text(hint))
-
-
-def _run_app(settings: Settings) -> int:
-    try:
-        from persona_tui.tui.app import run_app
-    except ImportError:
-        raise CliError(
-            "The interactive app is not part of this build yet.", "Use `persona-tui generate DESCRIPTION`."
-        ) from None
-    return run_app(settings)
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings, err: Console) -> int:

@@ -13,8 +13,8 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 
-from persona_tui.engine.models import PersonaRecord
 from persona_tui.engine.text import strip_control
+from persona_tui.models import PersonaRecord
 
 FORMATS = ("json", "jsonl", "csv")
 

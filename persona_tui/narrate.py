@@ -23,7 +23,7 @@ from typing import Any
 from persona_tui.batch_state import PER_PERSONA, Lane
 from persona_tui.engine import events as ev
 from persona_tui.engine.events import Stage
-from persona_tui.engine.models import Usage
+from persona_tui.models import Usage
 from persona_tui.present import fmt_seconds, one_line
 
 SHORT = {

@@ -11,8 +11,8 @@ from typing import Any
 
 from rich.text import Text
 
-from persona_tui.engine.models import PersonaRecord
 from persona_tui.engine.text import strip_control
+from persona_tui.models import PersonaRecord
 
 OFFLINE_LABEL = "offline sample generator (not AI)"
 

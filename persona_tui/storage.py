@@ -30,7 +30,7 @@ import aiofiles
 import aiofiles.os
 from pydantic import ValidationError
 
-from persona_tui.engine.models import ORG_KIND, RECORD_KIND, Organization, PersonaRecord
+from persona_tui.models import ORG_KIND, RECORD_KIND, Organization, PersonaRecord
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import pytest
 
 from persona_tui.config import Settings
 from persona_tui.engine.estimate import EstimateBook
-from persona_tui.engine.models import Persona, PersonaRecord, RequestInfo
+from persona_tui.models import Persona, PersonaRecord, RequestInfo
 from persona_tui.storage import PersonaStore
 from persona_tui.tui.app import PersonaApp, make_app
 from tests.helpers import ScriptedProvider, persona_dict

@@ -11,9 +11,9 @@ from collections.abc import AsyncGenerator
 from pydantic import BaseModel
 
 from persona_tui.config import Settings
-from persona_tui.engine.models import Usage
 from persona_tui.engine.providers.base import Capabilities, PromptSpec, ProviderInfo
 from persona_tui.engine.providers.parts import AnswerPart, ReasoningPart, StreamPart, UsagePart
+from persona_tui.models import Usage
 from tests.helpers import persona_json, tokens_of
 
 

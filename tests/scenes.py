@@ -31,10 +31,10 @@ from persona_tui.config import Settings
 from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.events import Stage
-from persona_tui.engine.models import GenerationRequest, PersonaRecord
 from persona_tui.engine.parsing import parse_partial
 from persona_tui.engine.providers.base import Provider
 from persona_tui.engine.providers.offline import OfflineProvider
+from persona_tui.models import GenerationRequest, PersonaRecord
 from persona_tui.storage import PersonaStore
 from persona_tui.tui.app import PersonaApp, make_app
 from tests.conftest import FIXED_NOW, SAMPLE_PEOPLE, FakeClock, make_record  # also pins TZ=UTC

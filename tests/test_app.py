@@ -13,7 +13,7 @@ from textual.widgets import Input, Log
 
 from persona_tui.engine import events as ev
 from persona_tui.engine.errors import GenerationError
-from persona_tui.engine.models import PersonaRecord
+from persona_tui.models import PersonaRecord
 from persona_tui.tui.app import PersonaApp
 from persona_tui.tui.screens.confirm import ConfirmScreen
 from persona_tui.tui.widgets.generation_panel import GenerationPanel
@@ -432,7 +432,7 @@ async def test_a_batch_shows_each_persona_and_saves_them_all(app_factory: AppFac
 async def test_organization_and_enrichment_from_the_form(app_factory: AppFactory, tmp_path: Path) -> None:
     from textual.widgets import Checkbox, Select
 
-    from persona_tui.engine.models import Organization
+    from persona_tui.models import Organization
     from persona_tui.storage import OrganizationStore
     from tests.fake_exa import FakeExaServer
 
@@ -495,7 +495,7 @@ async def test_organizations_screen_creates_and_the_form_offers_it(app_factory: 
 async def test_table_filters_by_organization(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
     from textual.widgets import Select
 
-    from persona_tui.engine.models import Organization
+    from persona_tui.models import Organization
 
     tagged = sample_records[0].model_copy(
         update={"request": sample_records[0].request.model_copy(update={"organization": "Acme Health"})}
@@ -817,7 +817,7 @@ async def test_ctrl_g_waits_for_the_keys_typed_before_it(app_factory: AppFactory
 async def test_a_thinking_model_streams_its_reasoning_apart_from_its_answer(app_factory: AppFactory) -> None:
     """Hand-made events of a reasoning model: the log sets the reasoning apart, never as markup,
     the panel lists the thinking stage and counts its tokens, and usage and notices get a line."""
-    from persona_tui.engine.models import GenerationRequest, Usage
+    from persona_tui.models import GenerationRequest, Usage
 
     app = app_factory()
     async with app.run_test(size=(120, 36)) as pilot:

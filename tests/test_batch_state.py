@@ -13,7 +13,7 @@ from persona_tui.batch_state import CHECKLIST, BatchState
 from persona_tui.engine import events as ev
 from persona_tui.engine.errors import FailureKind
 from persona_tui.engine.events import Stage
-from persona_tui.engine.models import Usage
+from persona_tui.models import Usage
 from persona_tui.narrate import (
     APP,
     Scope,

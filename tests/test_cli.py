@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from persona_tui.engine.models import PersonaRecord
+from persona_tui.models import PersonaRecord
 from tests.fake_openai import FakeOpenAIServer, Scenario
 from tests.helpers import persona_json
 

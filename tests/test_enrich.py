@@ -17,8 +17,8 @@ import pytest
 from persona_tui.config import Settings
 from persona_tui.engine import events as ev
 from persona_tui.engine.enrich import EnrichmentSkipped, build_query, search_sources
-from persona_tui.engine.models import GenerationRequest, Organization, PersonaRecord
 from persona_tui.engine.pipeline import generate
+from persona_tui.models import GenerationRequest, Organization, PersonaRecord
 from persona_tui.storage import OrganizationStore, PersonaStore, StoreError
 from tests.fake_exa import FakeExaServer, SearchScript
 from tests.fake_openai import FakeOpenAIServer, Scenario

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from persona_tui.engine.models import (
+from persona_tui.models import (
     COUNT_MAX,
     DESCRIPTION_MAX,
     GenerationRequest,

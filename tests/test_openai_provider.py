@@ -14,9 +14,9 @@ import pytest
 
 from persona_tui.config import Settings
 from persona_tui.engine import events as ev
-from persona_tui.engine.models import GenerationRequest
 from persona_tui.engine.pipeline import generate
 from persona_tui.engine.providers.openai_compatible import OpenAIProvider, retry_after_seconds
+from persona_tui.models import GenerationRequest
 from persona_tui.storage import PersonaStore
 from tests.fake_openai import FakeOpenAIServer, Scenario
 from tests.helpers import persona_json

@@ -15,8 +15,8 @@ from persona_tui.config import Settings
 from persona_tui.engine import events as ev
 from persona_tui.engine.errors import GenerationError
 from persona_tui.engine.estimate import EstimateBook
-from persona_tui.engine.models import GenerationRequest, PersonaRecord
 from persona_tui.engine.pipeline import generate
+from persona_tui.models import GenerationRequest, PersonaRecord
 from persona_tui.storage import PersonaStore
 from tests.helpers import ScriptedProvider, Step, ok_step, persona_json, tokens_of
 

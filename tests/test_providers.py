@@ -13,10 +13,10 @@ import pytest
 
 from persona_tui.config import Settings, SettingsError, load_settings
 from persona_tui.engine.errors import FailureKind
-from persona_tui.engine.models import PersonaRecord
 from persona_tui.engine.providers import registry
 from persona_tui.engine.providers.offline import OfflineProvider
 from persona_tui.engine.providers.openai_compatible import OpenAIProvider
+from persona_tui.models import PersonaRecord
 from tests import plugin_provider
 
 ROOT = Path(__file__).resolve().parents[1]

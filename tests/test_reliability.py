@@ -22,8 +22,8 @@ import pytest
 
 from persona_tui.config import Settings
 from persona_tui.engine import events as ev
-from persona_tui.engine.models import GenerationRequest, PersonaRecord
 from persona_tui.engine.pipeline import generate
+from persona_tui.models import GenerationRequest, PersonaRecord
 from persona_tui.storage import TEMP_PREFIX, PersonaStore
 from tests.fake_openai import FakeOpenAIServer, Scenario
 from tests.helpers import ScriptedProvider, ok_step, persona_json
@@ -140,7 +140,7 @@ def test_stale_temporary_files_are_swept_fresh_ones_kept(tmp_path: Path) -> None
 WRITER = textwrap.dedent(
     """
     import asyncio, sys
-    from persona_tui.engine.models import Persona, PersonaRecord, RequestInfo
+    from persona_tui.models import Persona, PersonaRecord, RequestInfo
     from persona_tui.storage import PersonaStore
     sys.path.insert(0, {root!r})
     from tests.helpers import persona_dict

@@ -18,7 +18,7 @@ import aiofiles.os
 import pytest
 import pytest_asyncio
 
-from persona_tui.engine.models import Persona, PersonaRecord, RequestInfo
+from persona_tui.models import Persona, PersonaRecord, RequestInfo
 from persona_tui.storage import (
     TEMP_PREFIX,
     LoadProblem,

@@ -12,10 +12,10 @@ from persona_tui.config import Settings
 from persona_tui.engine import events as ev
 from persona_tui.engine.errors import FailureKind, GenerationError
 from persona_tui.engine.estimate import EstimateBook
-from persona_tui.engine.models import GenerationRequest, PersonaRecord, Usage
 from persona_tui.engine.pipeline import generate
 from persona_tui.engine.providers.openai_compatible import OpenAIProvider
 from persona_tui.engine.providers.parts import HiddenReasoning, NoticePart, ReasoningPart, UsagePart
+from persona_tui.models import GenerationRequest, PersonaRecord, Usage
 from persona_tui.storage import PersonaStore
 from tests.fake_openai import FakeOpenAIServer, Scenario
 from tests.helpers import ScriptedProvider, Step, persona_json, tokens_of

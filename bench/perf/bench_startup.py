@@ -47,7 +47,7 @@ PLACES = ["Kisumu, Kenya", "Gothenburg, Sweden", "Chengdu, China", "Porto, Portu
 
 def write_personas(folder: Path, count: int) -> None:
     """``count`` valid persona files, as the store writes them."""
-    from persona_tui.engine.models import Persona, PersonaRecord, RequestInfo
+    from persona_tui.models import Persona, PersonaRecord, RequestInfo
     from persona_tui.storage import file_name_for
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,8 @@ import logging
 import re
 from typing import Any
 
-from persona_tui.engine.models import GenerationRequest, Organization, Source
 from persona_tui.engine.text import strip_control
+from persona_tui.models import GenerationRequest, Organization, Source
 
 log = logging.getLogger(__name__)
 

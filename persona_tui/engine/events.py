@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from persona_tui.engine.errors import FailureKind
-from persona_tui.engine.models import PersonaRecord, Usage
+from persona_tui.models import PersonaRecord, Usage
 
 
 class Stage(StrEnum):

@@ -15,7 +15,7 @@ import jiter
 from pydantic import ValidationError
 
 from persona_tui.engine.errors import FailureKind, GenerationError
-from persona_tui.engine.models import Persona
+from persona_tui.models import Persona
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)(?:```|$)", re.DOTALL | re.IGNORECASE)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from persona_tui.engine.enrich import sources_prompt
-from persona_tui.engine.models import PERSONA_FIELDS, GenerationRequest, Organization, Source
+from persona_tui.models import PERSONA_FIELDS, GenerationRequest, Organization, Source
 
 SYSTEM = (
     "You write synthetic user personas for product research and testing. "

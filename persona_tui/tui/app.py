@@ -28,11 +28,11 @@ from textual.worker import Worker, WorkerState
 from persona_tui.config import Settings, SettingsError
 from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
-from persona_tui.engine.models import COUNT_MAX, GenerationRequest, RequestError
 from persona_tui.engine.pipeline import generate
 from persona_tui.engine.providers import Provider, make_provider, names, setup_hint
 from persona_tui.engine.providers.registry import get
 from persona_tui.export import export_text
+from persona_tui.models import COUNT_MAX, GenerationRequest, RequestError
 from persona_tui.narrate import describe_event, finished_summary, saved_summary
 from persona_tui.present import one_line
 from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write

@@ -30,7 +30,6 @@ from persona_tui.engine.events import (
     TokenDelta,
     UsageReported,
 )
-from persona_tui.engine.models import Usage
 from persona_tui.engine.parsing import parse_partial
 from persona_tui.engine.pipeline.run import Run
 from persona_tui.engine.pipeline.watch import Stopped, Tick, watch
@@ -43,6 +42,7 @@ from persona_tui.engine.providers.parts import (
     StreamPart,
     UsagePart,
 )
+from persona_tui.models import Usage
 
 PARTIAL_INTERVAL = 0.1
 """Seconds between partial parses of the streaming answer."""

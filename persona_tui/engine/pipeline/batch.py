@@ -33,12 +33,12 @@ from persona_tui.engine.events import (
     StageStarted,
     Summary,
 )
-from persona_tui.engine.models import GenerationRequest, PersonaRecord
 from persona_tui.engine.pipeline.context import Context, context_stages
 from persona_tui.engine.pipeline.job import JobOutcome, PersonaJob
 from persona_tui.engine.pipeline.names import names_for
 from persona_tui.engine.pipeline.run import Run
 from persona_tui.engine.providers.base import Provider
+from persona_tui.models import GenerationRequest, PersonaRecord
 from persona_tui.storage import OrganizationStore, PersonaStore
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from persona_tui.config import Settings
 from persona_tui.engine.enrich import EnrichmentSkipped, build_query, search_sources
 from persona_tui.engine.events import Event, Stage, StageFinished, StageSkipped, StageStarted
-from persona_tui.engine.models import GenerationRequest, Organization, Source
+from persona_tui.models import GenerationRequest, Organization, Source
 from persona_tui.storage import OrganizationStore, StoreError
 
 T = TypeVar("T")

@@ -19,13 +19,13 @@ from persona_tui.engine.events import (
     StageFinished,
     StageStarted,
 )
-from persona_tui.engine.models import Persona, PersonaRecord, RequestInfo, Usage, strict_json_schema
 from persona_tui.engine.parsing import parse_persona
 from persona_tui.engine.pipeline.attempt import MAX_ANSWER_CHARS, AttemptResult, run_attempt
 from persona_tui.engine.pipeline.retry import STALL_RETRIES, backoff, pause
 from persona_tui.engine.pipeline.run import Run
 from persona_tui.engine.prompt import build_messages
 from persona_tui.engine.providers.base import PromptSpec
+from persona_tui.models import Persona, PersonaRecord, RequestInfo, Usage, strict_json_schema
 from persona_tui.storage import StoreError
 
 NAME_ROUNDS = 3

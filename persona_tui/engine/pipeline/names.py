@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from persona_tui.engine.models import Persona, PersonaRecord
+from persona_tui.models import Persona, PersonaRecord
 from persona_tui.storage import PersonaStore, StoreError
 
 log = logging.getLogger(__name__)

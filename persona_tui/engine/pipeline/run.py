@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from persona_tui.config import Settings
 from persona_tui.engine.estimate import EstimateBook, ProgressModel
 from persona_tui.engine.events import Progress
-from persona_tui.engine.models import GenerationRequest, Organization, PersonaRecord, Source
 from persona_tui.engine.pipeline.names import TakenNames
 from persona_tui.engine.pipeline.retry import RateGate
 from persona_tui.engine.providers.base import Provider
+from persona_tui.models import GenerationRequest, Organization, PersonaRecord, Source
 from persona_tui.storage import OrganizationStore, PersonaStore
 
 

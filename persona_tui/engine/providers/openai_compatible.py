@@ -2,7 +2,7 @@
 
 The answer is streamed with a strict ``json_schema`` response format, so the
 user sees tokens as they come and the result validates against
-:class:`~persona_tui.engine.models.Persona`. Retries are the pipeline's (so
+:class:`~persona_tui.models.Persona`. Retries are the pipeline's (so
 each one can be shown), never the client's: ``max_retries=0``.
 
 Every failure is turned into a :class:`GenerationError` with our own sentence;
@@ -27,9 +27,9 @@ from pydantic import BaseModel, Field
 
 from persona_tui.config import DEFAULT_MODEL, Settings, SettingsError
 from persona_tui.engine.errors import FailureKind, GenerationError
-from persona_tui.engine.models import Usage
 from persona_tui.engine.providers.base import Capabilities, PromptSpec, ProviderInfo
 from persona_tui.engine.providers.parts import AnswerPart, ReasoningPart, StreamPart, UsagePart
+from persona_tui.models import Usage
 
 if TYPE_CHECKING:
     import openai

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from persona_tui.engine.models import Usage
+from persona_tui.models import Usage
 
 
 @dataclass(frozen=True, slots=True)

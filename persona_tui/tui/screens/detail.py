@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from persona_tui.engine.models import PersonaRecord
+from persona_tui.models import PersonaRecord
 from persona_tui.present import describe
 
 

@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, OptionList, TextArea
 from textual.widgets.option_list import Option
 
-from persona_tui.engine.models import Organization
+from persona_tui.models import Organization
 from persona_tui.storage import OrganizationStore, StoreError
 from persona_tui.tui.screens.confirm import ConfirmScreen
 

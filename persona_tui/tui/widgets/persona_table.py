@@ -12,7 +12,7 @@ from textual.geometry import Size
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from persona_tui.engine.models import PersonaRecord
+from persona_tui.models import PersonaRecord
 from persona_tui.present import one_line
 
 COLUMNS = (

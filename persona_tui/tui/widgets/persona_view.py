@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from persona_tui.engine.models import PersonaRecord
+from persona_tui.models import PersonaRecord
 from persona_tui.present import describe, describe_fields
 
 PARTIAL_CHARS = 4000

@@ -12,10 +12,10 @@ import re
 from collections.abc import Set
 from typing import TYPE_CHECKING, NamedTuple
 
-from persona_tui.engine.models import Persona, TechSavviness
 from persona_tui.engine.providers.offline.names import seeded, unused_name
 from persona_tui.engine.providers.offline.reading import Wanted
 from persona_tui.engine.providers.offline.tables import Tables, load_tables
+from persona_tui.models import Persona, TechSavviness
 
 if TYPE_CHECKING:
     from faker import Faker

@@ -21,9 +21,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from pydantic import BaseModel, Field
 
 from persona_tui.config import Settings
-from persona_tui.engine.models import Persona
 from persona_tui.engine.providers.base import PromptSpec, ProviderInfo
 from persona_tui.engine.providers.parts import AnswerPart, StreamPart
+from persona_tui.models import Persona
 
 _TOKEN_RE = re.compile(r" ?\w{1,5}|\s|[^\w\s]{1,2}")  # word pieces, spaces and punctuation, like model tokens
 _LOCK = threading.Lock()  # compose reseeds shared Faker instances
