@@ -59,13 +59,16 @@ class Settings:
     slow_seconds: float = 15.0
     connect_timeout: float = 10.0
     first_token_timeout: float = 30.0
+    thinking_timeout: float = 180.0
+    """Silence allowed while a model thinks in hidden (OpenAI's reasoning models stream nothing meanwhile)."""
     idle_timeout: float = 20.0
     total_timeout: float = 300.0
     concurrency: int = 4
     max_attempts: int = 4
     retry_base_delay: float = 1.0
     retry_max_delay: float = 30.0
-    temperature: float = 0.9
+    temperature: float | None = 0.9
+    """None (``default`` in a flag, a variable or the file) sends none: the model's own default."""
     exa_base_url: str = "https://api.exa.ai"
     exa_api_key: str | None = field(default=None, repr=False)
     enrich_timeout: float = 8.0
@@ -89,6 +92,7 @@ _POSITIVE = {
     "slow_seconds",
     "connect_timeout",
     "first_token_timeout",
+    "thinking_timeout",
     "idle_timeout",
     "total_timeout",
     "max_attempts",
@@ -212,6 +216,12 @@ def _float(raw: Any) -> float:
     return float(raw)
 
 
+def _temperature(raw: Any) -> float | None:
+    if isinstance(raw, str) and raw.strip().lower() in ("default", "none", ""):
+        return None
+    return _float(raw)
+
+
 def _int(raw: Any) -> int:
     if (
         isinstance(raw, bool)
@@ -235,7 +245,7 @@ def _required_text(raw: Any) -> str:
     return value
 
 
-_SPECIAL = {"data_dir": _folder, "provider": _provider_name}
+_SPECIAL: dict[str, Any] = {"data_dir": _folder, "provider": _provider_name, "temperature": _temperature}
 
 
 def _check_range(name: str, number: float) -> None:

@@ -293,35 +293,36 @@ class OrganizationStore:
 
 
 ESTIMATES_FILE = "estimates.json"
+SERVERS_FILE = "servers.json"
 
 
-class EstimateFile:
-    """``<data dir>/estimates.json``: what earlier runs measured, per provider and model.
+class NotesFile:
+    """A small JSON object kept beside the personas: what earlier runs learned (estimates, server quirks).
 
-    Only a guide for progress and ETA, so a missing or unreadable file reads as
-    empty (and is replaced on the next save) rather than stopping anything.
+    Only a shortcut, so a missing or unreadable file reads as empty (and is
+    replaced on the next save) rather than stopping anything.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
     @classmethod
-    def in_folder(cls, data_dir: Path) -> EstimateFile:
-        return cls(Path(data_dir) / ESTIMATES_FILE)
+    def in_folder(cls, data_dir: Path, name: str = ESTIMATES_FILE) -> NotesFile:
+        return cls(Path(data_dir) / name)
 
     def read(self) -> dict[str, dict[str, Any]]:
-        """The entries as saved, each a mapping of numbers; {} when there is no usable file."""
+        """The entries as saved, each a JSON object; {} when there is no usable file."""
         try:
             raw = json.loads(self.path.read_text("utf-8"))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable estimate history %s: %s", self.path, exc)
+            log.warning("ignoring unreadable %s: %s", self.path, exc)
             return {}
         if not isinstance(raw, dict):
-            log.warning("ignoring estimate history %s: not a JSON object", self.path)
+            log.warning("ignoring %s: not a JSON object", self.path)
             return {}
         return {str(key): value for key, value in raw.items() if isinstance(value, dict)}
 
     async def write(self, entries: dict[str, dict[str, Any]]) -> None:
-        await atomic_write(self.path, json.dumps(entries, indent=2).encode("utf-8"))
+        await atomic_write(self.path, json.dumps(entries, indent=2, sort_keys=True).encode("utf-8"))

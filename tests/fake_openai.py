@@ -29,6 +29,11 @@ Scenario semantics (streaming, ``"stream": true``):
   chunk.  ``stall_after == cut_after`` therefore means "stall, then cut".
 * ``reasoning`` deltas, if any, go out first, each in the field named by
   ``reasoning_key`` with ``content`` null, as reasoning servers send them;
+* ``raw_events`` lines go out as they are (a chunk with ``delta: null``, an
+  Azure prompt-filter chunk, an SSE comment), for the dialects of real servers;
+* ``error_event`` ends the stream with a data event holding an error object
+  (what OpenAI, vLLM and OpenRouter send when a stream fails after HTTP 200);
+  ``finish_error`` ends it with OpenRouter's ``finish_reason: "error"``;
 * then a chunk with an empty delta and ``finish_reason``, an optional usage
   chunk (``choices: []``; sent if ``Scenario.usage`` or the request asked via
   ``stream_options.include_usage``), ``data: [DONE]`` and the end of the
@@ -88,6 +93,9 @@ class Scenario:
     reasoning_key: str = "reasoning_content"  # llama.cpp / DeepSeek; vLLM and Ollama use "reasoning"
     reasoning_delay: float = 0.0  # seconds before each reasoning delta
     reasoning_tokens: int = 0  # reported in usage.completion_tokens_details (hidden reasoning, like OpenAI's)
+    raw_events: list[str] = field(default_factory=list)  # SSE lines sent verbatim after the role chunk (dialects)
+    error_event: dict[str, Any] | None = None  # after the content: a data event {"error": ...} instead of a finish
+    finish_error: dict[str, Any] | None = None  # OpenRouter: finish_reason "error" with this error on the choice
 
     def pieces(self) -> list[str]:
         """The deltas to send, in order (refusal text if ``refusal`` is set)."""
@@ -365,6 +373,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._write_chunk(chunk({"role": "assistant", "content": "", "refusal": None}))
 
+        for line in sc.raw_events:
+            self._write_chunk(line.encode("utf-8") + b"\n\n")
+
         for thought in sc.reasoning:
             self._sleep(sc.reasoning_delay)
             self._check()
@@ -382,6 +393,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_chunk(chunk({key: pieces[i]}))
             self.fake._count_chunk()
 
+        if sc.error_event is not None:
+            self._write_chunk(b"data: " + _dumps({"error": sc.error_event}) + b"\n\n")
+            self._write_chunk(b"data: [DONE]\n\n")
+            self._write(b"0\r\n\r\n")
+            return
+        if sc.finish_error is not None:
+            obj = dict(base)
+            obj["choices"] = [{"index": 0, "delta": {}, "finish_reason": "error", "error": sc.finish_error}]
+            self._write_chunk(b"data: " + _dumps(obj) + b"\n\n")
+            self._write_chunk(b"data: [DONE]\n\n")
+            self._write(b"0\r\n\r\n")
+            return
         self._write_chunk(chunk({}, sc.finish_reason))
         if want_usage:
             obj = dict(base)

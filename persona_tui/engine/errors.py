@@ -55,7 +55,8 @@ class GenerationError(Exception):
     """A failure explained for the user.
 
     ``retryable`` says whether trying the same request again may help;
-    ``retry_after`` carries a server's Retry-After in seconds when it gave one.
+    ``retry_after`` carries a server's Retry-After in seconds when it gave one;
+    ``adapted`` says the provider already changed its request to get past it.
     """
 
     def __init__(
@@ -66,6 +67,7 @@ class GenerationError(Exception):
         *,
         retryable: bool = False,
         retry_after: float | None = None,
+        adapted: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = FailureKind(kind)
@@ -73,6 +75,9 @@ class GenerationError(Exception):
         self.hint = hint
         self.retryable = retryable
         self.retry_after = retry_after
+        self.adapted = adapted
+        """The provider changed its request to get past this (a refused parameter, a step down the
+        structured-output ladder): the same request goes again at once, told as a step, not a fault."""
 
     def __repr__(self) -> str:
         return f"GenerationError({self.kind.value!r}, {self.message!r})"

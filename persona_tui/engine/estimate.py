@@ -12,7 +12,7 @@ import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from persona_tui.storage import EstimateFile
+from persona_tui.storage import NotesFile
 
 log = logging.getLogger(__name__)
 
@@ -26,28 +26,35 @@ class Estimate:
     first_token: float = 1.2
     tokens_per_second: float = 45.0
     runs: int = 0
+    thinking: float = 0.0
+    """Seconds the model thinks before it answers (0 for a model that does not)."""
 
     @property
     def seconds(self) -> float:
         """Expected seconds from request sent to the last token."""
-        return self.first_token + self.tokens / max(self.tokens_per_second, 1e-6)
+        return self.first_token + self.thinking + self.stream_seconds
 
-    def learn(self, tokens: int, first_token: float, tokens_per_second: float) -> Estimate:
+    @property
+    def stream_seconds(self) -> float:
+        return self.tokens / max(self.tokens_per_second, 1e-6)
+
+    def learn(self, tokens: int, first_token: float, tokens_per_second: float, thinking: float = 0.0) -> Estimate:
         if self.runs == 0:
-            return Estimate(float(tokens), first_token, tokens_per_second, 1)
+            return Estimate(float(tokens), first_token, tokens_per_second, 1, thinking)
         a = SMOOTHING
         return Estimate(
             tokens=(1 - a) * self.tokens + a * tokens,
             first_token=(1 - a) * self.first_token + a * first_token,
             tokens_per_second=(1 - a) * self.tokens_per_second + a * tokens_per_second,
             runs=self.runs + 1,
+            thinking=(1 - a) * self.thinking + a * thinking,
         )
 
 
 class EstimateBook:
-    """Estimates per ``provider/model``, read from and saved to an :class:`EstimateFile` when given one."""
+    """Estimates per ``provider/model``, read from and saved to an :class:`NotesFile` when given one."""
 
-    def __init__(self, file: EstimateFile | None, entries: dict[str, Estimate] | None = None) -> None:
+    def __init__(self, file: NotesFile | None, entries: dict[str, Estimate] | None = None) -> None:
         self.file = file
         self.entries = dict(entries or {})
 
@@ -56,7 +63,7 @@ class EstimateBook:
         """Read the history kept in ``data_dir``; entries that make no sense are left out (estimates are a guide)."""
         if data_dir is None:
             return cls(None)
-        file = EstimateFile.in_folder(data_dir)
+        file = NotesFile.in_folder(data_dir)
         entries: dict[str, Estimate] = {}
         for key, values in file.read().items():
             try:
@@ -65,6 +72,7 @@ class EstimateBook:
                     first_token=float(values["first_token"]),
                     tokens_per_second=float(values["tokens_per_second"]),
                     runs=int(values["runs"]),
+                    thinking=float(values.get("thinking", 0.0)),
                 )
             except (ValueError, TypeError, KeyError) as exc:
                 log.warning("ignoring estimate %s in %s: %s", key, file.path, exc)
@@ -76,11 +84,19 @@ class EstimateBook:
     def get(self, provider: str, model: str, default: Estimate | None = None) -> Estimate:
         return self.entries.get(f"{provider}/{model}", default or Estimate())
 
-    def learn(self, provider: str, model: str, tokens: int, first_token: float, tokens_per_second: float) -> None:
+    def learn(
+        self,
+        provider: str,
+        model: str,
+        tokens: int,
+        first_token: float,
+        tokens_per_second: float,
+        thinking: float = 0.0,
+    ) -> None:
         if tokens <= 0 or tokens_per_second <= 0:
             return
         key = f"{provider}/{model}"
-        self.entries[key] = self.entries.get(key, Estimate()).learn(tokens, first_token, tokens_per_second)
+        self.entries[key] = self.entries.get(key, Estimate()).learn(tokens, first_token, tokens_per_second, thinking)
 
     async def save(self) -> None:
         if self.file is not None:
@@ -101,6 +117,7 @@ class _Persona:
     expected_tokens: float = 0.0
     tokens: int = 0
     waited: float = 0.0
+    thought: float = 0.0
     rate: float | None = None
 
 
@@ -134,12 +151,28 @@ class ProgressModel:
         p.waited = waited
         self._set(p, CALL_SHARE * min(waited / max(self.estimate.first_token, 0.1), 0.95))
 
+    @property
+    def _think_share(self) -> float:
+        """The part of the working share that thinking takes, in proportion to its expected time."""
+        est = self.estimate
+        if est.thinking <= 0:
+            return 0.0
+        return STREAM_SHARE * est.thinking / (est.thinking + est.stream_seconds)
+
+    def thinking(self, index: int, thought: float) -> None:
+        """The model has been thinking for ``thought`` seconds; the bar moves by the thinking it usually does."""
+        p = self._get(index)
+        p.thought = thought
+        usual = max(self.estimate.thinking, self.estimate.first_token, 1.0)
+        self._set(p, CALL_SHARE + self._think_share * min(thought / usual, 0.95))
+
     def streamed(self, index: int, tokens: int, rate: float | None) -> None:
         p = self._get(index)
         p.tokens, p.rate = tokens, rate
         if tokens > p.expected_tokens * STREAM_CAP:
             p.expected_tokens = tokens / STREAM_CAP
-        self._set(p, CALL_SHARE + STREAM_SHARE * min(tokens / p.expected_tokens, STREAM_CAP))
+        think = self._think_share
+        self._set(p, CALL_SHARE + think + (STREAM_SHARE - think) * min(tokens / p.expected_tokens, STREAM_CAP))
 
     def validating(self, index: int) -> None:
         self._set(self._get(index), VALIDATING_AT)
@@ -177,7 +210,8 @@ class ProgressModel:
         est = self.estimate
         speed = p.rate if p.rate and p.tokens >= 20 else est.tokens_per_second
         if p.tokens == 0:
-            return max(est.first_token - p.waited, 0.0) + p.expected_tokens / max(speed, 1e-6)
+            to_answer = max(est.first_token - p.waited, 0.0) + max(est.thinking - p.thought, 0.0)
+            return to_answer + p.expected_tokens / max(speed, 1e-6)
         return max(p.expected_tokens - p.tokens, 0.0) / max(speed, 1e-6)
 
     def eta(self) -> float:

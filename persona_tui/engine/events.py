@@ -82,6 +82,10 @@ class RequestSent:
     attempt: int
     expected_first_token: float
     index: int = 0
+    timeout: float = 0.0
+    """Seconds from now until the wait for the first token gives up (0: not said)."""
+    max_attempts: int = 0
+    """How many attempts this persona may have in all, as far as is known now (0: not said)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +174,9 @@ class Retrying:
     delay: float
     reason: str
     index: int = 0
+    adapted: bool = False
+    """Not a fault: the request was changed to suit the server (a parameter left out, a step down the
+    structured-output ladder) and goes again at once."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,19 @@ from persona_tui.models import Persona
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)(?:```|$)", re.DOTALL | re.IGNORECASE)
 
 
+_THOUGHT = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
+
+
+def _without_thoughts(text: str) -> str:
+    """The answer without reasoning a server left in it: ``<think>`` blocks, and all before a lone ``</think>``."""
+    close = text.rfind("</think>")
+    if close >= 0:
+        text = text[close + len("</think>") :]
+    return _THOUGHT.sub("", text) if "<think>" in text else text
+
+
 def _object_text(text: str) -> str | None:
+    text = _without_thoughts(text)
     fenced = _FENCE.search(text)
     if fenced and "{" in fenced.group(1):
         text = fenced.group(1)

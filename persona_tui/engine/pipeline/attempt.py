@@ -66,6 +66,20 @@ class AttemptResult:
     usage: Usage | None = None
     cancelled: bool = False
     error: GenerationError | None = None
+    thinking_seconds: float = 0.0
+    """Seconds from the first reasoning to the first answer piece (0 for a model that did not think)."""
+
+    def answer_tokens(self) -> int:
+        """The answer's tokens: the server's count less its reasoning when it gave one, else the pieces seen."""
+        if self.usage is not None and self.usage.completion_tokens > self.usage.reasoning_tokens:
+            return self.usage.completion_tokens - self.usage.reasoning_tokens
+        return self.tokens
+
+
+def fmt_duration(seconds: float) -> str:
+    """Whole seconds for a sentence ("61 s", "2 min 05 s"): the engine's failures say how long was waited."""
+    whole = round(seconds)
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
 
 
 @dataclass(slots=True)
@@ -96,8 +110,16 @@ class _Attempt:
     # ----- silence -----
 
     def idle_limit(self) -> float:
+        return self._silence()[0]
+
+    def _silence(self) -> tuple[float, str, str]:
+        """The silence allowed now, what is being waited for, and the setting that allows it."""
         s = self.run.settings
-        return s.idle_timeout if self.spoke else s.first_token_timeout
+        if self.spoke:
+            return s.idle_timeout, "the next token", "idle_timeout"
+        if self.thinking_since is not None:  # thinking in hidden: it may take minutes, and says nothing
+            return s.thinking_timeout, "the answer (the model was thinking)", "thinking_timeout"
+        return s.first_token_timeout, "the first token", "first_token_timeout"
 
     def wake_at(self) -> float:
         """The next moment something is due even if nothing arrives."""
@@ -116,7 +138,10 @@ class _Attempt:
         if now >= self.next_heartbeat:
             self.next_heartbeat += s.heartbeat_seconds
             events.append(Heartbeat(self.run.elapsed(), now - self.last_life, self.index))
-            if self.answer_start is None:
+            if self.thinking_since is not None and self.answer_start is None:
+                self.run.progress.thinking(self.index, now - self.thinking_since)
+                events.append(self.run.progress_event(self.index))
+            elif self.answer_start is None:
                 self.run.progress.waiting(self.index, now - self.sent)
                 events.append(self.run.progress_event(self.index))
         return events
@@ -129,13 +154,13 @@ class _Attempt:
                 f"No complete answer from {where} after {s.total_timeout:.0f} s.",
                 "The server may be overloaded; try again later or raise total_timeout.",
             )
-        limit = self.idle_limit()
+        limit, what, setting = self._silence()
         if now - self.last_life >= limit:
-            what = "the first token" if self.life is None else "the next token"
             raise GenerationError(
                 FailureKind.STALLED,
                 f"{where} sent nothing for {limit:.0f} s while waiting for {what}.",
-                "The server may be overloaded; try again, or raise the timeouts.",
+                f"The server may be overloaded or the model slow to start: try again, or raise {setting} "
+                f"(now {limit:.0f} s).",
                 retryable=True,
             )
 
@@ -156,7 +181,7 @@ class _Attempt:
         reasoning: list[str] = []
         hidden: int | None = None
         for part in parts:
-            if isinstance(part, AnswerPart):
+            if isinstance(part, AnswerPart):  # by far the most common: first in the chain
                 answer.append(part.text)
             elif isinstance(part, ReasoningPart):
                 reasoning.append(part.text)
@@ -188,7 +213,7 @@ class _Attempt:
         events.append(ReasoningDelta("".join(reasoning), self.reasoning_tokens, now - since, self.index))
         if self.answer_start is None and now - self.last_progress >= PROGRESS_INTERVAL:
             self.last_progress = now
-            self.run.progress.waiting(self.index, now - self.sent)
+            self.run.progress.thinking(self.index, now - since)
             events.append(self.run.progress_event(self.index))
         return events
 
@@ -249,19 +274,26 @@ class _Attempt:
         error: GenerationError | None = None,
     ) -> AttemptResult:
         first = None if self.life is None else self.life - self.sent
-        return AttemptResult(text, self.tokens, first, stream_seconds, self.usage, cancelled, error)
+        thought = 0.0
+        if self.thinking_since is not None and self.answer_start is not None:
+            thought = self.answer_start - self.thinking_since
+        return AttemptResult(text, self.tokens, first, stream_seconds, self.usage, cancelled, error, thought)
 
 
 async def run_attempt(
-    run: Run, spec: PromptSpec, index: int, number: int, persona_start: float
+    run: Run, spec: PromptSpec, index: int, number: int, planned: int, persona_start: float
 ) -> AsyncIterator[Event | AttemptResult]:
-    """Send one request and follow its stream; the last item is the :class:`AttemptResult`."""
+    """Send one request and follow its stream; the last item is the :class:`AttemptResult`.
+
+    ``number`` is this attempt's and ``planned`` how many the persona may have in all.
+    """
     provider, settings = run.provider, run.settings
-    suffix = f" (attempt {number} of {settings.max_attempts})" if number > 1 else ""
+    suffix = f" (attempt {number} of {planned})" if number > 1 else ""
     yield StageStarted(Stage.CALLING, f"{provider.label}{suffix}", index)
     sent = run.clock()
     attempt = _Attempt(run, index, persona_start, sent, sent, sent + settings.heartbeat_seconds)
-    yield RequestSent(provider.model, provider.endpoint, number, run.progress.estimate.first_token, index)
+    expected = run.progress.estimate.first_token
+    yield RequestSent(provider.model, provider.endpoint, number, expected, index, settings.first_token_timeout, planned)
     try:
         arrivals = watch(provider.stream(spec), cancel=run.cancel, wake_at=attempt.wake_at, clock=run.clock)
         async with contextlib.aclosing(arrivals):

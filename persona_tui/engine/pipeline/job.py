@@ -20,7 +20,7 @@ from persona_tui.engine.events import (
     StageStarted,
 )
 from persona_tui.engine.parsing import parse_persona
-from persona_tui.engine.pipeline.attempt import MAX_ANSWER_CHARS, AttemptResult, run_attempt
+from persona_tui.engine.pipeline.attempt import MAX_ANSWER_CHARS, AttemptResult, fmt_duration, run_attempt
 from persona_tui.engine.pipeline.retry import STALL_RETRIES, backoff, pause
 from persona_tui.engine.pipeline.run import Run
 from persona_tui.engine.prompt import build_messages
@@ -30,6 +30,8 @@ from persona_tui.storage import StoreError
 
 NAME_ROUNDS = 3
 """How often a persona whose name is already taken is asked for again."""
+MAX_STEPS = 8
+"""Steps that suit a request to a server (parameters left out, rungs down the ladder): more means a loop."""
 SCHEMA = strict_json_schema(Persona)
 
 
@@ -54,6 +56,8 @@ class PersonaJob:
         self.usage: Usage | None = None
         self.answer = AttemptResult()
         """The last attempt's result: its rate is what the estimates learn."""
+        self.planned = run.settings.max_attempts
+        """Attempts this persona may have in all, as far as is known now (fewer once a server goes silent)."""
 
     def outcome(self, record: PersonaRecord | None = None, *, cancelled: bool = False) -> JobOutcome:
         return JobOutcome(record, cancelled, self.tokens)
@@ -153,14 +157,18 @@ class PersonaJob:
     # ----- attempts -----
 
     async def _attempts(self, spec: PromptSpec) -> AsyncIterator[Event]:
-        """Stream the answer, retrying faults worth retrying; the result is left in ``self.answer``."""
+        """Stream the answer, retrying faults worth retrying; the result is left in ``self.answer``.
+
+        A step that suits the request to the server (a refused parameter left out, one rung down the
+        structured-output ladder) is no fault: it goes again at once and uses no attempt.
+        """
         run, most = self.run, self.run.settings.max_attempts
-        stalls = 0
-        for number in range(1, most + 1):
+        number, stalls, steps = 1, 0, 0
+        while True:
             if await self._through_gate():
                 self.answer = AttemptResult(cancelled=True)
                 return
-            async for item in run_attempt(run, spec, self.index, number, self.start):
+            async for item in run_attempt(run, spec, self.index, number, self.planned, self.start):
                 if isinstance(item, AttemptResult):
                     self._count(item)
                 else:
@@ -168,24 +176,45 @@ class PersonaJob:
             err = self.answer.error
             if err is None:
                 return
+            if err.adapted and steps < MAX_STEPS:
+                steps += 1
+                yield Retrying(number, self.planned, 0.0, err.message, self.index, adapted=True)
+                continue
             stalls += err.kind is FailureKind.STALLED
             if self._worth_retrying(err, number, stalls):
+                if err.kind is FailureKind.STALLED:  # a silent server gets one more try, and the count says so
+                    self.planned = min(most, number + 1 + STALL_RETRIES - stalls)
                 delay = self._delay(err, number)
-                yield Retrying(number + 1, most, delay, err.message, self.index)
+                yield Retrying(number + 1, self.planned, delay, err.message, self.index)
                 if await pause(delay, run.cancel):
                     self.answer = AttemptResult(cancelled=True)
                     return
+                number += 1
                 continue
             if run.first_report(err.kind, err.message):
-                yield Failed(err.kind, err.message, err.hint, self.index)
+                yield self._failed(err, number)
             run.halted = run.halted or err.kind.stops_batch
             return
+
+    def _failed(self, err: GenerationError, attempts: int) -> Failed:
+        """The final word on a persona that could not be had; a timeout says how long the user really waited."""
+        message = err.message
+        if err.kind in (FailureKind.STALLED, FailureKind.TIMEOUT):
+            tried = f" over {attempts} attempts" if attempts > 1 else ""
+            message = f"{message} Waited {fmt_duration(self.run.clock() - self.start)} in all{tried}."
+        return Failed(err.kind, message, err.hint, self.index)
 
     def _count(self, result: AttemptResult) -> None:
         self.answer = result
         self.tokens += result.tokens
         if result.usage is not None:
             self.usage = result.usage if self.usage is None else self.usage + result.usage
+
+    def _tokens_spent(self) -> int:
+        """Every token the model wrote for this persona: the server's count when it gave one, else the pieces seen."""
+        if self.usage is not None and self.usage.completion_tokens:
+            return self.usage.completion_tokens
+        return self.tokens
 
     def _worth_retrying(self, err: GenerationError, number: int, stalls: int) -> bool:
         worth_it = err.retryable and (err.kind is not FailureKind.STALLED or stalls <= STALL_RETRIES)
@@ -224,7 +253,7 @@ class PersonaJob:
                 enrich=run.request.enrich,
             ),
             generation_seconds=round(seconds, 3),
-            tokens=self.tokens,
+            tokens=self._tokens_spent(),
             persona=persona,
             sources=list(run.sources),
             usage=self.usage,
@@ -239,9 +268,12 @@ class PersonaJob:
         yield StageFinished(Stage.SAVING, run.clock() - started, index)
         run.progress.saved(index)
         answer = self.answer
-        rate = answer.tokens / answer.stream_seconds if answer.stream_seconds > 0 else 0.0
+        tokens = answer.answer_tokens()
+        rate = tokens / answer.stream_seconds if answer.stream_seconds > 0 else 0.0
         if run.provider.is_ai and answer.first_token is not None and rate > 0:
-            run.estimates.learn(run.provider.name, run.provider.model, answer.tokens, answer.first_token, rate)
-        yield PersonaSaved(record, path, seconds, self.tokens, rate, index, usage=self.usage)
+            run.estimates.learn(
+                run.provider.name, run.provider.model, tokens, answer.first_token, rate, answer.thinking_seconds
+            )
+        yield PersonaSaved(record, path, seconds, record.tokens, rate, index, usage=self.usage)
         yield run.progress_event(index)
         yield self.outcome(record)

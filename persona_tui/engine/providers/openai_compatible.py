@@ -1,12 +1,19 @@
 """The real model path: the official openai client against OpenAI or any compatible server.
 
-The answer is streamed with a strict ``json_schema`` response format, so the
-user sees tokens as they come and the result validates against
-:class:`~persona_tui.models.Persona`. Retries are the pipeline's (so
-each one can be shown), never the client's: ``max_retries=0``.
+The answer is streamed, so the user sees tokens as they come; reasoning the
+server streams beside the answer (``reasoning``, ``reasoning_content``, or
+``<think>`` blocks inside it) is passed on as reasoning, and usage as usage.
+Retries are the pipeline's (so each one can be shown), never the client's:
+``max_retries=0``.
 
-Every failure is turned into a :class:`GenerationError` with our own sentence;
-a server's text is only quoted after any copy of the API key is removed.
+Servers differ in what they accept. The request starts from the strongest
+form (strict ``json_schema``, a temperature, usage asked for) and steps down
+one refusal at a time (:mod:`.adapt`), remembering per server and model in the
+data dir what was refused, so the next run starts from what works.
+
+Every failure is turned into a :class:`GenerationError` with our own sentence
+(:mod:`.openai_errors`); a server's text is only quoted after any copy of the
+API key is removed.
 
 ``openai`` takes about 300 ms to import, so it is imported, and the client
 built, on first use (or ahead of it by :meth:`OpenAIProvider.prepare`, which
@@ -16,9 +23,10 @@ never waits for it.
 
 from __future__ import annotations
 
-import email.utils
+import asyncio
+import json
+import logging
 import threading
-import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -27,17 +35,45 @@ from pydantic import BaseModel, Field
 
 from persona_tui.config import DEFAULT_MODEL, Settings, SettingsError
 from persona_tui.engine.errors import FailureKind, GenerationError
+from persona_tui.engine.providers.adapt import (
+    Format,
+    ServerNotes,
+    Step,
+    step_for,
+    takes_only_default_temperature,
+    without_keywords,
+)
 from persona_tui.engine.providers.base import Capabilities, PromptSpec, ProviderInfo
-from persona_tui.engine.providers.parts import AnswerPart, ReasoningPart, StreamPart, UsagePart
+from persona_tui.engine.providers.openai_errors import (
+    KEY_ENV_VAR,
+    ServerError,
+    clean,
+    explain_status,
+    explain_stream_error,
+    retry_after_seconds,
+)
+from persona_tui.engine.providers.parts import (
+    AnswerPart,
+    HiddenReasoning,
+    NoticePart,
+    ReasoningPart,
+    StreamPart,
+    UsagePart,
+)
+from persona_tui.engine.providers.think import ThinkSplitter
 from persona_tui.models import Usage
+from persona_tui.storage import SERVERS_FILE, NotesFile
 
 if TYPE_CHECKING:
     import openai
 
+__all__ = ["OpenAIProvider", "retry_after_seconds"]
+
+log = logging.getLogger(__name__)
+
 OPENAI_HOST = "api.openai.com"
-SERVER_TEXT_MAX = 200
-KEY_ENV_VAR = "OPENAI_API_KEY"
 SETUP_HINT = f"Set {KEY_ENV_VAR} (or OPENAI_BASE_URL for a local server) to use a real model."
+SCHEMA_IN_PROMPT = "Reply with only a JSON object that matches this JSON schema:\n"
 
 
 class OpenAIProvider:
@@ -55,6 +91,7 @@ class OpenAIProvider:
         connect_timeout: float = 10.0,
         read_timeout: float = 90.0,
         temperature: float | None = 0.9,
+        notes_file: NotesFile | None = None,
     ) -> None:
         self.model = model
         self.base_url = base_url
@@ -63,6 +100,9 @@ class OpenAIProvider:
         self._timeouts = (read_timeout, connect_timeout)
         self._client: openai.AsyncOpenAI | None = None
         self._building = threading.Lock()
+        self._notes_file = notes_file
+        self._notes: ServerNotes | None = None
+        self._told = False
 
     def prepare(self) -> None:
         """Import openai and build the client now (safe to run in a thread), so the first request does not wait."""
@@ -94,41 +134,131 @@ class OpenAIProvider:
     def label(self) -> str:
         return f"{self.model} at {self.endpoint}"
 
+    @property
+    def thinks_hidden(self) -> bool:
+        """OpenAI's reasoning models think before they answer and stream nothing meanwhile."""
+        return takes_only_default_temperature(self.model)
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+    # ----- what the server accepts -----
+
+    @property
+    def _notes_key(self) -> str:
+        return f"{self.endpoint}/{self.model}"
+
+    async def notes(self) -> ServerNotes:
+        """What this server refused before for this model (read once from the data dir)."""
+        if self._notes is None:
+            saved: dict[str, dict[str, Any]] = {}
+            if self._notes_file is not None:
+                saved = await asyncio.to_thread(self._notes_file.read)
+            self._notes = ServerNotes.from_json(saved.get(self._notes_key, {}))
+        return self._notes
+
+    async def _remember(self, notes: ServerNotes) -> None:
+        if self._notes_file is None:
+            return
+        try:
+            saved = await asyncio.to_thread(self._notes_file.read)
+            saved[self._notes_key] = notes.to_json()
+            await self._notes_file.write(saved)
+        except OSError as exc:  # only a shortcut for the next run: this one goes on
+            log.warning("could not save what %s refused: %s", self.endpoint, exc)
+
+    def _request(self, spec: PromptSpec, notes: ServerNotes) -> dict[str, Any]:
+        import openai
+
+        request: dict[str, Any] = {"model": self.model, "messages": spec.messages, "stream": True}
+        if notes.format is Format.SCHEMA:
+            schema = without_keywords(cast(dict[str, Any], spec.schema), notes.schema_drops)
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "persona", "strict": True, "schema": schema},
+            }
+        else:
+            request["messages"] = _with_schema(spec)
+            if notes.format is Format.OBJECT:
+                request["response_format"] = {"type": "json_object"}
+        sends_temperature = self.temperature is not None and not self.thinks_hidden
+        if sends_temperature and "temperature" not in notes.dropped:
+            request["temperature"] = self.temperature
+        if "stream_options" not in notes.dropped:
+            request["stream_options"] = {"include_usage": True}
+        return {key: (openai.omit if value is None else value) for key, value in request.items()}
+
+    # ----- the stream -----
 
     async def stream(self, spec: PromptSpec) -> AsyncGenerator[StreamPart, None]:
         client = self._get_client()
         import openai  # imported by _get_client; this only binds the name
 
-        ending = _Ending()
+        notes = await self.notes()
+        if not self._told and not notes.empty:
+            self._told = True  # said once per run: the user knows why the request differs
+            yield NoticePart(f"As {self.endpoint} taught before, {self.model} is {notes.summary()}.")
+        ending = _Ending(ThinkSplitter())
         try:
-            stream = await client.chat.completions.create(
-                model=self.model,
-                messages=cast(Any, spec.messages),
-                stream=True,
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": "persona", "strict": True, "schema": spec.schema},
-                },
-                temperature=openai.omit if self.temperature is None else self.temperature,
-                stream_options={"include_usage": True} if self.base_url is None else openai.omit,
-            )
+            stream = await client.chat.completions.create(**self._request(spec, notes))
+            if self.thinks_hidden:
+                yield HiddenReasoning()
             async with stream:
                 async for chunk in stream:
                     for part in ending.parts_of(chunk):
                         yield part
+        except openai.APIStatusError as exc:
+            raise await self._refused(exc, spec, notes) from None
         except openai.APIError as exc:
             raise self._explain(exc) from None
+        for part in ending.flush():
+            yield part
         self._check_ending(ending)
+
+    async def _refused(self, exc: openai.APIStatusError, spec: PromptSpec, notes: ServerNotes) -> GenerationError:
+        """A failed answer: a step down when the server refused something we can do without, else explained."""
+        error = ServerError.from_body(exc.status_code, exc.body)
+        if exc.status_code in (400, 422):
+            step = step_for(error.message, error.param, notes, cast(dict[str, Any], spec.schema))
+            if step is not None:
+                before = notes.format
+                step.apply(notes)
+                await self._remember(notes)
+                return GenerationError(
+                    FailureKind.BAD_REQUEST,
+                    self._step_sentence(step, before, error),
+                    retryable=True,
+                    adapted=True,
+                )
+        return explain_status(
+            error,
+            where=self.endpoint,
+            model=self.model,
+            secret=self._secret,
+            retry_after=retry_after_seconds(exc.response.headers.get("retry-after")),
+        )
+
+    def _step_sentence(self, step: Step, before: Format, error: ServerError) -> str:
+        if step.param == "temperature":
+            return f"{self.model} takes only its default temperature; sent without it."
+        if step.param:
+            return f"{self.endpoint} refused {step.param}; sent without it."
+        if step.keyword:
+            return f"{self.endpoint} refused the schema keyword {step.keyword}; sent without it."
+        assert step.format is not None
+        why = clean(error.message, self._secret)
+        reason = f' ("{why}")' if why else ""
+        return f"{self.endpoint} refused {before.label}{reason}; asking through {step.format.label} instead."
 
     def _check_ending(self, ending: _Ending) -> None:
         """A stream that ended without a clean ``stop`` is explained: refused, cut at a limit, filtered or dropped."""
+        if ending.error is not None:
+            raise explain_stream_error(ending.error, where=self.endpoint, secret=self._secret)
         if ending.refusal:
             raise GenerationError(
                 FailureKind.REFUSAL,
-                f"The model refused to write this persona: {self._clean(''.join(ending.refusal))}",
+                f"The model refused to write this persona: {clean(''.join(ending.refusal), self._secret)}",
                 "Reword the description and try again.",
             )
         if ending.finish_reason == "length":
@@ -151,13 +281,6 @@ class OpenAIProvider:
                 retryable=True,
             )
 
-    def _clean(self, text: str) -> str:
-        """Server text fit to quote: no key, one line, bounded."""
-        if self._secret:
-            text = text.replace(self._secret, "[key]")
-        text = " ".join(text.split())
-        return text if len(text) <= SERVER_TEXT_MAX else text[: SERVER_TEXT_MAX - 1] + "…"
-
     def _explain(self, exc: openai.APIError) -> GenerationError:
         import openai
 
@@ -176,94 +299,85 @@ class OpenAIProvider:
                 "Check the network, and that OPENAI_BASE_URL points at a running server.",
                 retryable=True,
             )
-        if not isinstance(exc, openai.APIStatusError):
-            return GenerationError(
-                FailureKind.SERVER_ERROR,
-                f"{where} sent an answer the client could not read.",
-                "Try again; if it persists, check that the server is OpenAI-compatible.",
-                retryable=True,
-            )
-        status = exc.status_code
-        server_text = self._clean(_server_message(exc))
-        if status == 401:
-            return GenerationError(
-                FailureKind.AUTH,
-                f"The API key was rejected by {where}.",
-                f"Set {KEY_ENV_VAR} to a valid key, or run with --provider offline.",
-            )
-        if status == 403:
-            return GenerationError(
-                FailureKind.FORBIDDEN,
-                f"This API key has no access to {self.model} at {where}.",
-                "Check the key's project and permissions, or choose another model with --model.",
-            )
-        if status == 404:
-            return GenerationError(
-                FailureKind.NOT_FOUND,
-                f"The model {self.model} was not found at {where}.",
-                "Check the model name (--model or PERSONA_TUI_MODEL) and the base URL.",
-            )
-        if status == 429:
-            if _error_code(exc) == "insufficient_quota":
-                return GenerationError(
-                    FailureKind.QUOTA,
-                    f"The account behind this key has no quota left at {where}.",
-                    "Check the plan and billing, or run with --provider offline.",
-                )
-            return GenerationError(
-                FailureKind.RATE_LIMITED,
-                f"Rate limited by {where}.",
-                "Wait a moment, or lower the request rate.",
-                retryable=True,
-                retry_after=retry_after_seconds(exc.response.headers.get("retry-after")),
-            )
-        if status >= 500:
-            return GenerationError(
-                FailureKind.SERVER_ERROR,
-                f"{where} had a server error ({status}).",
-                "This is usually temporary; try again in a moment.",
-                retryable=True,
-            )
-        detail = f": {server_text}" if server_text else "."
+        if isinstance(exc.body, dict):  # an error object inside a stream that began with HTTP 200
+            return explain_stream_error(ServerError.from_body(0, exc.body), where=where, secret=self._secret)
         return GenerationError(
-            FailureKind.BAD_REQUEST,
-            f"{where} refused the request ({status}){detail}",
-            "Check that the model supports structured outputs (json_schema), or try another model.",
+            FailureKind.SERVER_ERROR,
+            f"{where} sent an answer the client could not read.",
+            "Try again; if it persists, check that the server is OpenAI-compatible.",
+            retryable=True,
         )
+
+
+def _with_schema(spec: PromptSpec) -> list[dict[str, str]]:
+    """The messages with the schema told in the system message, for servers that cannot be given it."""
+    messages = [dict(m) for m in spec.messages]
+    told = SCHEMA_IN_PROMPT + json.dumps(spec.schema, separators=(",", ":"))
+    if messages and messages[0].get("role") == "system":
+        messages[0]["content"] = f"{messages[0]['content']}\n\n{told}"
+    else:
+        messages.insert(0, {"role": "system", "content": told})
+    return messages
 
 
 class _Ending:
     """What a stream says about how it ends, gathered chunk by chunk while its parts go out."""
 
-    def __init__(self) -> None:
+    def __init__(self, think: ThinkSplitter) -> None:
+        self.think = think
         self.refusal: list[str] = []
         self.finish_reason: str | None = None
+        self.error: ServerError | None = None
 
     def parts_of(self, chunk: Any) -> list[StreamPart]:
+        """The parts of one chunk; any shape a server sends (no choices, a null delta, extra keys) is fine.
+
+        This runs once per token of every answer, so it reads the chunk's declared fields directly and
+        the reasoning from the fields the client kept as extras, without a lookup that can miss.
+        """
         parts: list[StreamPart] = []
         if chunk.usage is not None:
             parts.append(UsagePart(_usage(chunk.usage)))
-        for choice in chunk.choices:
+        for choice in chunk.choices or ():
             delta = choice.delta
-            if delta.refusal:
-                self.refusal.append(delta.refusal)
-            reasoning = _reasoning_text(delta)
-            if reasoning:
-                parts.append(ReasoningPart(reasoning))
-            if delta.content:
-                parts.append(AnswerPart(delta.content))
+            if delta is not None:
+                self._delta(delta, parts)
             if choice.finish_reason:
-                self.finish_reason = choice.finish_reason
+                self._finish(choice)
         return parts
 
+    def _delta(self, delta: Any, parts: list[StreamPart]) -> None:
+        if delta.refusal:
+            self.refusal.append(delta.refusal)
+        extra = delta.__pydantic_extra__
+        if extra:
+            reasoning = _reasoning_text(extra)
+            if reasoning:
+                parts.append(ReasoningPart(reasoning))
+        content = delta.content
+        if content:
+            if self.think.settled:
+                parts.append(AnswerPart(content))
+            else:
+                parts += self.think.feed(content)
 
-def _reasoning_text(delta: Any) -> str:
+    def _finish(self, choice: Any) -> None:
+        self.finish_reason = choice.finish_reason
+        if self.finish_reason == "error":  # OpenRouter: the error rides on the choice
+            extra = choice.__pydantic_extra__ or {}
+            self.error = ServerError.from_body(0, extra.get("error") or {})
+
+    def flush(self) -> list[StreamPart]:
+        return self.think.flush()
+
+
+def _reasoning_text(extra: dict[str, Any]) -> str:
     """Reasoning streamed beside the answer: ``reasoning_content`` (llama.cpp, DeepSeek), ``reasoning`` (vLLM, Ollama).
 
-    The client keeps fields it does not know as extra attributes of the delta.
+    The client keeps the fields it does not declare in the delta's extras.
     """
     for key in ("reasoning_content", "reasoning"):
-        value = getattr(delta, key, None)
+        value = extra.get(key)
         if isinstance(value, str) and value:
             return value
     return ""
@@ -273,47 +387,10 @@ def _usage(usage: Any) -> Usage:
     details = getattr(usage, "completion_tokens_details", None)
     reasoning = getattr(details, "reasoning_tokens", None) or 0
     return Usage(
-        prompt_tokens=usage.prompt_tokens or 0,
-        completion_tokens=usage.completion_tokens or 0,
+        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
         reasoning_tokens=reasoning,
     )
-
-
-def _server_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    return ""
-
-
-def _error_code(exc: openai.APIStatusError) -> str | None:
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            code = inner.get("code") or inner.get("type")
-            return str(code) if code else None
-    return None
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header, given as seconds or as an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = parsed.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:
-        return None
-    return max(seconds, 0.0)
 
 
 class OpenAIOptions(BaseModel):
@@ -323,6 +400,7 @@ class OpenAIOptions(BaseModel):
     base_url: str | None = None
     """Any OpenAI-compatible server; None means OpenAI itself."""
     temperature: float | None = 0.9
+    """None sends no temperature: the model's default."""
 
 
 def _build(options: BaseModel, settings: Settings) -> OpenAIProvider:
@@ -336,6 +414,7 @@ def _build(options: BaseModel, settings: Settings) -> OpenAIProvider:
         connect_timeout=settings.connect_timeout,
         read_timeout=max(settings.first_token_timeout, settings.idle_timeout) + 5.0,
         temperature=options.temperature,
+        notes_file=NotesFile.in_folder(settings.data_dir, SERVERS_FILE),
     )
 
 
