@@ -393,24 +393,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_chunk(chunk({key: pieces[i]}))
             self.fake._count_chunk()
 
+        self._end_stream(
+            sc, base, chunk({}, sc.finish_reason), self._usage(body, len(pieces), sc) if want_usage else None
+        )
+
+    def _end_stream(self, sc: Scenario, base: dict[str, Any], finish: bytes, usage: dict[str, Any] | None) -> None:
+        """The stream's last events: a finish (and usage), or an error in one of the shapes servers use."""
         if sc.error_event is not None:
             self._write_chunk(b"data: " + _dumps({"error": sc.error_event}) + b"\n\n")
-            self._write_chunk(b"data: [DONE]\n\n")
-            self._write(b"0\r\n\r\n")
-            return
-        if sc.finish_error is not None:
+        elif sc.finish_error is not None:
             obj = dict(base)
             obj["choices"] = [{"index": 0, "delta": {}, "finish_reason": "error", "error": sc.finish_error}]
             self._write_chunk(b"data: " + _dumps(obj) + b"\n\n")
-            self._write_chunk(b"data: [DONE]\n\n")
-            self._write(b"0\r\n\r\n")
-            return
-        self._write_chunk(chunk({}, sc.finish_reason))
-        if want_usage:
-            obj = dict(base)
-            obj["choices"] = []
-            obj["usage"] = self._usage(body, len(pieces), sc)
-            self._write_chunk(b"data: " + _dumps(obj) + b"\n\n")
+        else:
+            self._write_chunk(finish)
+            if usage is not None:
+                obj = dict(base)
+                obj["choices"] = []
+                obj["usage"] = usage
+                self._write_chunk(b"data: " + _dumps(obj) + b"\n\n")
         self._write_chunk(b"data: [DONE]\n\n")
         self._write(b"0\r\n\r\n")
 

@@ -234,7 +234,9 @@ async def test_a_400_that_is_not_about_an_option_ends_with_its_cause(server: Fak
 
 async def test_an_unknown_model_answered_with_400_is_named_as_such(server: FakeOpenAIServer, tmp_path: Path) -> None:
     """LiteLLM answers an unknown model name with 400, not 404."""
-    server.script(refusal("Invalid model name passed in model=gpt-6. Call `/v1/models` to view available models.", None, "400"))
+    server.script(
+        refusal("Invalid model name passed in model=gpt-6. Call `/v1/models` to view available models.", None, "400")
+    )
     failed = [e for e in await run(provider_for(server, tmp_path), tmp_path) if isinstance(e, ev.Failed)]
     assert failed[0].kind is FailureKind.NOT_FOUND
     assert "Call `/v1/models` to view available models." in failed[0].message
@@ -273,6 +275,10 @@ async def test_an_error_inside_a_200_stream_is_quoted_and_retried(server: FakeOp
 
 
 async def test_openrouter_finish_reason_error_is_its_own_message(server: FakeOpenAIServer, tmp_path: Path) -> None:
-    server.script(Scenario(content=persona_json()[:40], finish_error={"message": "Provider returned error", "code": 400}))
-    failed = [e for e in await run(provider_for(server, tmp_path), tmp_path, max_attempts=1) if isinstance(e, ev.Failed)]
+    server.script(
+        Scenario(content=persona_json()[:40], finish_error={"message": "Provider returned error", "code": 400})
+    )
+    failed = [
+        e for e in await run(provider_for(server, tmp_path), tmp_path, max_attempts=1) if isinstance(e, ev.Failed)
+    ]
     assert len(failed) == 1 and '"Provider returned error"' in failed[0].message
