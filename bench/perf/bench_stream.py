@@ -72,7 +72,10 @@ async def _plain_once(base_url: str, tokens: int) -> float:
     try:
         start = time.perf_counter()
         stream = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": DESCRIPTION}], stream=True
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": DESCRIPTION}],
+            stream=True,
+            stream_options={"include_usage": True},  # the same stream the app asks for (usage on the last chunk)
         )
         parts: list[str] = []
         async for chunk in stream:

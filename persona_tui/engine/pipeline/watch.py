@@ -32,21 +32,32 @@ class Tick:
     """The wake-up time passed with nothing new."""
 
 
-@dataclass(frozen=True, slots=True)
-class Stopped:
+class _Mark:
+    """What the queue carries besides parts: an end, a failure, or the user's cancel (one class test per item)."""
+
+    __slots__ = ()
+
+
+class Stopped(_Mark):
     """The user cancelled: the stream is being closed."""
 
+    __slots__ = ()
 
-class _End:
+
+class _End(_Mark):
     """The stream finished."""
+
+    __slots__ = ()
 
 
 END = _End()
 
 
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    error: Exception
+class _Failure(_Mark):
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 _CANCELLED = Stopped()
@@ -132,7 +143,7 @@ def _split(items: list[Item]) -> tuple[list[StreamPart], Item | None]:
     """The parts before the first end mark, and that mark (None if the stream goes on)."""
     parts: list[StreamPart] = []
     for item in items:
-        if isinstance(item, _End | _Failure | Stopped):
+        if isinstance(item, _Mark):
             return parts, item
         parts.append(item)
     return parts, None
