@@ -68,6 +68,12 @@ def _model_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument(
         "--seed", type=int, default=default, help="seed for the offline generator, for repeatable personas"
     )
+    parser.add_argument(
+        "--temperature",
+        default=default,
+        help="sampling temperature, or 'default' to send none (env PERSONA_TUI_TEMPERATURE, default 0.9; "
+        "OpenAI's reasoning models are never sent one)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    names = ("data_dir", "provider", "model", "base_url", "seed", "concurrency")
+    names = ("data_dir", "provider", "model", "base_url", "seed", "concurrency", "temperature")
     flags = {name: getattr(args, name, None) for name in names}
     return load_settings(flags, config_path=getattr(args, "config", None))
 

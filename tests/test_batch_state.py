@@ -177,8 +177,8 @@ def test_retry_stage_and_request_lines_keep_their_wording() -> None:
 
 def test_thinking_is_announced_and_its_end_counts_the_tokens() -> None:
     state = thinking_run()
-    start = describe_event(ev.StageStarted(Stage.THINKING, "hidden by the server"), 1, CLI)
-    assert start is not None and start.text == "Model thinking (hidden by the server)"
+    start = describe_event(ev.StageStarted(Stage.THINKING, "hidden by the model"), 1, CLI)
+    assert start is not None and start.text == "Model thinking (hidden by the model)"
     end = ev.StageFinished(Stage.THINKING, 12.3)
     cli = describe_event(end, 1, CLI, lane=state.lanes[0])
     app = describe_event(end, 1, APP, lane=state.lanes[0])
@@ -263,7 +263,7 @@ def test_the_terminal_shows_thinking_usage_and_a_batch_summary() -> None:
             ev.RequestSent("gpt-5", "api.openai.com", 1, 1.0),
             ev.FirstToken(0.5),
             ev.StageFinished(Stage.CALLING, 0.5),
-            ev.StageStarted(Stage.THINKING, "hidden by the server"),
+            ev.StageStarted(Stage.THINKING, "hidden by the model"),
             ev.ReasoningDelta("", 812, 12.0),
         ):
             view.handle(event)
@@ -271,7 +271,7 @@ def test_the_terminal_shows_thinking_usage_and_a_batch_summary() -> None:
         view.handle(ev.StageFinished(Stage.THINKING, 12.3))
         view.handle(ev.UsageReported(Usage(prompt_tokens=1, completion_tokens=2, reasoning_tokens=1)))
     text = out.getvalue()
-    assert "› Model thinking (hidden by the server)" in text
+    assert "› Model thinking (hidden by the model)" in text
     assert f"✓ {'Model thinking':<30} 12.3 s  812 tokens" in text
     assert "· Usage: 1 prompt + 2 completion tokens (1 reasoning)" in text
 

@@ -357,3 +357,13 @@ def test_default_data_dir_follows_xdg(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_settings_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Settings().model = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("raw", ["default", "none", "DEFAULT"])
+def test_the_temperature_can_be_left_to_the_model(raw: str, cfg: Path) -> None:
+    assert load_settings({"temperature": raw}, env={}, config_path=write(cfg, "")).temperature is None
+    assert load_settings({}, env={"PERSONA_TUI_TEMPERATURE": raw}, config_path=write(cfg, "")).temperature is None
+    assert load_settings({}, env={}, config_path=write(cfg, f'temperature = "{raw}"\n')).temperature is None
+    assert load_settings({"temperature": "0.3"}, env={}, config_path=write(cfg, "")).temperature == 0.3
+    with pytest.raises(SettingsError, match="--temperature has an invalid value 'warm'"):
+        load_settings({"temperature": "warm"}, env={}, config_path=write(cfg, ""))

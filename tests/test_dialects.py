@@ -170,7 +170,7 @@ async def test_openai_reasoning_models_are_sent_no_temperature(server: FakeOpenA
     assert saved(events)
     assert "temperature" not in server.requests[-1]["body"]
     thinking = [e for e in events if isinstance(e, ev.StageStarted) and e.stage is ev.Stage.THINKING]
-    assert [t.detail for t in thinking] == ["hidden by the server"]
+    assert [t.detail for t in thinking] == ["hidden by the model"]
 
 
 async def test_hidden_thinking_longer_than_the_first_token_timeout_is_waited_for(
@@ -282,3 +282,9 @@ async def test_openrouter_finish_reason_error_is_its_own_message(server: FakeOpe
         e for e in await run(provider_for(server, tmp_path), tmp_path, max_attempts=1) if isinstance(e, ev.Failed)
     ]
     assert len(failed) == 1 and '"Provider returned error"' in failed[0].message
+
+
+async def test_a_temperature_left_to_the_model_is_not_sent(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    server.script(Scenario(content=persona_json()))
+    assert saved(await run(provider_for(server, tmp_path, temperature=None), tmp_path))
+    assert "temperature" not in server.requests[-1]["body"]

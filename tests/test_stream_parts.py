@@ -102,7 +102,7 @@ async def test_hidden_reasoning_is_named_and_counted(tmp_path: Path) -> None:
     pieces = [HiddenReasoning(), HiddenReasoning(tokens=120), *tokens_of(persona_json())]
     events = await run(ScriptedProvider([Step(pieces=pieces, delay=0.002)]), tmp_path)
     started = [e for e in events if isinstance(e, ev.StageStarted) and e.stage is ev.Stage.THINKING]
-    assert [s.detail for s in started] == ["hidden by the server"]
+    assert [s.detail for s in started] == ["hidden by the model"]
     assert max(e.tokens for e in events if isinstance(e, ev.ReasoningDelta)) == 120
     assert all(e.text == "" for e in events if isinstance(e, ev.ReasoningDelta))
 

@@ -205,7 +205,7 @@ class _Attempt:
         events: list[Event] = []
         if self.thinking_since is None and self.answer_start is None:
             self.thinking_since = now
-            detail = "" if reasoning else "hidden by the server"
+            detail = "" if reasoning else "hidden by the model"
             events.append(StageStarted(Stage.THINKING, detail, self.index))
         self.spoke = self.spoke or bool(reasoning)
         self.reasoning_tokens = max(self.reasoning_tokens + len(reasoning), hidden or 0)
