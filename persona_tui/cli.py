@@ -200,8 +200,11 @@ def cmd_generate(args: argparse.Namespace, settings: Settings, err: Console) -> 
             asyncio.run(OrganizationStore(settings.organizations_dir).get(request.organization))
         except StoreError as exc:
             raise CliError(exc.message, exc.hint, EXIT_USAGE) from None
-    provider = make_provider(settings)
     store = PersonaStore(settings.personas_dir)
+    problem = asyncio.run(store.problem())  # before any request: a model's answer must have somewhere to go
+    if problem is not None:
+        raise CliError(problem.message, problem.hint, EXIT_USAGE)
+    provider = make_provider(settings)
     if not provider.is_ai:
         err.print(
             Text(

@@ -96,6 +96,10 @@ class PersonaStore:
             ) from exc
         return final
 
+    async def problem(self) -> StoreError | None:
+        """Why personas could not be saved here, found before anything is paid for; None when the folder is usable."""
+        return await asyncio.to_thread(folder_problem, self.root)
+
     async def load_all(self) -> LoadResult:
         """Read every persona in one worker thread (thousands of small files)."""
         return await asyncio.to_thread(self.load_all_sync)
@@ -217,6 +221,25 @@ async def atomic_write(final: Path, data: bytes) -> None:
     except BaseException:
         _remove_quietly(temp)
         raise
+
+
+def folder_problem(folder: Path) -> StoreError | None:
+    """Try the folder the way a save will use it (create it, write a file in it, remove it); say why it fails."""
+    hint = "Choose a folder you can write to with --data-dir (or PERSONA_TUI_DATA_DIR)."
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            return StoreError(f"The data folder {folder} cannot be used: {part} is a file, not a folder.", hint)
+    probe = folder / f"{TEMP_PREFIX}probe-{uuid.uuid4().hex}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with probe.open("xb") as fh:
+            fh.write(b"ok")
+    except OSError as exc:
+        why = (exc.strerror or str(exc)).lower()
+        return StoreError(f"The data folder {folder} cannot be used: {why}.", hint)
+    finally:
+        _remove_quietly(probe)
+    return None
 
 
 def _remove_quietly(path: Path) -> None:

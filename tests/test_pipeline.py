@@ -13,7 +13,7 @@ import pytest
 
 from persona_tui.config import Settings
 from persona_tui.engine import events as ev
-from persona_tui.engine.errors import GenerationError
+from persona_tui.engine.errors import FailureKind, GenerationError
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.pipeline import generate
 from persona_tui.models import GenerationRequest, PersonaRecord
@@ -539,3 +539,65 @@ async def test_text_that_arrived_just_before_an_error_is_still_shown(tmp_path: P
     failed = [i for i, e in enumerate(events) if isinstance(e, ev.Failed)]
     deltas = [i for i, e in enumerate(events) if isinstance(e, ev.TokenDelta)]
     assert failed and deltas and max(deltas) < failed[0]
+
+
+# ----- issue 14: found before anything is paid for; progress per persona; slow means slower than usual -----
+
+
+@pytest.mark.parametrize("blocked", ["data_dir", "personas"])
+async def test_an_unusable_data_folder_is_found_before_any_request(tmp_path: Path, blocked: str) -> None:
+    data = tmp_path / "data"
+    if blocked == "data_dir":
+        data.write_text("not a folder")
+    else:
+        data.mkdir()
+        (data / "personas").write_text("not a folder")
+    provider = ScriptedProvider([ok_step()])
+    request = GenerationRequest.create("field nurses in rural Kenya")
+    events = [
+        e
+        async for e in generate(
+            request, provider=provider, store=PersonaStore(data / "personas"), settings=fast_settings(tmp_path)
+        )
+    ]
+    assert provider.calls == [], "no request may be sent when its answer could not be saved"
+    failed = [e for e in events if isinstance(e, ev.Failed)]
+    assert len(failed) == 1 and failed[0].kind is FailureKind.SAVE
+    assert "is a file, not a folder" in failed[0].message and "--data-dir" in failed[0].hint
+    assert isinstance(events[-1], ev.Finished) and events[-1].summary.failed == 1
+
+
+async def test_a_persona_not_started_has_no_progress_of_its_own(tmp_path: Path) -> None:
+    events = await run(ScriptedProvider([ok_step(delay=0.001)]), tmp_path, count=3, concurrency=1)
+    started: set[int] = set()
+    for e in events:
+        if isinstance(e, ev.StageStarted) and e.stage is ev.Stage.PROMPT:
+            started.add(e.index)
+        if isinstance(e, ev.Progress) and e.index not in started:
+            assert e.persona_fraction == 0.0, e
+    first = next(e for e in events if isinstance(e, ev.Progress))
+    assert first.persona_fraction == 0.0
+
+
+@pytest.mark.parametrize("history", [False, True])
+async def test_slow_means_slower_than_this_model_usually_is(tmp_path: Path, history: bool) -> None:
+    """0.4 s for a persona with slow_seconds 0.15: slow without history; not slow for a model that takes ~2 s."""
+    book = EstimateBook(None)
+    if history:
+        book.learn("scripted", "script-1", tokens=100, first_token=1.0, tokens_per_second=100.0)
+    provider = ScriptedProvider([ok_step(first_delay=0.4)])
+    events = [
+        e
+        async for e in generate(
+            GenerationRequest.create("field nurses in rural Kenya"),
+            provider=provider,
+            store=PersonaStore(tmp_path / "personas"),
+            settings=fast_settings(tmp_path),
+            estimates=book,
+        )
+    ]
+    warnings = [e for e in events if isinstance(e, ev.SlowWarning)]
+    if history:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and warnings[0].threshold == 0.15

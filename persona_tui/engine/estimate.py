@@ -138,6 +138,7 @@ class ProgressModel:
     finished: int = 0
     """Personas saved or given up on."""
     active: dict[int, _Persona] = field(default_factory=dict)
+    saved_indices: set[int] = field(default_factory=set)
     reported: float = 0.0
 
     def start(self, index: int) -> None:
@@ -182,6 +183,7 @@ class ProgressModel:
 
     def saved(self, index: int) -> None:
         self.active.pop(index, None)
+        self.saved_indices.add(index)
         self.done += 1
         self.finished += 1
 
@@ -191,8 +193,11 @@ class ProgressModel:
         self.finished += 1
 
     def persona_fraction(self, index: int) -> float:
+        """One persona's own progress: 1.0 once saved, 0.0 before it starts (or after it was given up)."""
         p = self.active.get(index)
-        return p.fraction if p is not None else 1.0
+        if p is not None:
+            return p.fraction
+        return 1.0 if index in self.saved_indices else 0.0
 
     @staticmethod
     def _set(p: _Persona, fraction: float) -> None:

@@ -125,16 +125,17 @@ class _Attempt:
         """The next moment something is due even if nothing arrives."""
         s = self.run.settings
         due = min(self.next_heartbeat, self.last_life + self.idle_limit(), self.sent + s.total_timeout)
-        return due if self.slow_warned else min(due, self.persona_start + s.slow_seconds)
+        return due if self.slow_warned else min(due, self.persona_start + self.run.slow_after)
 
     def on_tick(self, now: float) -> list[Event]:
         """Nothing arrived by the wake-up time: time out, warn, or say we are still waiting."""
         self._check_limits(now)
         s = self.run.settings
         events: list[Event] = []
-        if not self.slow_warned and now - self.persona_start >= s.slow_seconds:
+        slow = self.run.slow_after
+        if not self.slow_warned and now - self.persona_start >= slow:
             self.slow_warned = True
-            events.append(SlowWarning(now - self.persona_start, s.slow_seconds, self.index))
+            events.append(SlowWarning(now - self.persona_start, slow, self.index))
         if now >= self.next_heartbeat:
             self.next_heartbeat += s.heartbeat_seconds
             events.append(Heartbeat(self.run.elapsed(), now - self.last_life, self.index))

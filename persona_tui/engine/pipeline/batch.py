@@ -94,6 +94,11 @@ async def generate(
     estimates = estimates or EstimateBook(None)
     start = clock()
     yield StageStarted(Stage.PREPARING, f"{request.count} persona(s) with {provider.label}")
+    problem = await store.problem()
+    if problem is not None:  # found before any request: nothing is paid for that could not be kept
+        yield Failed(FailureKind.SAVE, problem.message, problem.hint)
+        yield Finished(Summary((), request.count, False, clock() - start, 0))
+        return
     if provider.is_ai:
         estimate = estimates.get(provider.name, provider.model, Estimate())
     else:  # the offline generator's pace is a setting, not something to learn

@@ -48,6 +48,14 @@ class Run:
     def __post_init__(self) -> None:
         self.gate = RateGate(self.clock)
 
+    @property
+    def slow_after(self) -> float:
+        """When a persona counts as slow: half again what this model usually takes, or the setting without history."""
+        estimate = self.progress.estimate
+        if estimate.runs == 0:
+            return self.settings.slow_seconds
+        return max(1.5 * estimate.seconds, 1.0)
+
     def elapsed(self) -> float:
         return self.clock() - self.start
 

@@ -1,0 +1,39 @@
+"""Issue 14's headless defects, each through the real command in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PERSONA_TUI_"))}
+    clean.update(
+        PERSONA_TUI_DATA_DIR=str(tmp_path / "data"),
+        PERSONA_TUI_OFFLINE_TOKENS_PER_SECOND="0",
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        COLUMNS="120",
+    )
+    return clean
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "persona_tui", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_an_unusable_data_folder_stops_generate_before_any_request(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("a file where the folder should be")
+    env["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"  # nothing listens: a request would fail differently
+    result = cli(env, "generate", "field nurses in rural Kenya")
+    assert result.returncode == 2, result.stderr
+    assert "cannot be used" in result.stderr and "is a file, not a folder" in result.stderr
+    assert "--data-dir" in result.stderr
+    assert "Errno" not in result.stderr and "Traceback" not in result.stderr
+    assert "Could not connect" not in result.stderr, "the folder is checked before the network"
