@@ -11,6 +11,7 @@ file, so it cannot end up written beside the data.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -26,6 +27,8 @@ APP_NAME = "persona-tui"
 ENV_PREFIX = "PERSONA_TUI_"
 DEFAULT_MODEL = "gpt-4o-mini"
 
+TEMPERATURE_MAX = 2.0
+"""The highest sampling temperature OpenAI-compatible servers accept."""
 PROVIDER_GROUP = "persona_tui.providers"
 """The entry-point group providers register in (the built-in ones too)."""
 
@@ -168,11 +171,27 @@ def _read_config(path: Path, *, required: bool) -> dict[str, Any]:
         return {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"The config file {path} could not be read: {exc}") from None
+    secrets = sorted(set(data) & set(_ENV_ONLY))
+    if secrets:
+        where = ", ".join(_ENV_ONLY[name] for name in secrets)
+        raise SettingsError(
+            f"The config file {path} sets {', '.join(secrets)}: keys are read only from the environment ({where}), "
+            "never from a file. Remove the line and set the variable instead."
+        )
     known = ({f.name for f in fields(Settings)} - set(_ENV_ONLY) - {"provider_options"}) | {PROVIDER_TABLES}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise SettingsError(f"The config file {path} has unknown settings: {', '.join(unknown)}.")
+        raise SettingsError(f"The config file {path} has unknown settings: {_with_suggestions(unknown, known)}.")
     return data
+
+
+def _with_suggestions(unknown: list[str], known: set[str]) -> str:
+    """``modle (did you mean model?)``: the nearest known name for each typo."""
+    said = []
+    for name in unknown:
+        near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.7)
+        said.append(f"{name} (did you mean {near[0]}?)" if near else name)
+    return ", ".join(said)
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
@@ -255,3 +274,5 @@ def _check_range(name: str, number: float) -> None:
         raise ValueError("must be greater than 0")
     if number < 0:
         raise ValueError("must not be negative")
+    if name == "temperature" and number > TEMPERATURE_MAX:
+        raise ValueError(f"must be from 0 to {TEMPERATURE_MAX:g} (or 'default' to send none)")

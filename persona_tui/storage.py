@@ -144,8 +144,11 @@ class PersonaStore:
         if not matches:
             raise StoreError(f"No persona has an id starting with {prefix}.", "See `persona-tui list` for the ids.")
         if len(matches) > 1:
+            shown = ", ".join(f"{r.id[:12]} ({r.persona.name})" for r in matches[:5])
+            more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
             raise StoreError(
-                f"{len(matches)} personas have ids starting with {prefix}.", "Give more characters of the id."
+                f"{len(matches)} personas have ids starting with {prefix}: {shown}{more}.",
+                "Give more characters of the id.",
             )
         return matches[0], result.paths[matches[0].id]
 

@@ -151,7 +151,7 @@ def test_api_key_in_config_file_is_rejected(cfg: Path) -> None:
     with pytest.raises(SettingsError) as info:
         load_settings({}, env={"OPENAI_API_KEY": "from-env"}, config_path=cfg)
     message = str(info.value)
-    assert "unknown settings: api_key" in message
+    assert "sets api_key: keys are read only from the environment (OPENAI_API_KEY)" in message
     assert str(cfg) in message
     assert SECRET not in message
 
@@ -301,7 +301,7 @@ def test_unknown_key_in_config_file(cfg: Path) -> None:
         load_settings({}, env={}, config_path=cfg)
     message = str(info.value)
     assert str(cfg) in message
-    assert "unknown settings: extras, modle" in message
+    assert "unknown settings: extras, modle (did you mean model?)" in message
 
 
 @pytest.mark.parametrize("text", ['model = "unterminated\n', "= 1\n", "model = 'a'\nmodel = 'b'\n", "\x00"])
@@ -367,3 +367,10 @@ def test_the_temperature_can_be_left_to_the_model(raw: str, cfg: Path) -> None:
     assert load_settings({"temperature": "0.3"}, env={}, config_path=write(cfg, "")).temperature == 0.3
     with pytest.raises(SettingsError, match="--temperature has an invalid value 'warm'"):
         load_settings({"temperature": "warm"}, env={}, config_path=write(cfg, ""))
+
+
+@pytest.mark.parametrize("value", ["5", "2.5"])
+def test_a_temperature_out_of_range_is_refused_at_load(value: str, cfg: Path) -> None:
+    write(cfg, f"temperature = {value}\n")
+    with pytest.raises(SettingsError, match="must be from 0 to 2"):
+        load_settings({}, env={}, config_path=cfg)

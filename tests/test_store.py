@@ -515,6 +515,9 @@ async def test_find_ambiguous_prefix(store: PersonaStore, three: list[PersonaRec
         await store.find("abcd")
     assert "2 personas" in info.value.message and "abcd" in info.value.message
     assert "more characters" in info.value.hint
+    matches = [r for r in three if r.id.startswith("abcd")]
+    for record in matches:  # the matches are listed, so the user can pick one
+        assert f"{record.id[:12]} ({record.persona.name})" in info.value.message
 
 
 @pytest.mark.asyncio
