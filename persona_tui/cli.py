@@ -280,15 +280,39 @@ async def _load(settings: Settings, err: Console) -> list[PersonaRecord]:
     return result.records
 
 
+def _for_organization(records: list[PersonaRecord], name: str, settings: Settings) -> list[PersonaRecord]:
+    """The personas made for an organization, found by its id (a renamed organization keeps its personas).
+
+    A name no organization has any more still finds the personas that were made under it; a name that is
+    neither is a usage error that lists the organizations there are.
+    """
+    wanted = name.strip().casefold()
+    by_name = [r for r in records if (r.request.organization or "").casefold() == wanted]
+    try:
+        org = asyncio.run(OrganizationStore(settings.organizations_dir).get(name))
+    except StoreError as exc:
+        if by_name:
+            return by_name
+        raise CliError(exc.message, exc.hint, EXIT_USAGE) from None
+    return [
+        r for r in records if r.request.organization_id == org.id or (r in by_name and not r.request.organization_id)
+    ]
+
+
 def cmd_list(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     records = asyncio.run(_load(settings, err))
+    total = len(records)
     if args.organization:
-        wanted = args.organization.strip().casefold()
-        records = [r for r in records if (r.request.organization or "").casefold() == wanted]
+        records = _for_organization(records, args.organization, settings)
     if args.json:
         sys.stdout.write(records_to_json(records) + "\n")
         return EXIT_OK
     out = Console(highlight=False)
+    if not records and total:
+        out.print(
+            f"No personas were made for {one_line(args.organization)} ({total} in all; `persona-tui list` shows them)."
+        )
+        return EXIT_OK
     if not records:
         out.print(f'No personas yet in {settings.personas_dir}. Create one with: persona-tui generate "..."')
         return EXIT_OK

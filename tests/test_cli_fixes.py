@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,3 +38,28 @@ def test_an_unusable_data_folder_stops_generate_before_any_request(env: dict[str
     assert "--data-dir" in result.stderr
     assert "Errno" not in result.stderr and "Traceback" not in result.stderr
     assert "Could not connect" not in result.stderr, "the folder is checked before the network"
+
+
+def test_a_renamed_organization_keeps_its_personas(env: dict[str, str]) -> None:
+    assert cli(env, "org", "add", "Acme", "--product", "telehealth").returncode == 0
+    assert cli(env, "generate", "clinic managers", "-n", "2", "--org", "Acme").returncode == 0
+    assert cli(env, "org", "edit", "Acme", "--rename", "Acme Health").returncode == 0
+    result = cli(env, "list", "--org", "acme health", "--json")
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 2
+
+
+def test_listing_an_organization_that_does_not_exist_says_so(env: dict[str, str]) -> None:
+    assert cli(env, "generate", "clinic managers").returncode == 0
+    result = cli(env, "list", "--org", "Nonexistent")
+    assert result.returncode == 2
+    assert "No organization is named 'Nonexistent'" in result.stderr
+    assert "No personas yet" not in result.stdout + result.stderr
+
+
+def test_an_organization_without_personas_is_not_an_empty_store(env: dict[str, str]) -> None:
+    assert cli(env, "generate", "clinic managers").returncode == 0
+    assert cli(env, "org", "add", "Quiet Org").returncode == 0
+    result = cli(env, "list", "--org", "Quiet Org")
+    assert result.returncode == 0
+    assert "No personas were made for Quiet Org (1 in all" in result.stdout
