@@ -410,6 +410,7 @@ async def test_a_rejected_key_is_reported_once_and_stops_the_batch(tmp_path: Pat
     assert len([e for e in events if isinstance(e, ev.Failed)]) == 1
     assert len(provider.calls) == 4, "the streams in flight fail; no new ones start"
     assert events[-1].summary.failed == 8  # type: ignore[union-attr]
+    assert events[-1].summary.not_started == 4, "the summary says what became of the others"  # type: ignore[union-attr]
 
 
 async def test_cancel_stops_every_stream_and_keeps_what_was_saved(tmp_path: Path) -> None:

@@ -210,9 +210,12 @@ class Cancelled:
 class Summary:
     saved: tuple[PersonaRecord, ...]
     failed: int
+    """Personas not saved (not cancelled), the ones never started included."""
     cancelled: bool
     seconds: float
     tokens: int
+    not_started: int = 0
+    """Of ``failed``: personas never started, because a failure that would hit them all came first."""
 
     @property
     def ok(self) -> bool:

@@ -56,6 +56,7 @@ class _Done:
 class _Tally:
     saved: list[PersonaRecord] = field(default_factory=list)
     failed: int = 0
+    not_started: int = 0
     tokens: int = 0
     stopped: bool = False
 
@@ -69,6 +70,7 @@ class _Tally:
             self.stopped = True
         else:
             self.failed += 1
+            self.not_started += not outcome.started
         return False
 
 
@@ -141,7 +143,9 @@ async def _job(run: Run, index: int, lane: asyncio.Semaphore, queue: asyncio.Que
         async with lane:
             if run.cancelled():
                 outcome = JobOutcome(cancelled=True)
-            elif not run.halted:
+            elif run.halted:
+                outcome = JobOutcome(started=False)
+            else:
                 async for item in PersonaJob(run, index).events():
                     if isinstance(item, JobOutcome):
                         outcome = item
@@ -189,4 +193,5 @@ async def _batch(run: Run, lanes: int) -> AsyncIterator[Event]:
         await run.estimates.save()
     except OSError as exc:
         log.warning("could not save estimate history: %s", exc)
-    yield Finished(Summary(tuple(tally.saved), tally.failed, stopped, run.elapsed(), tally.tokens))
+    summary = Summary(tuple(tally.saved), tally.failed, stopped, run.elapsed(), tally.tokens, tally.not_started)
+    yield Finished(summary)

@@ -43,6 +43,8 @@ class JobOutcome:
     cancelled: bool = False
     tokens: int = 0
     """Tokens received for this persona, over every attempt."""
+    started: bool = True
+    """False for a persona never begun: the batch had already met a failure that would hit it too."""
 
 
 class PersonaJob:
