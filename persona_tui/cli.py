@@ -30,7 +30,7 @@ from persona_tui.engine.providers import Provider, make_provider, names, setup_h
 from persona_tui.engine.text import strip_control
 from persona_tui.export import export_text, records_to_json
 from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, PersonaRecord, RequestError
-from persona_tui.present import describe, one_line
+from persona_tui.present import describe, fmt_when, one_line
 from persona_tui.render import HeadlessRenderer
 from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write
 
@@ -327,7 +327,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings, err: Console) -> int:
             str(row["age"]),
             row["occupation"],
             row["location"],
-            row["created_at"][:16].replace("T", " "),
+            fmt_when(r.created_at),
             row["model"],
         )
         table.add_row(*(Text(strip_control(str(c), keep_newlines=False)) for c in cells))

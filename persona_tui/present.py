@@ -6,6 +6,7 @@ and every model-written value passes through :func:`strip_control` first.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,12 @@ def fmt_seconds(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s"
 
 
+def fmt_when(moment: datetime) -> str:
+    """A moment in the user's own time zone, and which zone that is: ``2026-11-24 10:00 CET``."""
+    local = moment.astimezone()
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or local.strftime('%z')}"
+
+
 def one_line(value: object) -> str:
     return strip_control(str(value), keep_newlines=False)
 
@@ -44,7 +51,7 @@ def describe(record: PersonaRecord, path: Path | None = None) -> Text:
             text.append(f"    {one_line(source.url)}\n", style="dim")
     if record.request.organization:
         text.append(f"\nFor: {one_line(record.request.organization)}\n")
-    created = record.created_at.isoformat(timespec="seconds")
+    created = fmt_when(record.created_at)
     text.append(
         f"\n{record.id} · {source_of(record)} · {created} · "
         f"{record.generation_seconds:.1f} s, {record.tokens} tokens\n",

@@ -63,3 +63,13 @@ def test_an_organization_without_personas_is_not_an_empty_store(env: dict[str, s
     result = cli(env, "list", "--org", "Quiet Org")
     assert result.returncode == 0
     assert "No personas were made for Quiet Org (1 in all" in result.stdout
+
+
+def test_times_are_local_and_say_their_zone(env: dict[str, str]) -> None:
+    env["TZ"] = "Asia/Tokyo"
+    assert cli(env, "generate", "clinic managers").returncode == 0
+    listed = cli(env, "list")
+    assert " JST" in listed.stdout, listed.stdout
+    record_id = json.loads(cli(env, "list", "--json").stdout)[0]["id"]
+    shown = cli(env, "show", record_id[:8])
+    assert " JST" in shown.stdout and "+00:00" not in shown.stdout
