@@ -30,7 +30,11 @@ class ServerError:
 
     @classmethod
     def from_body(cls, status: int, body: object) -> ServerError:
-        inner = body.get("error", body) if isinstance(body, dict) else None
+        """Read OpenAI's shape (``{"error": {"message", "code" or "type", "param"}}``) and the plain ones some
+        servers use (LM Studio: ``{"error": "text"}``; others: the text alone)."""
+        inner = body.get("error", body) if isinstance(body, dict) else body
+        if isinstance(inner, str):
+            return cls(status, inner)
         if not isinstance(inner, dict):
             return cls(status, "")
         message = inner.get("message")
@@ -116,7 +120,9 @@ def _refused(error: ServerError, *, where: str, model: str, said: str) -> Genera
             f"The model {model} was not found at {where}{said}",
             "Check the model name (--model or PERSONA_TUI_MODEL; `persona-tui models` lists them) and the base URL.",
         )
-    if error.says("context_length", "context length", "context window", "maximum context", "too many tokens"):
+    if error.says(
+        "context_length", "context length", "context window", "maximum context", "too many tokens", "context size"
+    ):
         return GenerationError(
             FailureKind.BAD_REQUEST,
             f"The request is longer than {model} can take at {where}{said}",
