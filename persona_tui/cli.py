@@ -158,7 +158,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None, *, open_app: Callable[[Settings], int] | None = None) -> int:
     """Run one command; with none, ``open_app`` (the launcher passes the app: this module never imports Textual)."""
     args = build_parser().parse_args(argv)
-    err = Console(stderr=True, highlight=False)
+    err = console(stderr=True)
     try:
         settings = _settings(args)
         if args.command is None:
@@ -185,6 +185,17 @@ def main(argv: Sequence[str] | None = None, *, open_app: Callable[[Settings], in
         return EXIT_FAILED
     except BrokenPipeError:
         return EXIT_FAILED
+
+
+PIPE_WIDTH = 1000
+"""Columns assumed when output goes to a file or a pipe: lines are not cut where a terminal would wrap them."""
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console for stdout or stderr; written to a pipe or a file it wraps nothing (a program reads it whole)."""
+    stream = sys.stderr if stderr else sys.stdout
+    interactive = stream.isatty()
+    return Console(stderr=stderr, highlight=False, width=None if interactive else PIPE_WIDTH, soft_wrap=not interactive)
 
 
 def _error(console: Console, message: str, hint: str) -> None:
@@ -307,7 +318,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     if args.json:
         sys.stdout.write(records_to_json(records) + "\n")
         return EXIT_OK
-    out = Console(highlight=False)
+    out = console()
     if not records and total:
         out.print(
             f"No personas were made for {one_line(args.organization)} ({total} in all; `persona-tui list` shows them)."
@@ -340,7 +351,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     if args.json:
         sys.stdout.write(record.model_dump_json(indent=2) + "\n")
         return EXIT_OK
-    Console(highlight=False).print(describe(record, path))
+    console().print(describe(record, path))
     return EXIT_OK
 
 
@@ -368,7 +379,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> in
 
 def cmd_org(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     store = OrganizationStore(settings.organizations_dir)
-    out = Console(highlight=False)
+    out = console()
     action = args.org_command
     if action == "add":
         org = _validated_org({"name": args.name, **{f: getattr(args, f) for f in ORG_FIELDS}})

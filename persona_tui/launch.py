@@ -6,12 +6,25 @@ so); this launcher sits above both and is the only place that knows both.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from persona_tui.config import Settings
 
+NO_TERMINAL = (
+    "persona-tui opens an app that needs a terminal, and there is none here (input or output is redirected). "
+    'For scripts use the headless commands: persona-tui generate "..." (see persona-tui --help).'
+)
+
+
+def _has_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
 
 def _open_app(settings: Settings) -> int:
+    if not _has_terminal():
+        print(f"Error: {NO_TERMINAL}", file=sys.stderr)
+        return 2
     from persona_tui.tui.app import run_app  # Textual is imported only when the app is wanted
 
     return run_app(settings)

@@ -117,7 +117,8 @@ async def test_unwritable_data_folder_is_explained(tmp_path: Path, monkeypatch: 
     events = await collect(ScriptedProvider([ok_step()]), settings)
     failed = next(e for e in events if isinstance(e, ev.Failed))
     assert failed.kind == "save"
-    assert ("Permission denied" if how == "permission" else "Not a directory") in failed.message
+    # In our words: a file in the way is named as such (found before any request, issue 14).
+    assert ("Permission denied" if how == "permission" else "is a file, not a folder") in failed.message
     assert "--data-dir" in failed.hint
     assert events[-1].summary.failed == 1  # type: ignore[union-attr]
 
