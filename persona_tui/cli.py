@@ -29,7 +29,7 @@ from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.providers import Provider, make_provider, names, setup_hint
 from persona_tui.engine.text import strip_control
 from persona_tui.export import export_text, records_to_json
-from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, PersonaRecord, RequestError
+from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, PersonaRecord, RequestError, plain_reason
 from persona_tui.present import describe, fmt_when, one_line
 from persona_tui.render import HeadlessRenderer
 from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write
@@ -368,10 +368,17 @@ def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> in
         sys.stdout.write(text)
         return EXIT_OK
     try:
+        if args.output.is_dir():
+            raise IsADirectoryError(args.output)
         asyncio.run(atomic_write(args.output.resolve(), text.encode("utf-8")))
+    except IsADirectoryError:
+        raise CliError(
+            f"Could not write {args.output}: it is a folder.",
+            f"Give a file name with -o, for example {args.output / ('personas.' + args.format)}.",
+        ) from None
     except OSError as exc:
         raise CliError(
-            f"Could not write {args.output}: {exc.strerror or exc}.", "Choose a writable path with -o."
+            f"Could not write {args.output}: {(exc.strerror or str(exc)).lower()}.", "Choose a writable path with -o."
         ) from exc
     err.print(Text(f"Exported {len(records)} persona(s) to {args.output}"))
     return EXIT_OK
@@ -422,6 +429,5 @@ def _validated_org(values: dict[str, object]) -> Organization:
     try:
         return Organization.model_validate(values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise CliError(f"The organization's {where} is not valid: {first['msg']}.", code=EXIT_USAGE) from None
+        field, reason = plain_reason(exc)
+        raise CliError(f"The organization's {field} {reason}.", code=EXIT_USAGE) from None

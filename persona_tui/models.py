@@ -227,3 +227,29 @@ def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
 
     walk(schema)
     return schema
+
+
+def plain_reason(exc: ValidationError) -> tuple[str, str]:
+    """The first problem pydantic found, as (field, reason) in plain words: "name", "must not be empty"."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "value"
+    ctx = first.get("ctx") or {}
+    kind = first["type"]
+    if kind == "string_too_short":
+        reason = (
+            "must not be empty" if ctx.get("min_length") == 1 else f"needs at least {ctx.get('min_length')} characters"
+        )
+    elif kind == "string_too_long":
+        reason = f"must be at most {ctx.get('max_length')} characters"
+    elif kind in ("int_parsing", "int_type", "int_from_float"):
+        reason = "must be a whole number"
+    elif kind in ("string_type",):
+        reason = "must be text"
+    elif kind == "missing":
+        reason = "is missing"
+    elif kind in ("too_short", "too_long"):
+        reason = f"must have {ctx.get('min_length', 1)} to {ctx.get('max_length', 'any number of')} items"
+    else:
+        message = str(first["msg"])
+        reason = message[:1].lower() + message[1:]
+    return field, reason

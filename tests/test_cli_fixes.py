@@ -73,3 +73,13 @@ def test_times_are_local_and_say_their_zone(env: dict[str, str]) -> None:
     record_id = json.loads(cli(env, "list", "--json").stdout)[0]["id"]
     shown = cli(env, "show", record_id[:8])
     assert " JST" in shown.stdout and "+00:00" not in shown.stdout
+
+
+def test_errors_read_in_our_words(env: dict[str, str], tmp_path: Path) -> None:
+    blank = cli(env, "org", "add", "   ")
+    assert blank.returncode == 2 and "The organization's name must not be empty." in blank.stderr
+    assert "String should" not in blank.stderr
+    assert cli(env, "generate", "clinic managers").returncode == 0
+    folder = cli(env, "export", "-o", str(tmp_path))
+    assert folder.returncode == 1 and "it is a folder" in folder.stderr and "personas.json" in folder.stderr
+    assert "Errno" not in folder.stderr
