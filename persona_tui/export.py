@@ -12,6 +12,8 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
 
 from persona_tui.engine.text import strip_control
 from persona_tui.models import PersonaRecord
@@ -80,3 +82,14 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def export_target(folder: Path, moment: datetime, fmt: str) -> Path:
+    """A file name for an export made at ``moment`` that no earlier export has (two in one second both stay)."""
+    stem = f"personas-{moment:%Y%m%d-%H%M%S}"
+    target = folder / f"{stem}.{fmt}"
+    number = 1
+    while target.exists():
+        number += 1
+        target = folder / f"{stem}-{number}.{fmt}"
+    return target

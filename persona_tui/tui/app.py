@@ -31,7 +31,7 @@ from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.pipeline import generate
 from persona_tui.engine.providers import Provider, make_provider, names, setup_hint
 from persona_tui.engine.providers.registry import get
-from persona_tui.export import export_text
+from persona_tui.export import export_target, export_text
 from persona_tui.models import COUNT_MAX, GenerationRequest, RequestError
 from persona_tui.narrate import describe_event, finished_summary, saved_summary
 from persona_tui.present import one_line
@@ -506,8 +506,7 @@ class PersonaApp(App[None]):
 
     async def action_export(self, fmt: str = "json") -> None:
         records = list(self.table.records.values())
-        stamp = self.now().strftime("%Y%m%d-%H%M%S")
-        target = self.settings.data_dir / "exports" / f"personas-{stamp}.{fmt}"
+        target = export_target(self.settings.data_dir / "exports", self.now(), fmt)
         try:
             await atomic_write(target, export_text(records, fmt).encode("utf-8"))
         except OSError as exc:
