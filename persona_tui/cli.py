@@ -217,11 +217,10 @@ def cmd_generate(args: argparse.Namespace, settings: Settings, err: Console) -> 
         raise CliError(problem.message, problem.hint, EXIT_USAGE)
     provider = make_provider(settings)
     if not provider.is_ai:
+        # How to get a real model is said only to someone who did not choose this on purpose.
+        hint = f" {setup_hint(settings)}" if settings.provider == "auto" else ""
         err.print(
-            Text(
-                f"Using the {provider.label}: personas are composed locally from templates. {setup_hint(settings)}",
-                style="yellow",
-            )
+            Text(f"Using the {provider.label}: personas are composed locally from templates.{hint}", style="yellow")
         )
     summary = asyncio.run(_generate(request, provider, store, settings, err))
     if args.json:

@@ -83,3 +83,11 @@ def test_errors_read_in_our_words(env: dict[str, str], tmp_path: Path) -> None:
     folder = cli(env, "export", "-o", str(tmp_path))
     assert folder.returncode == 1 and "it is a folder" in folder.stderr and "personas.json" in folder.stderr
     assert "Errno" not in folder.stderr
+
+
+def test_offline_on_purpose_is_not_told_to_set_a_key(env: dict[str, str]) -> None:
+    chosen = cli(env, "generate", "clinic managers", "--provider", "offline")
+    assert chosen.returncode == 0 and "OPENAI_API_KEY" not in chosen.stderr
+    assert "offline sample generator (not AI)" in chosen.stderr
+    by_default = cli(env, "generate", "clinic managers")
+    assert "OPENAI_API_KEY" in by_default.stderr

@@ -96,7 +96,8 @@ class PersonaApp(App[None]):
         self.count = 1
         self._cancel: asyncio.Event | None = None
         self._generation: Worker[None] | None = None
-        self.sub_title = provider.label if provider.is_ai else f"{provider.label} · {_short_hint(settings)}"
+        chosen = settings.provider != "auto"  # offline on purpose: no nagging about keys
+        self.sub_title = provider.label if provider.is_ai or chosen else f"{provider.label} · {_short_hint(settings)}"
 
     # ----- layout -----
 
@@ -158,7 +159,8 @@ class PersonaApp(App[None]):
         self.set_interval(PULSE_SECONDS, self._pulse)
         self.log_pane.message(f"Model: {self.provider.label}")
         if not self.provider.is_ai:
-            self.log_pane.message(f"Personas are composed from templates, not by a model. {setup_hint(self.settings)}")
+            hint = f" {setup_hint(self.settings)}" if self.settings.provider == "auto" else ""
+            self.log_pane.message(f"Personas are composed from templates, not by a model.{hint}")
         self._load_personas()
 
     def _pulse(self) -> None:
