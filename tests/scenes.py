@@ -100,7 +100,7 @@ def build_app(
     if provider is None:
         provider = offline_provider() if offline else ai_provider()
     return make_app(
-        Settings(data_dir=data_dir, provider="offline" if offline else "openai"),
+        Settings(data_dir=data_dir, provider="auto" if offline else "openai"),
         provider,
         store,
         clock=clock,
