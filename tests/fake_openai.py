@@ -96,6 +96,10 @@ class Scenario:
     raw_events: list[str] = field(default_factory=list)  # SSE lines sent verbatim after the role chunk (dialects)
     error_event: dict[str, Any] | None = None  # after the content: a data event {"error": ...} instead of a finish
     finish_error: dict[str, Any] | None = None  # OpenRouter: finish_reason "error" with this error on the choice
+    # ----- servers13 (tests/test_servers.py): dialect knobs -----
+    usage_extra: dict[str, Any] = field(
+        default_factory=dict
+    )  # keys merged into the usage object (DeepSeek, OpenRouter)
 
     def pieces(self) -> list[str]:
         """The deltas to send, in order (refusal text if ``refusal`` is set)."""
@@ -393,9 +397,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_chunk(chunk({key: pieces[i]}))
             self.fake._count_chunk()
 
-        self._end_stream(
-            sc, base, chunk({}, sc.finish_reason), self._usage(body, len(pieces), sc) if want_usage else None
-        )
+        usage = self._usage(body, len(pieces), sc) if want_usage else None
+        # ----- servers13 (tests/test_servers.py): dialect knobs -----
+        if usage is not None and sc.usage_extra:
+            usage = {**usage, **sc.usage_extra}
+        self._end_stream(sc, base, chunk({}, sc.finish_reason), usage)
 
     def _end_stream(self, sc: Scenario, base: dict[str, Any], finish: bytes, usage: dict[str, Any] | None) -> None:
         """The stream's last events: a finish (and usage), or an error in one of the shapes servers use."""
