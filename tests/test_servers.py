@@ -171,11 +171,6 @@ async def test_llamacpp_error_inside_the_stream_has_an_integer_code(server: Fake
     assert len(retries) == 1 and '"Compute error."' in retries[0].reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: llama.cpp's context overflow (type exceed_context_size_error, 'exceeds the available context "
-    "size') is not recognised by openai_errors._refused, so the hint is the generic one, not the context one",
-)
 async def test_llamacpp_context_overflow_is_named_as_one(server: FakeOpenAIServer, tmp_path: Path) -> None:
     body = {
         "error": {
@@ -301,11 +296,6 @@ async def test_openrouter_reasoning_comments_and_cost(server: FakeOpenAIServer, 
 # ----- LM Studio -----
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: LM Studio's errors are {'error': '<text>'}; the openai client passes the string as exc.body and "
-    "ServerError.from_body drops it, so the refusal is neither quoted nor read as a response_format step",
-)
 async def test_lmstudio_string_error_refusing_json_object_steps_down(server: FakeOpenAIServer, tmp_path: Path) -> None:
     provider = provider_for(server, tmp_path, model="qwen3-8b")
     NotesFile.in_folder(tmp_path, SERVERS_FILE).path.write_text(
