@@ -40,6 +40,8 @@ class StageState:
     """pending, active, done, skipped or failed."""
     seconds: float = 0.0
     note: str = ""
+    tokens: int = 0
+    """For the thinking stage: the reasoning tokens (the server's count once it gives one)."""
 
 
 @dataclass(slots=True)
@@ -50,9 +52,16 @@ class Lane:
     tokens: int = 0
     rate: float = 0.0
     reasoning_tokens: int = 0
+    reasoning_seconds: float = 0.0
+    """Seconds of thinking the last reasoning event reported (for its rate)."""
+    thinking_since: float | None = None
+    thinking_detail: str = ""
+    """The thinking stage's detail: empty when the reasoning is shown, else why it is not."""
     fraction: float = 0.0
     waiting_since: float | None = None
     """When the request left, until the first answer token."""
+    timeout: float = 0.0
+    """Seconds the request may wait for its first token (0: not said)."""
     model: str = ""
     """The model the request went to, until the next stage starts."""
     idle: float | None = None
@@ -73,15 +82,21 @@ class BatchState:
     fraction: float = 0.0
     predicted_total: float | None = None
     expected_first_token: float | None = None
+    first_token_timeout: float = 0.0
+    """Seconds the current request may wait for its first token (0: not said)."""
     waiting_since: float | None = None
     """Since the request left or the last token came; None while nothing is awaited."""
     tokens: int = 0
     rate: float = 0.0
     reasoning_tokens: int = 0
+    reasoning_seconds: float = 0.0
     thinking_since: float | None = None
+    thinking_detail: str = ""
     slow_after: float | None = None
     retry_until: float | None = None
     retry: ev.Retrying | None = None
+    step: ev.Retrying | None = None
+    """The last step that suited the request to the server, until its first token (or the next persona)."""
     outcome: Outcome | None = None
     saved: int = 0
     failed: int = 0
@@ -129,6 +144,7 @@ class BatchState:
         if event.index != self.index or stage is Stage.PROMPT:
             self.index = event.index
             if stage is Stage.PROMPT:  # a new persona: its stages start over
+                self.step = None
                 for later in CHECKLIST[CHECKLIST.index(Stage.PROMPT) :]:
                     self.stages[later] = StageState()
                 self.stages.pop(Stage.THINKING, None)
@@ -137,14 +153,16 @@ class BatchState:
         if stage not in (Stage.CALLING, Stage.STREAMING):
             self.waiting_since = None
         if stage is Stage.CALLING:
-            self.tokens, self.rate, self.reasoning_tokens = 0, 0.0, 0
+            self.tokens, self.rate, self.reasoning_tokens, self.reasoning_seconds = 0, 0.0, 0, 0.0
         elif stage is Stage.THINKING:
-            self.thinking_since = now
+            self.thinking_since, self.thinking_detail = now, event.detail
         if stage in PER_PERSONA:
             lane = self._lane(event.index)
             lane.stage, lane.model, lane.idle = stage, "", None
             if stage is Stage.CALLING:
-                lane.tokens, lane.rate, lane.reasoning_tokens = 0, 0.0, 0
+                lane.tokens, lane.rate, lane.reasoning_tokens, lane.reasoning_seconds = 0, 0.0, 0, 0.0
+            elif stage is Stage.THINKING:
+                lane.thinking_since, lane.thinking_detail = now, event.detail
 
     def _stage_finished(self, event: ev.StageFinished, now: float) -> None:
         self.stages[event.stage] = StageState("done", event.seconds)
@@ -152,20 +170,21 @@ class BatchState:
             self.waiting_since = None
         elif event.stage is Stage.THINKING:
             self.thinking_since = None
+            self.stages[Stage.THINKING].tokens = self.reasoning_tokens
 
     def _stage_skipped(self, event: ev.StageSkipped, now: float) -> None:
         self.stages[event.stage] = StageState("skipped", note=event.reason)
 
     def _request_sent(self, event: ev.RequestSent, now: float) -> None:
         self.waiting_since = now
-        self.expected_first_token = event.expected_first_token
+        self.expected_first_token, self.first_token_timeout = event.expected_first_token, event.timeout
         self.retry_until = None
         self.detail = f"{event.model} at {event.endpoint}"
         lane = self._lane(event.index)
-        lane.waiting_since, lane.model, lane.idle = now, event.model, None
+        lane.waiting_since, lane.model, lane.idle, lane.timeout = now, event.model, None, event.timeout
 
     def _first_token(self, event: ev.FirstToken, now: float) -> None:
-        self.waiting_since = None
+        self.waiting_since = self.step = None
 
     def _token(self, event: ev.TokenDelta, now: float) -> None:
         self.tokens, self.rate, self.waiting_since = event.tokens, event.tokens_per_second, now
@@ -174,9 +193,15 @@ class BatchState:
 
     def _reasoning(self, event: ev.ReasoningDelta, now: float) -> None:
         # Not a wait: the model is working, so the "still waiting" hints stay quiet while it thinks.
-        self.reasoning_tokens = event.tokens
+        self.reasoning_tokens, self.reasoning_seconds = event.tokens, event.seconds
         lane = self.lanes.get(event.index) or self._lane(event.index)
-        lane.reasoning_tokens, lane.idle = event.tokens, None
+        lane.reasoning_tokens, lane.reasoning_seconds, lane.idle = event.tokens, event.seconds, None
+
+    def _usage(self, event: ev.UsageReported, now: float) -> None:
+        """The server's count of the reasoning, which arrives after the thinking stage has ended."""
+        thought = event.usage.reasoning_tokens
+        if thought and event.index == self.index and Stage.THINKING in self.stages:
+            self.stages[Stage.THINKING].tokens = thought
 
     def _progress(self, event: ev.Progress, now: float) -> None:
         self.fraction = max(self.fraction, event.fraction)
@@ -195,7 +220,10 @@ class BatchState:
         self.slow_after = event.threshold
 
     def _retrying(self, event: ev.Retrying, now: float) -> None:
-        self.retry_until, self.retry = now + event.delay, event
+        if event.adapted:  # not a fault: the request was suited to the server and goes again at once
+            self.step = event
+            return
+        self.retry_until, self.retry, self.step = now + event.delay, event, None
         self.stages[Stage.CALLING] = StageState("failed", note="retrying")
 
     def _saved(self, event: ev.PersonaSaved, now: float) -> None:
@@ -233,6 +261,7 @@ _FOLDS: dict[type, Callable[[BatchState, Any, float], None]] = {
     ev.FirstToken: BatchState._first_token,
     ev.TokenDelta: BatchState._token,
     ev.ReasoningDelta: BatchState._reasoning,
+    ev.UsageReported: BatchState._usage,
     ev.Progress: BatchState._progress,
     ev.Heartbeat: BatchState._heartbeat,
     ev.SlowWarning: BatchState._slow,
@@ -242,4 +271,4 @@ _FOLDS: dict[type, Callable[[BatchState, Any, float], None]] = {
     ev.Cancelled: BatchState._cancelled,
     ev.Finished: BatchState._finished,
 }
-"""Events with no entry (partial personas, usage, notices) change nothing here."""
+"""Events with no entry (partial personas, notices) change nothing here."""

@@ -168,8 +168,57 @@ def streaming_status(tokens: int, rate: float) -> str:
     return f"Streaming: {tokens} tokens" + (f", {rate:.0f} tok/s" if rate else "")
 
 
-def thinking_status(tokens: int, seconds: float | None = None) -> str:
-    return f"Thinking: {tokens} tokens" + (f", {seconds:.0f} s" if seconds is not None else "")
+def thinking_status(tokens: int, seconds: float | None = None, *, rate: float = 0.0, detail: str = "") -> str:
+    """ "Thinking: 812 tokens, 58 tok/s, 14 s"; with a ``detail`` (the model hides its reasoning)
+    "Thinking (hidden by the model), 12 s", or with the server's count "… (hidden by the model): 812 tokens, 12 s"."""
+    if detail:
+        words = f"Thinking ({one_line(detail)})" + (f": {tokens} tokens" if tokens else "")
+    else:
+        words = f"Thinking: {tokens} tokens" + (f", {rate:.0f} tok/s" if rate else "")
+    return words + (f", {seconds:.0f} s" if seconds is not None else "")
+
+
+def reasoning_rate(tokens: int, seconds: float) -> float:
+    """Reasoning tokens a second, once there is enough time to say (0 before half a second)."""
+    return tokens / seconds if seconds >= 0.5 else 0.0
+
+
+def lane_thinking(lane: Lane, now: float | None = None) -> str:
+    """A persona's thinking, its seconds on the clock ``now`` when given (else as last reported)."""
+    seconds = lane.reasoning_seconds
+    if now is not None and lane.thinking_since is not None:
+        seconds = max(seconds, now - lane.thinking_since)
+    rate = reasoning_rate(lane.reasoning_tokens, lane.reasoning_seconds)
+    return thinking_status(lane.reasoning_tokens, seconds, rate=rate, detail=lane.thinking_detail)
+
+
+def stage_done(name: str, seconds: float, tokens: int = 0, *, tall: bool = True) -> str:
+    """A finished stage in the checklist: "Model thinking 12.3 s, 310 reasoning tokens" ("Think 12.3 s, 310 tok")."""
+    count = (f", {tokens} reasoning tokens" if tall else f", {tokens} tok") if tokens else ""
+    return f"{name} {fmt_seconds(seconds)}{count}"
+
+
+def folded_thinking(tokens: int, key: str) -> str:
+    """The log's one line for reasoning it does not show: "Model thinking… (812 tokens, folded: ctrl+r shows)"."""
+    return f"Model thinking… ({tokens} tokens, folded: {key} shows)"
+
+
+def thinking_fold_sentence(shown: bool, key: str) -> str:
+    """What the fold key just did."""
+    if shown:
+        return f"The model's thinking is shown in the log; {key} folds it."
+    return f"The model's thinking is folded in the log; {key} shows it."
+
+
+def step_sentence(event: ev.Retrying) -> str:
+    """A step that suited the request to the server, as the server's refusal was put: one sentence, no retry."""
+    return one_line(event.reason)
+
+
+def waiting_status(idle: float, timeout: float = 0.0) -> str:
+    """ "Waiting for the model: 9 s", and before the first token "…, gives up in 21 s" when the limit is known."""
+    gives_up = f", gives up in {max(timeout - idle, 0):.0f} s" if timeout else ""
+    return f"Waiting for the model: {idle:.0f} s{gives_up}"
 
 
 def batch_status(count: int, saved: int, failed: int, in_flight: int, *, console: bool = False) -> str:
@@ -184,18 +233,21 @@ def lane_brief(lane: Lane, now: float) -> str:
     if lane.stage is Stage.STREAMING:
         return f"{lane.tokens} tok" + (f", {lane.rate:.0f}/s" if lane.rate else "")
     if lane.stage is Stage.THINKING:
+        if lane.thinking_detail and lane.thinking_since is not None:  # hidden: only its time to show
+            return f"thinking {now - lane.thinking_since:.0f} s"
         return f"thinking {lane.reasoning_tokens} tok"
     if lane.stage is Stage.CALLING and lane.waiting_since is not None:
         return f"waiting {now - lane.waiting_since:.0f} s"
     return SHORT.get(lane.stage, lane.stage.label)
 
 
-def lane_status(lane: Lane, *, idle: bool = True) -> str:
-    """A terminal bar's words for one persona; ``idle`` shows the last heartbeat's silence."""
-    if idle and lane.idle is not None:
-        return f"Waiting for the model: {lane.idle:.0f} s"
+def lane_status(lane: Lane, *, idle: bool = True, now: float | None = None) -> str:
+    """A terminal bar's words for one persona; ``idle`` shows the last heartbeat's silence (and before
+    the first token how long until the wait gives up); ``now`` keeps a thinking model's clock."""
     if lane.stage is Stage.THINKING:
-        return thinking_status(lane.reasoning_tokens)
+        return lane_thinking(lane, now)
+    if idle and lane.idle is not None:
+        return waiting_status(lane.idle, lane.timeout if lane.stage is Stage.CALLING else 0.0)
     if lane.stage is Stage.STREAMING and lane.tokens:
         return streaming_status(lane.tokens, lane.rate)
     if lane.model:
@@ -203,14 +255,20 @@ def lane_status(lane: Lane, *, idle: bool = True) -> str:
     return lane.stage.label
 
 
-def waiting_hint(stage: Stage | None, idle: float, count: int, predicted: float | None, first: float) -> Line | None:
-    """The panel's hint while a request or the next token is awaited, if there is one."""
+def waiting_hint(
+    stage: Stage | None, idle: float, count: int, predicted: float | None, first: float, timeout: float = 0.0
+) -> Line | None:
+    """The panel's hint while a request or the next token is awaited, if there is one; ``timeout`` (the
+    seconds the request may wait for its first token) turns a silent wait into a countdown."""
     if stage is Stage.CALLING and idle < 3:
         usual = ""
         if predicted:
             scope = "for this model" if count == 1 else "for the batch"
             usual = f"usually ~{fmt_seconds(predicted)} {scope}; "
         return Line("", f"Request sent: {usual}first token in ~{fmt_seconds(first)}", Tone.DIM, Scope.LANE)
+    if idle >= 3 and stage is Stage.CALLING and timeout:
+        left = max(timeout - idle, 0)
+        return Line("…", f"no first token after {idle:.0f} s: gives up in {left:.0f} s", Tone.WARN, Scope.LANE)
     if idle >= 3:
         what = "the model" if stage is Stage.CALLING else "the next token"
         return Line("…", f"still waiting for {what}, {idle:.0f} s", Tone.WARN, Scope.LANE)
@@ -284,6 +342,9 @@ def _first_token(event: ev.FirstToken, say: _Say) -> Line:
 
 
 def _heartbeat(event: ev.Heartbeat, say: _Say) -> Line:
+    if say.lane is not None and say.lane.stage is Stage.THINKING:  # thinking in hidden is no silence
+        text = f"{say.tag(event.index)}Still thinking: nothing shown for {fmt_seconds(event.idle)}"
+        return Line("…", text, Tone.PROGRESS, Scope.LANE)
     who = f" for {say.voice.waiting_for}" if say.voice.waiting_for else ""
     text = f"{say.tag(event.index)}Still waiting{who}: nothing for {fmt_seconds(event.idle)}"
     return Line("…", text, Tone.WARN, Scope.LANE)
@@ -294,6 +355,8 @@ def _slow(event: ev.SlowWarning, say: _Say) -> Line:
 
 
 def _retrying(event: ev.Retrying, say: _Say) -> Line:
+    if event.adapted:  # a step, not a fault: no countdown, no attempt used
+        return Line("↷", say.tag(event.index) + step_sentence(event), Tone.PROGRESS)
     return Line("↻", say.tag(event.index) + retry_sentence(event), Tone.WARN)
 
 

@@ -2,8 +2,9 @@
 
 It draws the same events the app draws, in the same words (from
 :mod:`persona_tui.narrate`): a line per finished stage with its time, a
-progress bar with elapsed time, ETA and tokens per second, and heartbeats, slow
-warnings and retries as they happen. For a batch there is an overall bar and
+progress bar with elapsed time, ETA and tokens per second, and slow warnings,
+retries and adapted steps as they happen. A wait is told once (its first
+heartbeat); the bar then counts it, and a reasoning model's thinking, on. For a batch there is an overall bar and
 one small bar per persona in flight, kept from the same :class:`BatchState`
 the app's panel draws; the per-stage lines are kept to the milestones so
 parallel streams stay readable. Model text reaches the terminal only through
@@ -85,8 +86,10 @@ class HeadlessRenderer:
     def handle(self, event: ev.Event) -> None:
         """Fold the event into the state, redraw the bars it touched, print its line if it has one."""
         assert self.task is not None
-        self.state.apply(event, self.clock())
         index = getattr(event, "index", 0)
+        # A wait that goes on is told once; the bar counts on (a line every beat would fill the scrollback).
+        again = isinstance(event, ev.Heartbeat) and self._still_waiting(index)
+        self.state.apply(event, self.clock())
         if isinstance(event, ev.Progress):
             self._progress(event)
         elif isinstance(event, ev.Finished):
@@ -94,8 +97,13 @@ class HeadlessRenderer:
         else:
             self._describe(event, index)
         line = describe_event(event, self.count, self.voice, lane=self.state.lanes.get(index))
-        if line is not None and not (self.batch and line.scope is Scope.LANE):
+        if line is not None and not again and not (self.batch and line.scope is Scope.LANE):
             self._print(line)
+
+    def _still_waiting(self, index: int) -> bool:
+        """Whether a heartbeat has already been heard since this persona's last sign of life."""
+        lane = self.state.lanes.get(index)
+        return lane is not None and lane.idle is not None
 
     def _print(self, line: Line) -> None:
         style = STYLES[line.tone]
@@ -114,7 +122,7 @@ class HeadlessRenderer:
         lane = self.state.lanes.get(index)
         if not self.batch:
             if lane is not None:
-                self.progress.update(self.task, description=lane_status(lane, idle=False))
+                self.progress.update(self.task, description=lane_status(lane, now=self.clock()))
             return
         task = self.lanes.get(index)
         if lane is None:
@@ -128,7 +136,7 @@ class HeadlessRenderer:
             self._overall()
 
     def _lane_words(self, index: int) -> str:
-        return f"  [{index + 1}/{self.count}] {lane_status(self.state.lanes[index])}"
+        return f"  [{index + 1}/{self.count}] {lane_status(self.state.lanes[index], now=self.clock())}"
 
     def _overall(self) -> None:
         assert self.task is not None

@@ -27,6 +27,7 @@ SHOTS: dict[str, tuple[str, tuple[int, int]]] = {
     "first-run-offline": ("first_run_offline", (120, 36)),
     "mid-stream": ("mid_stream", (120, 36)),
     "waiting-slow": ("waiting_slow", (120, 36)),
+    "thinking": ("thinking", (120, 36)),
     "success": ("success", (120, 36)),
     "failure": ("failure", (120, 36)),
     "cancelled": ("cancelled", (120, 36)),

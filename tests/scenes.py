@@ -198,7 +198,7 @@ class Feed:
         suffix = f" (attempt {attempt} of 4)" if attempt > 1 else ""
         self(
             ev.StageStarted(Stage.CALLING, f"{LABEL}{suffix}", index),
-            ev.RequestSent(MODEL, ENDPOINT, attempt, 1.2, index),
+            ev.RequestSent(MODEL, ENDPOINT, attempt, 1.2, index, timeout=30.0, max_attempts=4),
         )
 
     def first_token(self, waited: float, index: int = 0) -> None:
@@ -363,6 +363,59 @@ async def scene_retry(pilot: Pilot[None]) -> None:
     await settle(pilot)
 
 
+THINKER = "qwen3:14b"
+THINKER_ENDPOINT = "localhost:11434"
+REASONING = (
+    "The user wants field nurses in rural Kenya aged 40 to 60. One persona, so pick someone typical but "
+    "specific. A woman in her fifties fits the age range and the workforce. Where exactly? Rural, so not "
+    "Nairobi or Mombasa: somewhere like Nyeri, Kitui or Homa Bay, with long distances between dispensaries. "
+    "Nyeri gives hills, rain and patchy signal, which shapes how she uses technology.\n"
+    "Name: a Kikuyu name suits Nyeri, so Wanjiru, with a common surname like Kamau. Age 52. She has been "
+    "nursing for decades and runs a dispensary now. Goals should be concrete: less time copying registers, "
+    "test results reaching mothers faster. Frustrations: duplicated forms, apps that need a signal. Tech "
+    "savviness intermediate: she uses WhatsApp daily but distrusts pilots that left tablets nobody could "
+    "charge. The quote should sound like her, short and practical"
+)
+
+
+@dataclass
+class ThinkerProvider(LookalikeProvider):
+    """A scripted provider that reports itself as a local reasoning model (qwen3 on Ollama)."""
+
+    model: str = THINKER
+
+    @property
+    def endpoint(self) -> str:
+        return THINKER_ENDPOINT
+
+
+async def scene_thinking(pilot: Pilot[None]) -> None:
+    """A reasoning model mid-thought: 812 reasoning tokens in 14 s, streamed into the log beside its margin."""
+    await settle(pilot)
+    feed = await start_run(pilot, DESCRIPTION)
+    label = f"{THINKER} at {THINKER_ENDPOINT}"
+    feed(ev.StageStarted(Stage.PREPARING, f"1 persona(s) with {label}"))
+    feed.at(0.012)(ev.StageFinished(Stage.PREPARING, 0.012))
+    feed(
+        ev.StageSkipped(Stage.ORGANIZATION, "no organization chosen"),
+        ev.StageSkipped(Stage.ENRICHING, "not requested"),
+        ev.Progress(0.0, feed.elapsed, 40.0),
+        ev.StageStarted(Stage.PROMPT),
+    )
+    feed.at(0.015)(ev.StageFinished(Stage.PROMPT, 0.003), ev.StageStarted(Stage.CALLING, label))
+    feed(ev.RequestSent(THINKER, THINKER_ENDPOINT, 1, 2.0, timeout=30.0, max_attempts=4))
+    feed.at(0.815)(ev.FirstToken(0.8), ev.StageFinished(Stage.CALLING, 0.8), ev.StageStarted(Stage.THINKING))
+    pieces = tokens_of(REASONING)
+    tokens, since, until = 812, feed.elapsed, 14.8
+    for n, piece in enumerate(pieces, 1):
+        at = since + (until - since) * n / len(pieces)
+        feed.at(at)(ev.ReasoningDelta(piece, tokens * n // len(pieces), at - since))
+        if n % 40 == 0:
+            feed(ev.Progress(0.3 * n / len(pieces), feed.elapsed, 30.0 - 14 * n / len(pieces), 0.3 * n / len(pieces)))
+    feed.done()
+    await settle(pilot)
+
+
 async def scene_success(pilot: Pilot[None]) -> None:
     """6. A persona saved: the new row highlighted at the top of the table, the notification shown."""
     await settle(pilot)
@@ -493,6 +546,8 @@ class Scene:
     run_before: Callable[[Pilot[None]], Awaitable[None]]
     records: bool = True
     offline: bool = False
+    thinker: bool = False
+    """The app's model is a local reasoning model rather than gpt-4o-mini."""
 
 
 SCENES: dict[str, Scene] = {
@@ -509,9 +564,12 @@ SCENES: dict[str, Scene] = {
         Scene("cancelled", "Cancelled", scene_cancelled),
         Scene("input_error", "Blank description", scene_input_error),
         Scene("batch", "A batch of three", scene_batch),
+        Scene("thinking", "A reasoning model thinking", scene_thinking, thinker=True),
     )
 }
 
 
 def app_for(scene: Scene, data_dir: Path) -> PersonaApp:
-    return build_app(data_dir, records=sample_records() if scene.records else None, offline=scene.offline)
+    records = sample_records() if scene.records else None
+    provider = ThinkerProvider([Step(hang=True)]) if scene.thinker else None
+    return build_app(data_dir, records=records, offline=scene.offline, provider=provider)

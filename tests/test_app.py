@@ -853,3 +853,108 @@ async def test_a_thinking_model_streams_its_reasoning_apart_from_its_answer(app_
         assert "Usage: 10 prompt + 20 completion tokens (5 reasoning)" in flat
         assert "The server says: this model is deprecated" in flat
         assert ev.Stage.THINKING in panel.state.checklist()
+
+
+def _after_stamp(line: str) -> str:
+    return line.split("  ", 1)[1] if "  " in line else line.strip()
+
+
+async def test_a_wait_rewrites_its_heartbeat_line_in_place(app_factory: AppFactory) -> None:
+    """A heartbeat every 3 s updates one line while nothing else is logged; another line ends it; in a batch
+    the personas waiting together each keep one line."""
+    from persona_tui.models import GenerationRequest
+    from tests.conftest import FakeClock
+
+    clock = FakeClock()
+    app = app_factory(clock=clock)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        log = app.query_one(LiveLog)
+        app.begin_run(GenerationRequest.create("nurses"))
+        app.handle_event(ev.StageStarted(ev.Stage.CALLING, "gpt-5 at api.openai.com"))
+        app.handle_event(ev.RequestSent("gpt-5", "api.openai.com", 1, 1.0, timeout=30.0, max_attempts=4))
+        await pilot.pause()
+        before = len(log.lines)
+        for idle in (3.0, 6.0, 9.0):
+            clock.advance(3.0)
+            app.handle_event(ev.Heartbeat(idle, idle))
+            await pilot.pause()
+        assert len(log.lines) == before + 1, "one line for the whole wait"
+        assert [_after_stamp(line) for line in lines_after(log, "Request sent") if line] == [
+            "Still waiting: nothing for 9.0 s"
+        ]
+        hint = str(app.query_one(GenerationPanel)._hint())
+        assert hint == "… no first token after 9 s: gives up in 21 s", "the panel counts down to the timeout"
+        app.handle_event(ev.SlowWarning(15.0, 15.0))
+        app.handle_event(ev.Heartbeat(15.0, 15.0))
+        app.handle_event(ev.Heartbeat(18.0, 18.0))
+        await pilot.pause()
+        assert [_after_stamp(line) for line in lines_after(log, "Request sent") if line] == [
+            "Still waiting: nothing for 9.0 s",
+            "Slower than usual: past 15.0 s. Esc cancels.",
+            "Still waiting: nothing for 18.0 s",
+        ]
+
+        app.handle_event(ev.Finished(ev.Summary((), 1, False, 18.0, 0)))
+        app.begin_run(GenerationRequest.create("nurses", 3))
+        for index in (0, 2):
+            app.handle_event(ev.StageStarted(ev.Stage.CALLING, "m", index))
+            app.handle_event(ev.RequestSent("m", "e", 1, 1.0, index, timeout=30.0))
+        for idle in (3.0, 6.0):
+            app.handle_event(ev.Heartbeat(idle, idle, 0))
+            app.handle_event(ev.Heartbeat(idle, idle, 2))
+        await pilot.pause()
+        assert [_after_stamp(line) for line in lines_after(log, "[3/3] Request sent") if line] == [
+            "[1/3] Still waiting: nothing for 6.0 s",
+            "[3/3] Still waiting: nothing for 6.0 s",
+        ]
+
+
+async def test_the_fold_key_folds_the_models_thinking_into_one_counting_line(app_factory: AppFactory) -> None:
+    """ctrl+r applies once a model has shown its thinking: folded, the reasoning text leaves the log for one
+    line that keeps counting (rewritten on the pulse, not per token); unfolded, what was folded is shown."""
+    from persona_tui.models import GenerationRequest
+
+    app = app_factory()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await app.workers.wait_for_complete()
+        log = app.query_one(LiveLog)
+        assert "ctrl+r" not in app.screen.active_bindings, "no thinking yet: the key is not offered"
+        app.begin_run(GenerationRequest.create("nurses"))
+        for event in (
+            ev.StageStarted(ev.Stage.CALLING, "qwen3 at localhost"),
+            ev.RequestSent("qwen3", "localhost", 1, 1.0),
+            ev.FirstToken(0.5),
+            ev.StageFinished(ev.Stage.CALLING, 0.5),
+            ev.StageStarted(ev.Stage.THINKING),
+            ev.ReasoningDelta("Shown first. ", 3, 0.5),
+        ):
+            app.handle_event(event)
+        await pilot.pause()
+        assert "ctrl+r" in app.screen.active_bindings, "the model thought aloud: the fold key joins the footer"
+        await pilot.press("ctrl+r")
+        assert not app.show_thinking
+        writes = log.writes
+        for n in range(1, 31):
+            app.handle_event(ev.ReasoningDelta(f"folded{n} [/b]\x1b[31m ", 3 + n, 0.5 + n / 10))
+            if n % 10 == 0:
+                app._pulse()
+        assert log.writes - writes <= 4, "the folded line is written on the pulse, not per token"
+        await pilot.pause()
+        shown = lines_after(log, "Calling model: done")
+        assert any("┊ Shown first." in line for line in shown)
+        assert not any("folded1" in line for line in shown)
+        folded = [line for line in log.lines if "folded: ctrl+r shows" in line]
+        assert [_after_stamp(line) for line in folded] == ["Model thinking… (33 tokens, folded: ctrl+r shows)"]
+        await pilot.press("ctrl+r")
+        assert app.show_thinking
+        app.handle_event(ev.ReasoningDelta("Shown again.", 34, 4.0))
+        app.log_pane.flush()
+        await pilot.pause()
+        text = log_text(app)
+        assert "folded1 [/b]" in text and "folded30" in text and "Shown again." in text, "nothing folded is lost"
+        assert "\x1b" not in text
+        assert "The model's thinking is folded in the log; ctrl+r shows it." in " ".join(notifications(app))
+        app.handle_event(ev.StageFinished(ev.Stage.THINKING, 4.2))
+        await pilot.pause()
+        assert _after_stamp(log.lines[-2]) == "Model thinking: done in 4.2 s (34 tokens)"

@@ -20,9 +20,12 @@ from persona_tui.narrate import (
     Tone,
     console_voice,
     describe_event,
+    folded_thinking,
     lane_brief,
     lane_status,
     outcome_line,
+    stage_done,
+    thinking_status,
     waiting_hint,
 )
 from tests.conftest import make_record
@@ -184,7 +187,7 @@ def test_thinking_is_announced_and_its_end_counts_the_tokens() -> None:
     app = describe_event(end, 1, APP, lane=state.lanes[0])
     assert cli is not None and cli.text == f"{'Model thinking':<30} 12.3 s  812 tokens"
     assert app is not None and app.text == "Model thinking: done in 12.3 s (812 tokens)"
-    assert lane_status(state.lanes[0]) == "Thinking: 812 tokens"
+    assert lane_status(state.lanes[0]) == "Thinking: 812 tokens, 68 tok/s, 12 s"
     assert lane_brief(state.lanes[0], 0.0) == "thinking 812 tok"
     assert describe_event(ev.ReasoningDelta("[/bold] x", 1, 0.1), 1) is None, "reasoning streams, it is not a line"
 
@@ -245,6 +248,108 @@ def test_the_waiting_hint_never_calls_a_fresh_request_silent() -> None:
     assert waiting_hint(Stage.STREAMING, 1.0, 1, None, 1.2) is None
 
 
+# ----- issue 13: thinking, adapted steps, stalls, usage -----
+
+
+def hidden_thinking_run() -> BatchState:
+    """OpenAI's o-series or gpt-5: thinking starts at 1.0 s and streams nothing."""
+    state = fold(
+        BatchState.begin(1, 0.0),
+        ev.StageStarted(Stage.PROMPT),
+        ev.StageStarted(Stage.CALLING, "gpt-5-mini at api.openai.com"),
+        ev.RequestSent("gpt-5-mini", "api.openai.com", 1, 1.2, timeout=30.0, max_attempts=4),
+    )
+    fold(state, ev.FirstToken(1.0), ev.StageFinished(Stage.CALLING, 1.0), at=1.0)
+    return fold(state, ev.StageStarted(Stage.THINKING, "hidden by the model"), ev.ReasoningDelta("", 0, 0.0), at=1.0)
+
+
+def test_thinking_reads_with_its_rate_and_clock_or_as_hidden() -> None:
+    assert thinking_status(812, 14.2, rate=58.0) == "Thinking: 812 tokens, 58 tok/s, 14 s"
+    assert thinking_status(812, 14.2) == "Thinking: 812 tokens, 14 s", "no rate before there is one"
+    assert thinking_status(0, 12.4, detail="hidden by the model") == "Thinking (hidden by the model), 12 s"
+    assert thinking_status(96, 12.4, detail="hidden") == "Thinking (hidden): 96 tokens, 12 s", "a server's count"
+    state = hidden_thinking_run()
+    lane = state.lanes[0]
+    assert state.thinking_detail == "hidden by the model" and lane.thinking_since == 1.0
+    assert lane_status(lane, now=13.0) == "Thinking (hidden by the model), 12 s", "the clock runs with nothing said"
+    assert lane_brief(lane, 13.0) == "thinking 12 s"
+
+
+def test_hidden_thinking_is_not_a_silence() -> None:
+    state = hidden_thinking_run()
+    state.apply(ev.Heartbeat(10.0, 9.0), 10.0)
+    assert lane_status(state.lanes[0], now=10.0) == "Thinking (hidden by the model), 9 s"
+    beat = describe_event(ev.Heartbeat(10.0, 9.0), 1, CLI, lane=state.lanes[0])
+    assert beat is not None and beat.text == "Still thinking: nothing shown for 9.0 s" and beat.tone is Tone.PROGRESS
+    assert state.waiting_since is None, "no 'still waiting' hint in the panel while the model thinks"
+
+
+def test_the_servers_reasoning_count_reaches_the_finished_thinking_stage() -> None:
+    state = hidden_thinking_run()
+    state.apply(ev.StageFinished(Stage.THINKING, 12.3), 13.3)
+    assert state.stages[Stage.THINKING].tokens == 0, "hidden: nothing counted yet"
+    state.apply(ev.UsageReported(Usage(prompt_tokens=120, completion_tokens=412, reasoning_tokens=310)), 15.0)
+    item = state.stages[Stage.THINKING]
+    assert item.tokens == 310
+    assert stage_done("Model thinking", item.seconds, item.tokens) == "Model thinking 12.3 s, 310 reasoning tokens"
+    assert stage_done("Think", item.seconds, item.tokens, tall=False) == "Think 12.3 s, 310 tok"
+    assert stage_done("Calling model", 0.8) == "Calling model 800 ms"
+    visible = thinking_run()
+    visible.apply(ev.StageFinished(Stage.THINKING, 12.3), 12.3)
+    assert visible.stages[Stage.THINKING].tokens == 812, "streamed reasoning is counted as it comes"
+
+
+def test_an_adapted_step_reads_as_a_step_and_fails_nothing() -> None:
+    reason = "gpt-5-mini takes only its default temperature; sent without it."
+    step = ev.Retrying(1, 4, 0.0, reason, adapted=True)
+    for voice in (APP, CLI):
+        line = describe_event(step, 1, voice)
+        assert line is not None and (line.symbol, line.text, line.tone) == ("↷", reason, Tone.PROGRESS)
+    tagged = describe_event(ev.Retrying(1, 4, 0.0, reason, 1, adapted=True), 3)
+    assert tagged is not None and tagged.text == f"[2/3] {reason}"
+    state = fold(BatchState.begin(1, 0.0), ev.StageStarted(Stage.CALLING), ev.RequestSent("m", "e", 1, 1.0))
+    state.apply(step, 0.4)
+    assert state.stages[Stage.CALLING].status == "active", "not a failure"
+    assert state.retry is None and state.retry_until is None and state.step is step
+    fold(state, ev.StageStarted(Stage.CALLING), ev.RequestSent("m", "e", 1, 1.0), ev.FirstToken(0.5), at=0.5)
+    assert state.step is None, "the step is told until the answer begins"
+
+
+def test_a_wait_for_the_first_token_counts_down_to_its_timeout() -> None:
+    hint = waiting_hint(Stage.CALLING, 6.0, 1, None, 1.2, 30.0)
+    assert hint is not None and (hint.symbol, hint.text) == ("…", "no first token after 6 s: gives up in 24 s")
+    late = waiting_hint(Stage.CALLING, 31.0, 1, None, 1.2, 30.0)
+    assert late is not None and late.text.endswith("gives up in 0 s")
+    streaming = waiting_hint(Stage.STREAMING, 6.0, 1, None, 1.2, 30.0)
+    assert streaming is not None and streaming.text == "still waiting for the next token, 6 s"
+    state = fold(BatchState.begin(1, 0.0), ev.StageStarted(Stage.CALLING))
+    fold(state, ev.RequestSent("m", "e", 1, 1.2, timeout=30.0, max_attempts=2), ev.Heartbeat(9.0, 9.0))
+    assert state.first_token_timeout == 30.0
+    assert lane_status(state.lanes[0]) == "Waiting for the model: 9 s, gives up in 21 s"
+
+
+def test_a_stall_is_told_with_the_whole_wait_and_the_setting_to_raise() -> None:
+    stall = ev.Failed(
+        FailureKind.STALLED,
+        "127.0.0.1:8000 sent nothing for 30 s while waiting for the first token. Waited 61 s in all over 2 attempts.",
+        "The server may be overloaded or the model slow to start: try again, or raise first_token_timeout (now 30 s).",
+    )
+    cli = describe_event(stall, 1, CLI)
+    assert cli is not None and cli.text == stall.message and cli.note == stall.hint
+    retry = describe_event(ev.Retrying(2, 2, 1.0, "127.0.0.1:8000 sent nothing for 30 s."), 1, CLI)
+    assert retry is not None and retry.text == "127.0.0.1:8000 sent nothing for 30 s. Retrying in 1.0 s, attempt 2 of 2"
+
+
+def test_the_saved_line_reads_real_counts() -> None:
+    record = make_record("Amina Otieno", 0, age=47, occupation="Field nurse")
+    usage = Usage(prompt_tokens=120, completion_tokens=412, reasoning_tokens=310)
+    saved = ev.PersonaSaved(record, Path("/d/a.json"), 9.4, 412, 48.2, usage=usage)
+    line = describe_event(saved, 1, CLI)
+    assert line is not None
+    assert line.text == "Saved Amina Otieno (47, Field nurse) in 9.4 s, 412 tokens (310 reasoning), 48 tok/s"
+    assert folded_thinking(812, "ctrl+r") == "Model thinking… (812 tokens, folded: ctrl+r shows)"
+
+
 # ----- the terminal, drawn from both -----
 
 
@@ -267,7 +372,7 @@ def test_the_terminal_shows_thinking_usage_and_a_batch_summary() -> None:
             ev.ReasoningDelta("", 812, 12.0),
         ):
             view.handle(event)
-        assert view.progress.tasks[0].description == "Thinking: 812 tokens"
+        assert view.progress.tasks[0].description == "Thinking (hidden by the model): 812 tokens, 12 s"
         view.handle(ev.StageFinished(Stage.THINKING, 12.3))
         view.handle(ev.UsageReported(Usage(prompt_tokens=1, completion_tokens=2, reasoning_tokens=1)))
     text = out.getvalue()
@@ -290,3 +395,36 @@ def test_the_terminal_shows_thinking_usage_and_a_batch_summary() -> None:
     assert "Prompt" not in text, "a batch leaves per-persona stage lines to its bars"
     assert "✔ [1/2] Saved Ana Nowak" in text and "✘ [2/2] Timed out." in text and "  Try again." in text
     assert "■ 1 of 2 saved in 3.0 s, 1 failed" in text
+
+
+def test_the_terminal_tells_a_wait_once_and_counts_it_on_the_bar() -> None:
+    import io
+
+    from rich.console import Console
+
+    from persona_tui.render import HeadlessRenderer
+
+    out = io.StringIO()
+    now = [0.0]
+    step = "gpt-5-mini takes only its default temperature; sent without it."
+    with HeadlessRenderer(Console(file=out, width=120), count=1, provider_label="m", clock=lambda: now[0]) as view:
+        view.handle(ev.StageStarted(Stage.CALLING))
+        view.handle(ev.Retrying(1, 4, 0.0, step, adapted=True))
+        view.handle(ev.StageStarted(Stage.CALLING))
+        view.handle(ev.RequestSent("m", "e", 1, 1.0, timeout=30.0, max_attempts=4))
+        for idle in (3.0, 6.0, 9.0):
+            now[0] = idle
+            view.handle(ev.Heartbeat(idle, idle))
+        assert view.progress.tasks[0].description == "Waiting for the model: 9 s, gives up in 21 s"
+        now[0] = 9.5
+        view.handle(ev.FirstToken(9.5))
+        view.handle(ev.StageFinished(Stage.CALLING, 9.5))
+        view.handle(ev.StageStarted(Stage.THINKING, "hidden by the model"))
+        view.handle(ev.ReasoningDelta("", 0, 0.0))
+        now[0] = 21.5
+        view.handle(ev.Heartbeat(21.5, 12.0))
+        assert view.progress.tasks[0].description == "Thinking (hidden by the model), 12 s"
+    text = out.getvalue()
+    assert f"↷ {step}" in text and "Retrying" not in text
+    assert text.count("Still waiting for m") == 1 and "nothing for 3.0 s" in text, "the first heartbeat only"
+    assert "Still thinking: nothing shown for 12.0 s" in text

@@ -33,7 +33,13 @@ from persona_tui.engine.providers import Provider, make_provider, names, setup_h
 from persona_tui.engine.providers.registry import get
 from persona_tui.export import export_target, export_text
 from persona_tui.models import COUNT_MAX, GenerationRequest, RequestError
-from persona_tui.narrate import describe_event, finished_summary, saved_summary
+from persona_tui.narrate import (
+    describe_event,
+    finished_summary,
+    folded_thinking,
+    saved_summary,
+    thinking_fold_sentence,
+)
 from persona_tui.present import one_line
 from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write
 from persona_tui.tui.screens.confirm import ConfirmScreen
@@ -45,7 +51,11 @@ from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
 TALL_ROWS = 40
-MAIN_SCREEN_ONLY = frozenset({"generate", "export", "focus_table", "focus_form", "organizations", "cancel"})
+MAIN_SCREEN_ONLY = frozenset(
+    {"generate", "export", "focus_table", "focus_form", "organizations", "cancel", "toggle_thinking"}
+)
+FOLD_KEY = "ctrl+r"
+"""Folds the model's reasoning text in the log, or shows it again."""
 PULSE_SECONDS = 1 / 8
 """The app's one drawing clock. The panel's clock and spinner, the log's queued tokens and the
 persona taking shape are redrawn on its beats, so they share frames: each of them on its own
@@ -70,6 +80,13 @@ class PersonaApp(App[None]):
         Binding("ctrl+t", "focus_table", "Personas", id="focus-table", tooltip="Move to the table of personas"),
         Binding("ctrl+n", "focus_form", "New", id="focus-form", tooltip="Move to the description field"),
         Binding("ctrl+o", "organizations", "Orgs", id="organizations", tooltip="Create, edit and delete organizations"),
+        Binding(
+            FOLD_KEY,
+            "toggle_thinking",
+            "Thinking",
+            id="toggle-thinking",
+            tooltip="Fold the model's thinking in the log, or show it again",
+        ),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
     ]
 
@@ -96,6 +113,15 @@ class PersonaApp(App[None]):
         self.count = 1
         self._cancel: asyncio.Event | None = None
         self._generation: Worker[None] | None = None
+        self.show_thinking = True
+        """Whether the log streams the model's reasoning text (the fold key toggles it)."""
+        self._reasoning_seen = False
+        """A model has streamed reasoning into the log: from then on the fold key applies."""
+        self._folded: list[str] = []
+        """The current thought's reasoning text while it is folded (shown if unfolded mid-thought)."""
+        self._folded_tokens = 0
+        self._folded_shown = 0
+        """The reasoning tokens of the current thought, folded, and the count the log's line shows."""
         chosen = settings.provider != "auto"  # offline on purpose: no nagging about keys
         self.sub_title = provider.label if provider.is_ai or chosen else f"{provider.label} · {_short_hint(settings)}"
 
@@ -169,6 +195,7 @@ class PersonaApp(App[None]):
         fast = self.panel.running and self.panel.rate > FAST_TOKENS_PER_SECOND
         if not fast or self._beats % 2 == 0:
             self.panel.tick()
+            self._write_folded()
             self.log_pane.flush(whole_words=True)
         if self._beats % (8 if fast else 2) == 0:
             self.persona_view.draw_partial()
@@ -336,17 +363,53 @@ class PersonaApp(App[None]):
         panel.apply(event)
         if isinstance(event, ev.TokenDelta | ev.ReasoningDelta):
             if self.count == 1:  # parallel streams would interleave; their bars show them instead
-                self.log_pane.tokens(event.text, thinking=isinstance(event, ev.ReasoningDelta))
+                if isinstance(event, ev.TokenDelta):
+                    self.log_pane.tokens(event.text)
+                elif event.text:  # an empty one: the model thinks in hidden, the panel's clock shows it
+                    self._reasoning(event)
             return
         if _ends_stream(event):
+            self._end_thought()
             self.log_pane.end_tokens()
         index = getattr(event, "index", 0)
         line = describe_event(event, self.count, lane=panel.lanes.get(index))
-        if line is not None:
-            self.log_pane.message(line.text)
+        if line is not None:  # a wait that goes on rewrites its line rather than adding one every beat
+            key = f"heartbeat-{index}" if isinstance(event, ev.Heartbeat) else None
+            self.log_pane.message(line.text, key=key)
         react = _REACTIONS.get(type(event))
         if react is not None:
             react(self, event)
+
+    def _reasoning(self, event: ev.ReasoningDelta) -> None:
+        """Reasoning text: streamed into the log, or while folded kept and counted on one line."""
+        if not self._reasoning_seen:
+            self._reasoning_seen = True
+            self.refresh_bindings()  # the fold key joins the footer
+        if self.show_thinking:
+            self.log_pane.tokens(event.text, thinking=True)
+        else:
+            self._folded.append(event.text)
+            self._folded_tokens = event.tokens
+
+    def _write_folded(self) -> None:
+        """The folded thought's line, rewritten in place when its count has moved (on the pulse)."""
+        if self._folded_tokens != self._folded_shown:
+            self._folded_shown = self._folded_tokens
+            self.log_pane.message(folded_thinking(self._folded_tokens, FOLD_KEY), key="thinking")
+
+    def _end_thought(self) -> None:
+        self._write_folded()
+        self._folded.clear()
+        self._folded_tokens = self._folded_shown = 0
+
+    def action_toggle_thinking(self) -> None:
+        """Fold the model's reasoning in the log, or show it again (a folded thought so far included)."""
+        self.show_thinking = not self.show_thinking
+        if self.show_thinking and self._folded:
+            self._write_folded()
+            self.log_pane.tokens("".join(self._folded), thinking=True)
+            self._folded.clear()
+        self.notify(thinking_fold_sentence(self.show_thinking, FOLD_KEY), markup=False)
 
     def _show_partial(self, event: ev.PartialPersona) -> None:
         self.persona_view.show_partial(event.fields, event.index, self.count)
@@ -418,6 +481,8 @@ class PersonaApp(App[None]):
             return self.running
         if action == "generate":
             return not self.running
+        if action == "toggle_thinking":
+            return self._reasoning_seen  # hidden until a model has shown its thinking
         return True
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -540,6 +605,9 @@ class PersonaApp(App[None]):
                 lambda fmt=fmt: self.run_worker(self.action_export(fmt)),
             )
         yield SystemCommand("Focus the personas table", "Browse saved personas (ctrl+t)", self.action_focus_table)
+        if self._reasoning_seen:
+            title = "Fold the model's thinking" if self.show_thinking else "Show the model's thinking"
+            yield SystemCommand(title, f"Reasoning text in the log ({FOLD_KEY})", self.action_toggle_thinking)
 
 
 def _short_hint(settings: Settings) -> str:

@@ -30,8 +30,11 @@ from persona_tui.narrate import (
     batch_status,
     lane_brief,
     outcome_line,
+    reasoning_rate,
     retry_sentence,
     slow_sentence,
+    stage_done,
+    step_sentence,
     streaming_status,
     thinking_status,
     waiting_hint,
@@ -46,6 +49,7 @@ STYLES = {
     Tone.HINT: "italic",
     Tone.DIM: "dim",
     Tone.WARN: "yellow",
+    Tone.PROGRESS: "cyan",
 }
 QUIET = (ev.TokenDelta, ev.ReasoningDelta, ev.Progress, ev.PartialPersona, ev.Heartbeat)
 """Events that change only text the next tick draws anyway: no layout for them."""
@@ -192,7 +196,9 @@ class GenerationPanel(Widget):
         if state.stage is Stage.STREAMING:
             return Text(f"{spin} {batch}{streaming_status(state.tokens, state.rate)}", style="bold")
         if state.stage is Stage.THINKING and state.thinking_since is not None:
-            thinking = thinking_status(state.reasoning_tokens, self.clock() - state.thinking_since)
+            rate = reasoning_rate(state.reasoning_tokens, state.reasoning_seconds)
+            seconds = self.clock() - state.thinking_since
+            thinking = thinking_status(state.reasoning_tokens, seconds, rate=rate, detail=state.thinking_detail)
             return Text(f"{spin} {batch}{thinking}", style="bold")
         text = Text(f"{spin} {batch}{state.stage.label if state.stage else ''}", style="bold")
         if state.detail:
@@ -221,12 +227,15 @@ class GenerationPanel(Widget):
         if state.retry is not None and state.retry_until is not None and now < state.retry_until:
             return Text(f"↻ {retry_sentence(state.retry, state.retry_until - now)}", style="yellow")
         hints = Text()
+        if state.step is not None:
+            hints.append(f"↷ {step_sentence(state.step)}\n", style=STYLES[Tone.PROGRESS])
         if state.slow_after is not None:
             hints.append(f"⚠ {slow_sentence(state.slow_after)}\n", style="bold yellow")
         if state.waiting_since is not None:
             idle = now - state.waiting_since
             first = state.expected_first_token or 0
-            hint = waiting_hint(state.stage, idle, state.count, state.predicted_total, first)
+            timeout = state.first_token_timeout
+            hint = waiting_hint(state.stage, idle, state.count, state.predicted_total, first, timeout)
             if hint is not None:
                 hints.append(f"{hint.symbol} {hint.text}".lstrip(), style=STYLES[hint.tone])
         elif state.saved and state.outcome is not None:
@@ -246,7 +255,7 @@ class GenerationPanel(Widget):
         state = self.state.stages[stage]
         name = stage.label if tall else SHORT[stage]
         if state.status == "done":
-            return Text.assemble(("✓ ", "green"), f"{name} {fmt_seconds(state.seconds)}")
+            return Text.assemble(("✓ ", "green"), stage_done(name, state.seconds, state.tokens, tall=tall))
         if state.status == "skipped":
             return Text(f"– {name}" + (f": skipped, {state.note}" if tall else ""), style="dim")
         if state.status == "active" and self.running:

@@ -4,7 +4,9 @@ Tokens are buffered and written in batches by :meth:`LiveLog.flush`, which the
 app calls on its frame timer, so a thousand tokens a second cost a few dozen
 widget writes. ``Log`` never parses markup, and every batch is stripped of
 control and escape sequences first. The view follows the end only while the
-user has not scrolled up.
+user has not scrolled up. A message written with a key (a heartbeat, the
+folded thinking's count) is rewritten in place while it is still among the
+last lines, so a wait that goes on adds one line, not one every few seconds.
 """
 
 from __future__ import annotations
@@ -86,6 +88,10 @@ class LiveLog(Log):
         """True while :meth:`_write` adds to a log that already scrolls (see :meth:`refresh`)."""
         self._indent = TOKEN_INDENT
         """The margin of the streamed text being drawn: the answer's or the reasoning's."""
+        self._keyed: dict[str, list[str]] = {}
+        """The keyed messages that end the log, in order, each as the lines it was folded into."""
+        self._keyed_at = -1
+        """``writes`` when a keyed message was last written: any write since ends the keyed lines."""
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
@@ -103,17 +109,43 @@ class LiveLog(Log):
             for line in backlog:
                 self.message(line)
 
-    def message(self, text: str) -> None:
-        """A timestamped line (flushes any pending tokens first)."""
+    def message(self, text: str, *, key: str | None = None) -> None:
+        """A timestamped line (flushes any pending tokens first).
+
+        With a ``key``, a message of the same key among the keyed messages that end the log is
+        rewritten in place, with the new time, instead of adding a line; any other write ends them.
+        """
         if self._backlog is not None:
             self._backlog.append(text)
             return
         self.flush()
+        if self.writes != self._keyed_at:
+            self._keyed.clear()
         stamp = self.now().strftime("%H:%M:%S")
-        prefix = "\n" if self._mid_line else ""
-        self._mid_line = self._wrapped = False
         lines = fold(f"{stamp}  {strip_control(text, keep_newlines=False)}", self._fold_width(), MESSAGE_INDENT)
-        self._write(prefix + "\n".join(lines) + "\n")
+        if key is not None and key in self._keyed:
+            self._rewrite(key, lines)
+        else:
+            prefix = "\n" if self._mid_line else ""
+            self._mid_line = self._wrapped = False
+            self._write(prefix + "\n".join(lines) + "\n")
+            if key is None:
+                self._keyed.clear()
+            else:
+                self._keyed[key] = lines
+        self._keyed_at = self.writes
+
+    def _rewrite(self, key: str, lines: list[str]) -> None:
+        """Write the keyed messages at the log's end again, with ``key``'s lines replaced.
+
+        ``Log`` can only append, so the keyed lines are cut from its list of lines (which ends with
+        the empty line after the last newline) and written anew; ``write`` drops the cached strips
+        of the lines it writes.
+        """
+        ending = sum(len(block) for block in self._keyed.values())
+        del self._lines[len(self._lines) - 1 - ending : -1]
+        self._keyed[key] = lines
+        self._write("\n".join(line for block in self._keyed.values() for line in block) + "\n")
 
     def _fold_width(self) -> int:
         return max(self.scrollable_content_region.width - 1, 20)
