@@ -365,6 +365,8 @@ def _usage(event: ev.UsageReported, say: _Say) -> Line:
 
 
 def _notice(event: ev.ServerNotice, say: _Say) -> Line:
+    if not event.from_server:  # our own sentence about the server, already in our words
+        return Line("›", f"{say.tag(event.index)}{one_line(event.text)}", Tone.INFO)
     return Line("!", f"{say.tag(event.index)}The server says: {one_line(event.text)}", Tone.WARN)
 
 

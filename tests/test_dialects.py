@@ -288,3 +288,17 @@ async def test_a_temperature_left_to_the_model_is_not_sent(server: FakeOpenAISer
     server.script(Scenario(content=persona_json()))
     assert saved(await run(provider_for(server, tmp_path, temperature=None), tmp_path))
     assert "temperature" not in server.requests[-1]["body"]
+
+
+async def test_what_was_learned_before_is_said_in_our_words_and_is_no_sign_of_life(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    NotesFile.in_folder(tmp_path, SERVERS_FILE).path.write_text(
+        json.dumps({f"{server.base_url.split('//')[1].split('/')[0]}/old-model": {"dropped": ["temperature"]}})
+    )
+    server.script(Scenario(content=persona_json(), first_token_delay=0.3))
+    events = await run(provider_for(server, tmp_path, model="old-model"), tmp_path)
+    notice = next(e for e in events if isinstance(e, ev.ServerNotice))
+    assert not notice.from_server and "sent without temperature" in notice.text
+    first = next(e for e in events if isinstance(e, ev.FirstToken))
+    assert first.seconds >= 0.25, "the provider's own notice is not the server's first token"

@@ -127,10 +127,11 @@ class UsageReported:
 
 @dataclass(frozen=True, slots=True)
 class ServerNotice:
-    """Something the server said beside the answer (untrusted text)."""
+    """Something said beside the answer: by the server (untrusted text), or by the provider about the server."""
 
     text: str
     index: int = 0
+    from_server: bool = True
 
 
 @dataclass(frozen=True, slots=True)

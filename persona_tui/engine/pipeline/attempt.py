@@ -76,6 +76,10 @@ class AttemptResult:
         return self.tokens
 
 
+def _from_server(part: StreamPart) -> bool:
+    return not isinstance(part, NoticePart) or part.from_server
+
+
 def fmt_duration(seconds: float) -> str:
     """Whole seconds for a sentence ("61 s", "2 min 05 s"): the engine's failures say how long was waited."""
     whole = round(seconds)
@@ -170,14 +174,14 @@ class _Attempt:
     def on_parts(self, parts: list[StreamPart], now: float) -> list[Event]:
         """Everything that arrived at once becomes a few events, not one per token."""
         events: list[Event] = []
-        if self.life is None:
-            self.life = now
-            events += [
-                FirstToken(now - self.sent, self.index),
-                StageFinished(Stage.CALLING, now - self.sent, self.index),
-            ]
-        self.last_life = now
-        self.next_heartbeat = now + self.run.settings.heartbeat_seconds
+        # The provider's own words are no sign of the server's life (the first part is nearly always answer text).
+        if not isinstance(parts[0], NoticePart) or any(_from_server(part) for part in parts):
+            if self.life is None:
+                self.life = now
+                waited = now - self.sent
+                events += [FirstToken(waited, self.index), StageFinished(Stage.CALLING, waited, self.index)]
+            self.last_life = now
+            self.next_heartbeat = now + self.run.settings.heartbeat_seconds
         answer: list[str] = []
         reasoning: list[str] = []
         hidden: int | None = None
@@ -200,7 +204,7 @@ class _Attempt:
         if isinstance(part, UsagePart):
             self.usage = part.usage
             return UsageReported(part.usage, self.index)
-        return ServerNotice(part.text, self.index)
+        return ServerNotice(part.text, self.index, part.from_server)
 
     def _thinking(self, reasoning: list[str], hidden: int | None, now: float) -> list[Event]:
         events: list[Event] = []

@@ -198,7 +198,7 @@ class OpenAIProvider:
         notes = await self.notes()
         if not self._told and not notes.empty:
             self._told = True  # said once per run: the user knows why the request differs
-            yield NoticePart(f"As {self.endpoint} taught before, {self.model} is {notes.summary()}.")
+            yield NoticePart(f"As {self.endpoint} taught before, {self.model} is {notes.summary()}.", from_server=False)
         ending = _Ending(ThinkSplitter())
         try:
             stream = await client.chat.completions.create(**self._request(spec, notes))

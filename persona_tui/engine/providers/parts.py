@@ -44,9 +44,11 @@ class UsagePart:
 
 @dataclass(frozen=True, slots=True)
 class NoticePart:
-    """Something the server said beside the answer that the user should see (untrusted text)."""
+    """Something the user should see beside the answer: the server's words (untrusted), or the provider's own."""
 
     text: str
+    from_server: bool = True
+    """False for the provider's own sentence (what it learned of this server before): not a sign of life."""
 
 
 StreamPart = AnswerPart | ReasoningPart | HiddenReasoning | UsagePart | NoticePart
