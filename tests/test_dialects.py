@@ -153,6 +153,7 @@ async def test_a_refused_temperature_is_left_out_told_and_remembered(server: Fak
     events = await run(provider_for(server, tmp_path, model="house-reasoner"), tmp_path)
     assert saved(events)
     assert steps(events) == ["house-reasoner takes only its default temperature; sent without it."]
+    assert not [e for e in events if isinstance(e, ev.ServerNotice)], "said once, as it happened"
     first, second = (r["body"] for r in server.requests[-2:])
     assert first["temperature"] == 0.9 and "temperature" not in second
     # The next run goes straight to what works, and says why.

@@ -224,6 +224,7 @@ class OpenAIProvider:
             if step is not None:
                 before = notes.format
                 step.apply(notes)
+                self._told = True  # learned in this run and said as it happened: no "as taught before" later
                 await self._remember(notes)
                 return GenerationError(
                     FailureKind.BAD_REQUEST,
