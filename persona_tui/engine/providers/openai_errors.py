@@ -33,8 +33,8 @@ class ServerError:
         """Read OpenAI's shape (``{"error": {"message", "code" or "type", "param"}}``) and the plain ones some
         servers use (LM Studio: ``{"error": "text"}``; others: the text alone)."""
         inner = body.get("error", body) if isinstance(body, dict) else body
-        if isinstance(inner, str):
-            return cls(status, inner)
+        if isinstance(inner, str):  # a gateway's HTML error page says nothing worth quoting
+            return cls(status, "" if inner.lstrip().startswith("<") else inner)
         if not isinstance(inner, dict):
             return cls(status, "")
         message = inner.get("message")
