@@ -9,6 +9,7 @@ number of redraws. Build it with :func:`make_app`, as the CLI and tests do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import time
@@ -621,7 +622,8 @@ class PersonaApp(App[None]):
                 await old.aclose()
             except Exception as exc:  # its connections die with it anyway; the switch stands
                 self.log_pane.message(f"The previous model's connection did not close cleanly: {exc}")
-            await asyncio.to_thread(self.provider.prepare)
+            with contextlib.suppress(Exception):  # only a head start: the first request sets up what is missing
+                await asyncio.to_thread(self.provider.prepare)
         path = self.settings.config_file or default_config_path()
         shown = _home_short(path)
         try:
