@@ -25,12 +25,14 @@ from rich.text import Text
 from persona_tui import __version__
 from persona_tui.config import Settings, SettingsError, load_settings
 from persona_tui.engine import events as ev
+from persona_tui.engine.errors import GenerationError
 from persona_tui.engine.estimate import EstimateBook
-from persona_tui.engine.providers import Provider, make_provider, names, setup_hint
+from persona_tui.engine.providers import NoModelList, Provider, make_provider, names, server_models, setup_hint
+from persona_tui.engine.providers.base import ModelEntry
 from persona_tui.engine.text import strip_control
 from persona_tui.export import export_text, records_to_json
 from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, PersonaRecord, RequestError, plain_reason
-from persona_tui.present import describe, fmt_when, one_line
+from persona_tui.present import CURRENT_MARK, describe, fmt_when, model_cells, one_line
 from persona_tui.render import HeadlessRenderer
 from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write
 
@@ -140,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
         _common(one, suppress=True)
     _common(org, suppress=True)
 
+    models = sub.add_parser(
+        "models",
+        help="list the models the chosen provider's server offers (* marks the current one)",
+        description="List the models of the server the settings point at (OPENAI_BASE_URL, --base-url); "
+        "the current model is marked with *. Exit 2 when the provider has no models to choose from.",
+    )
+    models.add_argument("--json", action="store_true", help="print them as a JSON array")
+    _common(models, suppress=True)
+    _model_flags(models, suppress=True)
+
     export = sub.add_parser("export", help="export all personas")
     export.add_argument(
         "--format", choices=["json", "jsonl", "csv"], default="json", help="output format (default json)"
@@ -172,6 +184,7 @@ def main(argv: Sequence[str] | None = None, *, open_app: Callable[[Settings], in
             "delete": cmd_delete,
             "export": cmd_export,
             "org": cmd_org,
+            "models": cmd_models,
         }
         return command[args.command](args, settings, err)
     except (SettingsError, RequestError) as exc:
@@ -381,6 +394,51 @@ def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> in
         ) from exc
     err.print(Text(f"Exported {len(records)} persona(s) to {args.output}"))
     return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    """The server's models; a provider without models is a usage matter (2), an unreachable server a failure (1)."""
+    provider = make_provider(settings)
+    try:
+        entries = asyncio.run(_server_models(provider, settings))
+    except NoModelList as exc:
+        raise CliError(exc.message, exc.hint, EXIT_USAGE) from None
+    except GenerationError as exc:
+        raise CliError(exc.message, exc.hint, EXIT_FAILED) from None
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    if args.json:
+        listed = [{**entry.to_json(), "current": entry.id == provider.model} for entry in entries]
+        sys.stdout.write(json.dumps(listed, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    _print_models(entries, provider, Console(highlight=False))
+    return EXIT_OK
+
+
+async def _server_models(provider: Provider, settings: Settings) -> list[ModelEntry]:
+    try:
+        return await server_models(provider, settings)
+    finally:
+        await provider.aclose()
+
+
+def _print_models(entries: list[ModelEntry], provider: Provider, out: Console) -> None:
+    where = one_line(provider.endpoint)
+    current = one_line(provider.model)
+    if not entries:
+        out.print(Text(f"{where} lists no models. Load or pull one there first (Ollama: ollama pull llama3.2)."))
+        return
+    table = Table(title=f"{len(entries)} model(s) at {where}", title_justify="left")
+    for column in ("", "id", "owner", "created"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        table.add_row(*(Text(cell) for cell in model_cells(entry, provider.model)))
+    out.print(table)
+    if any(entry.id == provider.model for entry in entries):
+        out.print(Text(f"{CURRENT_MARK} the current model ({current})"))
+    else:
+        out.print(Text(f"The current model, {current}, is not among them."))
+    out.print(Text("Choose one with --model, PERSONA_TUI_MODEL or `model` in the config file; in the app, ctrl+l."))
 
 
 def cmd_org(args: argparse.Namespace, settings: Settings, err: Console) -> int:

@@ -11,8 +11,12 @@ file, so it cannot end up written beside the data.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
+import re
+import stat
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -78,6 +82,9 @@ class Settings:
     enrich_results: int = 3
     provider_options: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     """Per-provider options from the config file's ``[providers.NAME]`` tables."""
+    config_file: Path | None = field(default=None, compare=False, repr=False)
+    """The config file these settings were read from (or would be, when it does not exist yet): where the app
+    remembers a model chosen in it. Not a setting itself: ``--config`` or ``PERSONA_TUI_CONFIG`` choose it."""
 
     @property
     def personas_dir(self) -> Path:
@@ -89,6 +96,8 @@ class Settings:
 
 
 _ENV_ONLY = {"api_key": "OPENAI_API_KEY", "exa_api_key": "EXA_API_KEY"}
+_NOT_SETTINGS = frozenset({"provider_options", "config_file"})
+"""Fields of :class:`Settings` that no flag, variable or top-level config key sets."""
 _ENV_FALLBACK = {"base_url": "OPENAI_BASE_URL"}
 _POSITIVE = {
     "heartbeat_seconds",
@@ -124,14 +133,14 @@ def load_settings(
 
     values: dict[str, Any] = {}
     for f in fields(Settings):
-        if f.name == "provider_options":
+        if f.name in _NOT_SETTINGS:
             continue
         found = _source_of(f.name, flags, env, file_values, path)
         if found is not None and found[0] is not None:
             values[f.name] = _coerce(f.name, *found)
     if PROVIDER_TABLES in file_values:
         values["provider_options"] = _provider_tables(file_values[PROVIDER_TABLES], path)
-    return Settings(**values)
+    return Settings(**values, config_file=path)
 
 
 def _source_of(
@@ -178,7 +187,7 @@ def _read_config(path: Path, *, required: bool) -> dict[str, Any]:
             f"The config file {path} sets {', '.join(secrets)}: keys are read only from the environment ({where}), "
             "never from a file. Remove the line and set the variable instead."
         )
-    known = ({f.name for f in fields(Settings)} - set(_ENV_ONLY) - {"provider_options"}) | {PROVIDER_TABLES}
+    known = ({f.name for f in fields(Settings)} - set(_ENV_ONLY) - _NOT_SETTINGS) | {PROVIDER_TABLES}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SettingsError(f"The config file {path} has unknown settings: {_with_suggestions(unknown, known)}.")
@@ -276,3 +285,173 @@ def _check_range(name: str, number: float) -> None:
         raise ValueError("must not be negative")
     if name == "temperature" and number > TEMPERATURE_MAX:
         raise ValueError(f"must be from 0 to {TEMPERATURE_MAX:g} (or 'default' to send none)")
+
+
+# ----- remembering a choice made in the app -----
+
+
+class ConfigWriteError(Exception):
+    """The config file could not be updated; ``reason`` is a few words (``Permission denied``)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"Could not write {path}: {reason}.")
+        self.path = path
+        self.reason = reason
+
+
+def env_override(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The environment variable that sets ``name`` now and so wins over the config file, if any."""
+    env = os.environ if env is None else env
+    variable = ENV_PREFIX + name.upper()
+    return variable if env.get(variable) else None
+
+
+def remember_setting(path: Path, name: str, value: str) -> Path:
+    """Set ``name = "value"`` in the TOML config file at ``path``, keeping every other line and comment.
+
+    An existing top-level line for the setting is replaced in place (its trailing comment kept); otherwise
+    the line is added after the other top-level settings, before the first table. The folder and the file
+    are made when missing, and the file is replaced atomically (a temporary file in the same folder,
+    fsynced, then moved into place), so a crash leaves the old file or the new one, never half of one. A
+    config file that is a symlink (dotfiles) is written through, and stays a link.
+
+    Blocking: call it in a thread from async code. Keys are never written (they are read only from the
+    environment). Returns the file written; raises :class:`ConfigWriteError` with one sentence.
+    """
+    if name in _ENV_ONLY or name in _NOT_SETTINGS or name not in {f.name for f in fields(Settings)}:
+        raise ValueError(f"{name!r} is not a setting the config file may hold")
+    target = path.expanduser()
+    if target.is_symlink():
+        target = target.resolve()
+    try:
+        text = target.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        text = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigWriteError(path, _reason(exc)) from None
+    _write_atomically(target, with_setting(text, name, value, path=path).encode("utf-8"))
+    return path
+
+
+_TABLE_HEADER = re.compile(r"\s*\[")
+_COMMENT_OR_BLANK = re.compile(r"\s*(#.*)?$")
+
+
+def with_setting(text: str, name: str, value: str, *, path: Path | None = None) -> str:
+    """The config text with ``name`` set to the string ``value``; everything else exactly as it was.
+
+    The result is parsed before it is returned: if anything but this one setting would read differently
+    (a layout this edit does not understand), :class:`ConfigWriteError` is raised and nothing is written.
+    """
+    where = path or Path("config.toml")
+    lines = text.splitlines(keepends=True)
+    newline = "\r\n" if "\r\n" in text else "\n"
+    top_end = next((i for i, line in enumerate(lines) if _TABLE_HEADER.match(line)), len(lines))
+    key = re.compile(rf"""(\s*)(?:{re.escape(name)}|"{re.escape(name)}"|'{re.escape(name)}')\s*=(.*)""")
+    setting = f"{name} = {_toml_string(value)}"
+    for i in range(top_end):
+        found = key.fullmatch(lines[i].rstrip("\r\n"))
+        if found:
+            comment = _trailing_comment(found.group(2))
+            if comment is None:
+                raise ConfigWriteError(where, f"its {name} line is not one line of TOML")
+            lines[i] = found.group(1) + setting + (f"  {comment}" if comment else "") + newline
+            break
+    else:
+        _insert(lines, top_end, setting, newline)
+    result = "".join(lines)
+    _check_edit(text, result, name, value, where)
+    return result
+
+
+def _insert(lines: list[str], top_end: int, setting: str, newline: str) -> None:
+    """Add the setting after the top-level settings: before the first table and the comments that head it."""
+    at = top_end
+    if top_end < len(lines):
+        while at > 0 and _COMMENT_OR_BLANK.fullmatch(lines[at - 1].rstrip("\r\n")):
+            at -= 1
+    if at > 0 and not lines[at - 1].endswith("\n"):
+        lines[at - 1] += newline
+    added = [setting + newline]
+    if at < len(lines) and lines[at].strip():
+        added.append(newline)  # a blank line keeps the table (and its comments) apart from the settings
+    lines[at:at] = added
+
+
+def _trailing_comment(rest: str) -> str | None:
+    """The comment after a one-line value ('' when none), or None when the value is not one line of TOML."""
+    cuts = [i for i, char in enumerate(rest) if char == "#"] + [len(rest)]
+    for cut in cuts:
+        try:
+            tomllib.loads("v =" + rest[:cut])
+        except tomllib.TOMLDecodeError:
+            continue
+        return rest[cut:].strip()
+    return None
+
+
+def _check_edit(before: str, after: str, name: str, value: str, where: Path) -> None:
+    try:
+        old = tomllib.loads(before)
+        new = tomllib.loads(after)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigWriteError(where, f"it is not valid TOML ({exc})") from None
+    old.pop(name, None)
+    if new.pop(name, None) != value or new != old:
+        raise ConfigWriteError(where, f"its layout is not one this edit understands; set {name} in it by hand")
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped (TOML forbids them raw)."""
+    out = []
+    for char in value:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """A temporary file beside the target, flushed and fsynced, then moved over it; the file's mode is kept."""
+    folder = target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            mode: int | None = stat.S_IMODE(target.stat().st_mode)
+        except FileNotFoundError:
+            mode = None
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if mode is not None:
+                os.chmod(temporary, mode)
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        _fsync_folder(folder)
+    except OSError as exc:
+        raise ConfigWriteError(target, _reason(exc)) from None
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable where the platform allows it (not on Windows)."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _reason(exc: OSError | UnicodeDecodeError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    return exc.strerror or str(exc)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
 from persona_tui.engine.text import strip_control
 from persona_tui.models import PersonaRecord
+
+if TYPE_CHECKING:
+    from persona_tui.engine.providers.base import ModelEntry
 
 OFFLINE_LABEL = "offline sample generator (not AI)"
 
@@ -90,3 +93,20 @@ def describe_fields(fields: dict[str, Any]) -> Text:
     if fields.get("quote"):
         text.append(f"\n“{one_line(fields['quote'])}”\n", style="italic")
     return text
+
+
+CURRENT_MARK = "*"
+"""Marks the model in use in `persona-tui models` and in the app's model picker."""
+
+
+def model_cells(entry: ModelEntry, current: str) -> tuple[str, str, str, str]:
+    """One listed model as the CLI's table and the app's picker show it: mark, id, owner, day created.
+
+    The id is the server's text: drawn on one line with control sequences removed, never as markup.
+    """
+    return (
+        CURRENT_MARK if entry.id == current else "",
+        one_line(entry.id),
+        one_line(entry.owned_by or ""),
+        entry.created.strftime("%Y-%m-%d") if entry.created else "",
+    )

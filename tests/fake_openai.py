@@ -48,8 +48,17 @@ Error scenarios (``status != 200``) answer with ``error_body`` (default: an
 OpenAI-style ``{"error": {...}}`` JSON, or a small HTML page if
 ``content_type`` is ``text/html``), ``Content-Length`` and ``Scenario.headers``.
 
-Any path other than ``POST /v1/chat/completions`` gets a 404 JSON error (and
-is recorded in ``requests`` but does not consume a scenario).
+``GET /v1/models`` answers an OpenAI-style list (``{"object": "list", "data":
+[{"id", "object": "model", "created", "owned_by"}]}``) built from
+``server.models``: ids as strings, or dicts sent as they are (leave out
+``created`` or ``owned_by`` to mimic LM Studio and llama.cpp). By default it
+lists gpt-4o-mini, llama3.2:3b and qwen3:8b. ``server.fail_models(status, body)`` makes it fail
+like an error scenario (``content_type="text/html"`` for a page); a ``status``
+of 200 with a ``body`` answers that body instead of a list. It never consumes
+a chat scenario.
+
+Any other path than these two gets a 404 JSON error (and is recorded in
+``requests`` but does not consume a scenario).
 """
 
 from __future__ import annotations
@@ -296,6 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
             }
         )
         try:
+            if _answer_models(self, path):  # GET /v1/models: see the block at the end of this file
+                return
             if self.command != "POST" or path != CHAT_PATH:
                 msg = f"Invalid URL ({self.command} {path})"
                 self._send_simple(404, _error_json(404, msg), "application/json")
@@ -558,3 +569,46 @@ class FakeOpenAIServer:
     def _unregister(self, conn: socket.socket) -> None:
         with self._lock:
             self._conns.discard(conn)
+
+    # ---- GET /v1/models: the model list (issue 13, item 6) ----------------
+
+    models: list[str | dict[str, Any]] | tuple[str, ...] = ("gpt-4o-mini", "llama3.2:3b", "qwen3:8b")
+    """What ``GET /v1/models`` lists, in this order: ids, or whole entries as dicts (an empty list lists none)."""
+    models_failure: Scenario | None = None
+    """Set by :meth:`fail_models`: the answer to give instead of the list."""
+
+    def fail_models(self, status: int, body: str | None = None, *, content_type: str | None = None) -> None:
+        """Make ``GET /v1/models`` answer ``status`` with ``body`` (default: an OpenAI-style error, or a list at 200)."""
+        self.models_failure = Scenario(status=status, error_body=body, content_type=content_type)
+
+
+MODELS_PATH = "/v1/models"
+MODELS_CREATED = 1_715_000_000  # 2024-05-06 UTC: a fixed date, so tables and snapshots do not move
+
+
+def _model_entry(model: str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(model, dict):
+        return model
+    return {"id": model, "object": "model", "created": MODELS_CREATED, "owned_by": "library"}
+
+
+def _answer_models(handler: _Handler, path: str) -> bool:
+    """Answer ``GET /v1/models`` (True), or leave the request to the chat route (False)."""
+    if handler.command != "GET" or path != MODELS_PATH:
+        return False
+    fake = handler.fake
+    failure = fake.models_failure
+    if failure is not None and failure.status != 200:
+        ctype = failure.content_type or "application/json"
+        if failure.error_body is not None:
+            text = failure.error_body
+        else:
+            text = _html_error(failure.status) if "html" in ctype else _error_json(failure.status)
+        handler._send_simple(failure.status, text, ctype, failure.headers)
+        return True
+    if failure is not None and failure.error_body is not None:
+        handler._send_simple(200, failure.error_body, failure.content_type or "application/json")
+        return True
+    listed = [_model_entry(m) for m in fake.models]
+    handler._send_simple(200, json.dumps({"object": "list", "data": listed}), "application/json")
+    return True

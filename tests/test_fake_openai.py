@@ -336,9 +336,9 @@ async def test_script_sequence_last_scenario_repeats(server: FakeOpenAIServer) -
 async def test_unknown_route_is_404_json(server: FakeOpenAIServer) -> None:
     async with make_client(server) as client:
         with pytest.raises(openai.NotFoundError) as info:
-            await client.models.list()
+            await client.files.list()  # /v1/models answers a list (see test_models_list.py)
     assert "Invalid URL" in info.value.message
-    assert server.requests[0]["path"] == "/v1/models"
+    assert server.requests[0]["path"] == "/v1/files"
 
 
 def test_stop_does_not_hang_with_stalled_response() -> None:

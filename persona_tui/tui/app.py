@@ -9,6 +9,8 @@ number of redraws. Build it with :func:`make_app`, as the CLI and tests do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import gc
 import time
 from collections.abc import Callable, Iterable
@@ -25,11 +27,19 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select
 from textual.worker import Worker, WorkerState
 
-from persona_tui.config import Settings, SettingsError
+from persona_tui.config import (
+    ConfigWriteError,
+    Settings,
+    SettingsError,
+    default_config_path,
+    env_override,
+    remember_setting,
+)
 from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.pipeline import generate
-from persona_tui.engine.providers import Provider, make_provider, names, setup_hint
+from persona_tui.engine.providers import Provider, make_provider, names, server_models, setup_hint
+from persona_tui.engine.providers.listing import lister_of
 from persona_tui.engine.providers.registry import get
 from persona_tui.export import export_target, export_text
 from persona_tui.models import COUNT_MAX, GenerationRequest, RequestError
@@ -44,6 +54,7 @@ from persona_tui.present import one_line
 from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write
 from persona_tui.tui.screens.confirm import ConfirmScreen
 from persona_tui.tui.screens.detail import DetailScreen
+from persona_tui.tui.screens.models import ModelPickerScreen
 from persona_tui.tui.screens.organizations import OrganizationsScreen
 from persona_tui.tui.widgets.generation_panel import GenerationPanel
 from persona_tui.tui.widgets.live_log import LiveLog
@@ -52,7 +63,7 @@ from persona_tui.tui.widgets.persona_view import PersonaView
 
 TALL_ROWS = 40
 MAIN_SCREEN_ONLY = frozenset(
-    {"generate", "export", "focus_table", "focus_form", "organizations", "cancel", "toggle_thinking"}
+    {"generate", "export", "focus_table", "focus_form", "organizations", "cancel", "toggle_thinking", "choose_model"}
 )
 FOLD_KEY = "ctrl+r"
 """Folds the model's reasoning text in the log, or shows it again."""
@@ -87,6 +98,7 @@ class PersonaApp(App[None]):
             id="toggle-thinking",
             tooltip="Fold the model's thinking in the log, or show it again",
         ),
+        Binding("ctrl+l", "choose_model", "Model", id="choose-model", tooltip="Choose one of the server's models"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
     ]
 
@@ -122,8 +134,13 @@ class PersonaApp(App[None]):
         self._folded_tokens = 0
         self._folded_shown = 0
         """The reasoning tokens of the current thought, folded, and the count the log's line shows."""
-        chosen = settings.provider != "auto"  # offline on purpose: no nagging about keys
-        self.sub_title = provider.label if provider.is_ai or chosen else f"{provider.label} · {_short_hint(settings)}"
+        self.sub_title = self._model_title()
+
+    def _model_title(self) -> str:
+        """The header's words on the model: its name and server (the server's text, on one line)."""
+        label = one_line(self.provider.label)
+        chosen = self.settings.provider != "auto"  # offline on purpose: no nagging about keys
+        return label if self.provider.is_ai or chosen else f"{label} · {_short_hint(self.settings)}"
 
     # ----- layout -----
 
@@ -483,6 +500,8 @@ class PersonaApp(App[None]):
             return not self.running
         if action == "toggle_thinking":
             return self._reasoning_seen  # hidden until a model has shown its thinking
+        if action == "choose_model":  # shown (and working) only where there is a list; the palette explains the rest
+            return lister_of(self.provider) is not None
         return True
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -608,6 +627,93 @@ class PersonaApp(App[None]):
         if self._reasoning_seen:
             title = "Fold the model's thinking" if self.show_thinking else "Show the model's thinking"
             yield SystemCommand(title, f"Reasoning text in the log ({FOLD_KEY})", self.action_toggle_thinking)
+        yield SystemCommand(
+            "Choose a model", "Pick one of the server's models for the next persona (ctrl+l)", self.action_choose_model
+        )
+
+    # ----- choosing a model -----
+
+    def action_choose_model(self) -> None:
+        """Open the model picker on the current provider's list (loaded by the screen, in a worker)."""
+        refused = self._model_refusal()
+        if refused:
+            self.notify(refused, title="Model not changed", severity="warning", markup=False)
+            return
+        provider, settings = self.provider, self.settings
+        picker = ModelPickerScreen(
+            lambda: server_models(provider, settings),
+            current=provider.model,
+            where=provider.endpoint,
+            refusal=self._model_refusal,
+        )
+        self.push_screen(picker, self._model_chosen)
+
+    def _model_refusal(self) -> str | None:
+        """Why the model cannot change now: a running generation keeps the provider it started with."""
+        if self.running:
+            return "A generation is running; choose a model once it has ended (Esc cancels it)."
+        return None
+
+    def _model_chosen(self, model: str | None) -> None:
+        """Switch to the chosen model for the next generation: a new provider from the registry, at once.
+
+        Done here, before any await, so no generation can start between the check and the switch; closing
+        the old provider and remembering the choice in the config file follow in a worker.
+        """
+        if model is None:
+            return
+        refused = self._model_refusal()
+        if refused:
+            self.notify(refused, title="Model not changed", severity="warning", markup=False)
+            return
+        old = self.provider
+        if model != old.model:
+            settings = dataclasses.replace(self.settings, model=model)
+            try:
+                provider = make_provider(settings)
+            except SettingsError as exc:
+                self.notify(str(exc), title="Model not changed", severity="error", markup=False)
+                return
+            self.provider, self.settings = provider, settings
+            self.sub_title = self._model_title()
+            self.panel.model_label = one_line(provider.label)
+            self.panel.refresh(layout=True)
+        self.log_pane.message(f"Model: {one_line(self.provider.label)}")
+        self._settle_model(old, model)
+
+    @work(group="model", exit_on_error=False)
+    async def _settle_model(self, old: Provider, model: str) -> None:
+        """Close the old provider's connections, warm the new one, and remember the model in the config file."""
+        if old is not self.provider:
+            try:
+                await old.aclose()
+            except Exception as exc:  # its connections die with it anyway; the switch stands
+                self.log_pane.message(f"The previous model's connection did not close cleanly: {exc}")
+            with contextlib.suppress(Exception):  # only a head start: the first request sets up what is missing
+                await asyncio.to_thread(self.provider.prepare)
+        path = self.settings.config_file or default_config_path()
+        shown = _home_short(path)
+        try:
+            await asyncio.to_thread(remember_setting, path, "model", model)
+        except ConfigWriteError as exc:
+            message = f"Could not remember the model in {shown} ({exc.reason}); it is used until you quit."
+            self.log_pane.message(message)
+            self.notify(message, title="Model not remembered", severity="warning", markup=False, timeout=10)
+            return
+        wins = env_override("model")
+        note = f" ({wins} is set and still comes first at the next start)" if wins else ""
+        self.log_pane.message(f"Remembered in {shown}{note}")
+        self.notify(
+            f"{one_line(self.provider.label)}. Remembered in {shown}{note}.", title="Model chosen", markup=False
+        )
+
+
+def _home_short(path: Path) -> str:
+    """A path as a user would type it: the home folder as ``~``."""
+    try:
+        return "~/" + path.expanduser().relative_to(Path.home()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _short_hint(settings: Settings) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -76,6 +77,44 @@ class Capabilities:
     """It can pass on a model's reasoning (or say that the model is reasoning)."""
     batch: bool = False
     """It can submit many requests as one batch job."""
+    list_models: bool = False
+    """It can ask its server which models it serves (:class:`ListsModels`), so users pick instead of guessing."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One model a server says it serves.
+
+    ``id`` is kept exactly as the server wrote it, because it is what the next request
+    must send back; it is untrusted text, so front ends pass it through
+    ``strip_control`` before drawing it. ``owned_by`` and ``created`` are None when the
+    server leaves them out (LM Studio and llama.cpp often do).
+    """
+
+    id: str
+    owned_by: str | None = None
+    created: datetime | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """A plain dict for ``--json`` output: ``created`` as ISO 8601 in UTC, or null."""
+        return {
+            "id": self.id,
+            "owned_by": self.owned_by,
+            "created": self.created.isoformat().replace("+00:00", "Z") if self.created else None,
+        }
+
+
+@runtime_checkable
+class ListsModels(Protocol):
+    """The optional part of a provider that lists its server's models.
+
+    Optional because not every source has a choice of models (the offline generator
+    has none); a provider that has it also declares ``Capabilities(list_models=True)``.
+    """
+
+    async def list_models(self) -> list[ModelEntry]:
+        """The models the server serves; raises ``GenerationError`` (one sentence and a hint) when it cannot say."""
+        ...
 
 
 class NoOptions(BaseModel):

@@ -28,6 +28,7 @@ import json
 import logging
 import threading
 from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -43,7 +44,7 @@ from persona_tui.engine.providers.adapt import (
     takes_only_default_temperature,
     without_keywords,
 )
-from persona_tui.engine.providers.base import Capabilities, PromptSpec, ProviderInfo
+from persona_tui.engine.providers.base import Capabilities, ModelEntry, PromptSpec, ProviderInfo
 from persona_tui.engine.providers.openai_errors import (
     KEY_ENV_VAR,
     ServerError,
@@ -309,6 +310,75 @@ class OpenAIProvider:
             retryable=True,
         )
 
+    # ----- the server's models (GET /models), for `persona-tui models` and the app's picker -----
+
+    LIST_TIMEOUT = 20.0
+    """Seconds for the whole list: a list is small, and a user is waiting on it (a generation's read timeout is not)."""
+
+    async def list_models(self) -> list[ModelEntry]:
+        """The models the server serves, through the client's ``models.list()`` (every page).
+
+        Every failure becomes one sentence and a hint: a server that cannot be reached
+        names OPENAI_BASE_URL, one without a model list (404) most often means a base URL
+        without its ``/v1``.
+        """
+        client = self._get_client()
+        import openai  # imported by _get_client; this only binds the name
+
+        timeout = openai.Timeout(self.LIST_TIMEOUT, connect=self._timeouts[1])
+        try:
+            return [entry for raw in [m async for m in client.models.list(timeout=timeout)] if (entry := _listed(raw))]
+        except openai.APIStatusError as exc:
+            raise self._list_refused(exc) from None
+        except openai.APIConnectionError as exc:
+            raise self._explain(exc) from None
+        except (openai.APIError, TypeError, ValueError, AttributeError):  # a 200 that is not a model list
+            raise GenerationError(
+                FailureKind.SERVER_ERROR,
+                f"{self.endpoint} answered, but not with a list of models.",
+                "Check that OPENAI_BASE_URL is the server's OpenAI-compatible address (it usually ends in /v1).",
+            ) from None
+
+    def _list_refused(self, exc: openai.APIStatusError) -> GenerationError:
+        error = ServerError.from_body(exc.status_code, exc.body)
+        where = self.endpoint
+        if exc.status_code == 404:
+            path = urlsplit(self.base_url or "").path.rstrip("/")
+            return GenerationError(
+                FailureKind.NOT_FOUND,
+                f"{where} has no list of models at {path}/models (404).",
+                "Name the model with --model; this server may not list its models."
+                if path.endswith("/v1")
+                else "Check that the base URL (OPENAI_BASE_URL, --base-url) ends in /v1, like http://localhost:11434/v1.",
+            )
+        if exc.status_code in (401, 429) or exc.status_code >= 500:
+            return explain_status(
+                error,
+                where=where,
+                model=self.model,
+                secret=self._secret,
+                retry_after=retry_after_seconds(exc.response.headers.get("retry-after")),
+            )
+        said = clean(error.message, self._secret)
+        return GenerationError(
+            FailureKind.FORBIDDEN if exc.status_code == 403 else FailureKind.BAD_REQUEST,
+            f"{where} refused to list its models ({exc.status_code})" + (f': "{said}"' if said else "."),
+            f"Check {KEY_ENV_VAR} and OPENAI_BASE_URL, or give the model by name with --model.",
+        )
+
+
+def _listed(raw: Any) -> ModelEntry | None:
+    """One entry of a model list, read leniently: servers leave out ``created`` or ``owned_by``, or send odd types."""
+    model_id = getattr(raw, "id", None)
+    if not isinstance(model_id, str) or not model_id.strip():
+        return None
+    owner = getattr(raw, "owned_by", None)
+    created = getattr(raw, "created", None)
+    when = None
+    if isinstance(created, int | float) and not isinstance(created, bool) and 0 < created < 1e11:
+        when = datetime.fromtimestamp(created, UTC)
+    return ModelEntry(model_id, owner if isinstance(owner, str) and owner.strip() else None, when)
+
 
 def _with_schema(spec: PromptSpec) -> list[dict[str, str]]:
     """The messages with the schema told in the system message, for servers that cannot be given it."""
@@ -425,7 +495,7 @@ PROVIDER = ProviderInfo(
     build=_build,
     options=OpenAIOptions,
     key_env_var=KEY_ENV_VAR,
-    capabilities=Capabilities(json_schema=True, reasoning=True),
+    capabilities=Capabilities(json_schema=True, reasoning=True, list_models=True),
     setup_hint=SETUP_HINT,
     ready=lambda settings: bool(settings.api_key or settings.base_url),
     auto_rank=10,
