@@ -24,6 +24,7 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -273,7 +274,28 @@ def _required_text(raw: Any) -> str:
     return value
 
 
-_SPECIAL: dict[str, Any] = {"data_dir": _folder, "provider": _provider_name, "temperature": _temperature}
+def _server_url(raw: Any) -> str | None:
+    """An http(s) address with a host and a port that can be; a typo is caught here, not as a traceback later."""
+    text = _text(raw)
+    if text is None:
+        return None
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- reading it checks the port
+    except ValueError:
+        raise ValueError("is not a valid address (check the host and the port)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// address, like http://localhost:11434/v1")
+    return text
+
+
+_SPECIAL: dict[str, Any] = {
+    "data_dir": _folder,
+    "provider": _provider_name,
+    "temperature": _temperature,
+    "base_url": _server_url,
+    "exa_base_url": _server_url,
+}
 
 
 def _check_range(name: str, number: float) -> None:

@@ -229,11 +229,11 @@ async def atomic_write(final: Path, data: bytes) -> None:
 def folder_problem(folder: Path) -> StoreError | None:
     """Try the folder the way a save will use it (create it, write a file in it, remove it); say why it fails."""
     hint = "Choose a folder you can write to with --data-dir (or PERSONA_TUI_DATA_DIR)."
-    for part in (folder, *folder.parents):
-        if part.exists() and not part.is_dir():
-            return StoreError(f"The data folder {folder} cannot be used: {part} is a file, not a folder.", hint)
     probe = folder / f"{TEMP_PREFIX}probe-{uuid.uuid4().hex}"
     try:
+        for part in (folder, *folder.parents):
+            if part.exists() and not part.is_dir():
+                return StoreError(f"The data folder {folder} cannot be used: {part} is a file, not a folder.", hint)
         folder.mkdir(parents=True, exist_ok=True)
         with probe.open("xb") as fh:
             fh.write(b"ok")

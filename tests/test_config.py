@@ -374,3 +374,9 @@ def test_a_temperature_out_of_range_is_refused_at_load(value: str, cfg: Path) ->
     write(cfg, f"temperature = {value}\n")
     with pytest.raises(SettingsError, match="must be from 0 to 2"):
         load_settings({}, env={}, config_path=cfg)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/v1", "http://[::1/v1", "localhost:11434/v1", "ftp://x/v1"])
+def test_a_server_address_with_a_typo_is_refused_at_load(url: str, cfg: Path) -> None:
+    with pytest.raises(SettingsError, match="--base-url has an invalid value"):
+        load_settings({"base_url": url}, env={}, config_path=write(cfg, ""))

@@ -303,3 +303,78 @@ async def test_what_was_learned_before_is_said_in_our_words_and_is_no_sign_of_li
     assert not notice.from_server and "sent without temperature" in notice.text
     first = next(e for e in events if isinstance(e, ev.FirstToken))
     assert first.seconds >= 0.25, "the provider's own notice is not the server's first token"
+
+
+# ----- found in review: parallel refusals, look-alike 400s, limits -----
+
+
+async def test_parallel_streams_meeting_one_refusal_step_down_once(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    refused = refusal("This response_format type is unavailable now", None, "invalid_request_error")
+    people = [Scenario(content=persona_json(name)) for name in ("Ana Souza", "Bo Lindqvist", "Chen Wei")]
+    server.script(refused, refused, refused, *people)
+    provider = provider_for(server, tmp_path, model="old-model")
+    await provider.notes()  # read before the batch, as on the app's second generation
+    values = {"data_dir": tmp_path, "heartbeat_seconds": 0.1, "retry_base_delay": 0.01, "concurrency": 3}
+    try:
+        events = [
+            e
+            async for e in generate(
+                GenerationRequest.create("field nurses in rural Kenya", 3),
+                provider=provider,
+                store=PersonaStore(tmp_path / "personas"),
+                settings=Settings(**values),  # type: ignore[arg-type]
+                estimates=EstimateBook(None),
+                rng=random.Random(0),
+            )
+        ]
+    finally:
+        await provider.aclose()
+    assert not [e for e in events if isinstance(e, ev.Failed)]
+    assert len([e for e in events if isinstance(e, ev.PersonaSaved)]) == 3
+    formats = [r["body"].get("response_format", {}).get("type") for r in server.requests]
+    assert formats.count("json_schema") == 3 and None not in formats, "one step down (json_object), not two"
+    saved_notes = json.loads(NotesFile.in_folder(tmp_path, SERVERS_FILE).path.read_text())
+    assert next(iter(saved_notes.values()))["format"] == "object"
+
+
+@pytest.mark.parametrize(
+    ("message", "param"),
+    [
+        (
+            "This model's maximum context length is 128000 tokens. However, your messages resulted in 130532 "
+            "tokens (including 212 in the response_format schemas.).",
+            "messages",
+        ),
+        ("temperature and top_p should not both be set", None),
+    ],
+)
+async def test_a_400_that_only_mentions_an_option_is_not_a_step(message: str, param: str | None) -> None:
+    sent = frozenset({"stream_options"})  # no temperature was sent
+    assert step_for(message, param, ServerNotes(), SCHEMA, sent) is None
+
+
+async def test_hidden_thinking_is_not_cut_by_the_clients_own_timeout(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    from persona_tui.engine.providers.openai_compatible import PROVIDER
+
+    settings = Settings(
+        data_dir=tmp_path, base_url=server.base_url, model="o4-mini", provider="openai",
+        first_token_timeout=0.6, idle_timeout=0.4, thinking_timeout=30.0, heartbeat_seconds=0.1,
+    )  # fmt: skip
+    provider = PROVIDER.build(
+        PROVIDER.options.model_validate({"model": "o4-mini", "base_url": server.base_url}), settings
+    )
+    assert isinstance(provider, OpenAIProvider)
+    server.script(Scenario(content=persona_json(), first_token_delay=1.2))
+    events = await run(provider, tmp_path, first_token_timeout=0.6, idle_timeout=0.4, thinking_timeout=30.0)
+    assert saved(events)
+
+
+async def test_a_data_line_that_is_not_json_is_a_server_fault_not_a_bug(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    server.script(Scenario(content=persona_json(), raw_events=["data: keep-alive"]), Scenario(content=persona_json()))
+    events = await run(provider_for(server, tmp_path), tmp_path)
+    assert saved(events)
+    retries = [e for e in events if isinstance(e, ev.Retrying)]
+    assert retries and "could not read" in retries[0].reason
+    assert not [e for e in events if isinstance(e, ev.Failed)]

@@ -602,3 +602,29 @@ async def test_slow_means_slower_than_this_model_usually_is(tmp_path: Path, hist
         assert warnings == []
     else:
         assert len(warnings) == 1 and warnings[0].threshold == 0.15
+
+
+async def test_the_token_count_is_the_same_on_the_record_and_in_the_summary(tmp_path: Path) -> None:
+    from persona_tui.engine.providers.parts import UsagePart
+    from persona_tui.models import Usage
+
+    dropped = GenerationError("incomplete", "The stream ended early.", "Try again.", retryable=True)
+    provider = ScriptedProvider(
+        [
+            Step(pieces=tokens_of(persona_json())[:50], error=dropped),  # cut before its usage arrived
+            Step(pieces=[*tokens_of(persona_json()), UsagePart(Usage(prompt_tokens=9, completion_tokens=143))]),
+        ]
+    )
+    events = await run(provider, tmp_path)
+    saved = next(e for e in events if isinstance(e, ev.PersonaSaved))
+    summary = events[-1].summary  # type: ignore[union-attr]
+    assert saved.record.tokens == summary.tokens == 50 + 143
+
+
+async def test_an_attempt_count_never_passes_its_total(tmp_path: Path) -> None:
+    stall = GenerationError("stalled", "It went quiet.", "", retryable=True)
+    broken = GenerationError("server_error", "It broke.", "", retryable=True)
+    provider = ScriptedProvider([Step(error=stall), Step(error=broken), ok_step()])
+    events = await run(provider, tmp_path, max_attempts=4)
+    retries = [(e.attempt, e.max_attempts) for e in events if isinstance(e, ev.Retrying)]
+    assert retries == [(2, 2), (3, 3)]

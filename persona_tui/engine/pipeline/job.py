@@ -186,6 +186,8 @@ class PersonaJob:
             if self._worth_retrying(err, number, stalls):
                 if err.kind is FailureKind.STALLED:  # a silent server gets one more try, and the count says so
                     self.planned = min(most, number + 1 + STALL_RETRIES - stalls)
+                else:  # another fault after a stall may still be retried: the count never says "3 of 2"
+                    self.planned = max(self.planned, number + 1)
                 delay = self._delay(err, number)
                 yield Retrying(number + 1, self.planned, delay, err.message, self.index)
                 if await pause(delay, run.cancel):
@@ -207,16 +209,12 @@ class PersonaJob:
         return Failed(err.kind, message, err.hint, self.index)
 
     def _count(self, result: AttemptResult) -> None:
+        """One attempt's result: the answer so far, and what it cost (the server's count when it gave one)."""
         self.answer = result
-        self.tokens += result.tokens
+        usage = result.usage
+        self.tokens += usage.completion_tokens if usage is not None and usage.completion_tokens else result.tokens
         if result.usage is not None:
             self.usage = result.usage if self.usage is None else self.usage + result.usage
-
-    def _tokens_spent(self) -> int:
-        """Every token the model wrote for this persona: the server's count when it gave one, else the pieces seen."""
-        if self.usage is not None and self.usage.completion_tokens:
-            return self.usage.completion_tokens
-        return self.tokens
 
     def _worth_retrying(self, err: GenerationError, number: int, stalls: int) -> bool:
         worth_it = err.retryable and (err.kind is not FailureKind.STALLED or stalls <= STALL_RETRIES)
@@ -255,7 +253,7 @@ class PersonaJob:
                 enrich=run.request.enrich,
             ),
             generation_seconds=round(seconds, 3),
-            tokens=self._tokens_spent(),
+            tokens=self.tokens,
             persona=persona,
             sources=list(run.sources),
             usage=self.usage,

@@ -109,26 +109,55 @@ class Step:
             notes.format = self.format
 
 
-_FORMAT_WORDS = ("response_format", "json_schema", "structured output", "json schema", "schema", "json_object")
+_FORMAT_WORDS = ("response_format", "json_schema", "structured output", "json schema", "json_object", "schema")
+_NOT_A_STEP = (
+    "context_length",
+    "context length",
+    "context window",
+    "maximum context",
+    "context size",
+    "too many tokens",
+    "api key",
+    "api_key",
+    "model_not_found",
+    "does not exist",
+)
+"""Words of a 400 about something no step can fix (the request's length, the key, the model): never a step."""
 
 
-def step_for(message: str, param: str | None, notes: ServerNotes, schema: dict[str, Any]) -> Step | None:
-    """The step a 400 asks for, or None when it is not about something we can do without."""
+def step_for(
+    message: str, param: str | None, notes: ServerNotes, schema: dict[str, Any], sent: frozenset[str] = frozenset()
+) -> Step | None:
+    """The step a 400 asks for, or None when it is not about something we can do without.
+
+    ``sent`` holds the optional parameters the refused request carried: only those can be left out. A 400
+    that names another parameter (``messages``), or speaks of the context window, the key or the model,
+    is no step, whatever else it mentions.
+    """
     text = message.lower()
     param = (param or "").split(".")[0] or None
+    if any(word in text for word in _NOT_A_STEP):
+        return None
     for name in OPTIONAL_PARAMS:
-        if name not in notes.dropped and (param == name or name in text):
+        if name in sent and name not in notes.dropped and (param == name or (param is None and name in text)):
             return Step(param=name)
-    if param != "response_format" and not any(word in text for word in _FORMAT_WORDS):
+    if param not in (None, "response_format") or (param is None and not any(w in text for w in _FORMAT_WORDS)):
         return None
     if notes.format is Format.SCHEMA:
         used = keywords_in(schema) - notes.schema_drops
         for keyword in SCHEMA_KEYWORDS:
-            if keyword in used and keyword.lower() in text:
+            if keyword in used and _names(text, keyword.lower()):
                 return Step(keyword=keyword)
     if notes.format < Format.PLAIN:
         return Step(format=Format(notes.format + 1))
     return None
+
+
+def _names(text: str, keyword: str) -> bool:
+    """The keyword stands as a word of its own ("'minItems' is not permitted"), not inside another word
+    ("response_format") nor as plain English ("the maximum context")."""
+    quoted = any(f"{q}{keyword}{q}" in text for q in ("'", '"', "`"))
+    return quoted or re.search(rf"(?<![\w_]){re.escape(keyword)}(?![\w_])\s+(?:is|are|keyword)", text) is not None
 
 
 def keywords_in(schema: Any) -> set[str]:

@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 from persona_tui.config import DEFAULT_MODEL, Settings, SettingsError
 from persona_tui.engine.errors import FailureKind, GenerationError
 from persona_tui.engine.providers.adapt import (
+    OPTIONAL_PARAMS,
     Format,
     ServerNotes,
     Step,
@@ -156,7 +157,8 @@ class OpenAIProvider:
             saved: dict[str, dict[str, Any]] = {}
             if self._notes_file is not None:
                 saved = await asyncio.to_thread(self._notes_file.read)
-            self._notes = ServerNotes.from_json(saved.get(self._notes_key, {}))
+            if self._notes is None:  # parallel streams read at once: the first to finish sets the one shared copy
+                self._notes = ServerNotes.from_json(saved.get(self._notes_key, {}))
         return self._notes
 
     async def _remember(self, notes: ServerNotes) -> None:
@@ -201,8 +203,10 @@ class OpenAIProvider:
             self._told = True  # said once per run: the user knows why the request differs
             yield NoticePart(f"As {self.endpoint} taught before, {self.model} is {notes.summary()}.", from_server=False)
         ending = _Ending(ThinkSplitter())
+        request = self._request(spec, notes)
+        sent = ServerNotes.from_json(notes.to_json())  # what this request was built from
         try:
-            stream = await client.chat.completions.create(**self._request(spec, notes))
+            stream = await client.chat.completions.create(**request)
             if self.thinks_hidden:
                 yield HiddenReasoning()
             async with stream:
@@ -210,18 +214,43 @@ class OpenAIProvider:
                     for part in ending.parts_of(chunk):
                         yield part
         except openai.APIStatusError as exc:
-            raise await self._refused(exc, spec, notes) from None
+            raise await self._refused(exc, spec, notes, sent, _optional_sent(request)) from None
         except openai.APIError as exc:
             raise self._explain(exc) from None
+        except ValueError:  # a data line that is not JSON (a proxy's keep-alive text): the client cannot read on
+            raise GenerationError(
+                FailureKind.SERVER_ERROR,
+                f"{self.endpoint} sent an answer the client could not read.",
+                "Try again; if it persists, check that the server is OpenAI-compatible.",
+                retryable=True,
+            ) from None
         for part in ending.flush():
             yield part
         self._check_ending(ending)
 
-    async def _refused(self, exc: openai.APIStatusError, spec: PromptSpec, notes: ServerNotes) -> GenerationError:
-        """A failed answer: a step down when the server refused something we can do without, else explained."""
+    async def _refused(
+        self,
+        exc: openai.APIStatusError,
+        spec: PromptSpec,
+        notes: ServerNotes,
+        sent: ServerNotes,
+        optional: frozenset[str],
+    ) -> GenerationError:
+        """A failed answer: a step down when the server refused something we can do without, else explained.
+
+        Streams in parallel meet the same refusal: the step is judged against the request that was sent, and
+        a stream whose refusal another stream has already answered just goes again with what works now.
+        """
         error = ServerError.from_body(exc.status_code, exc.body)
         if exc.status_code in (400, 422):
-            step = step_for(error.message, error.param, notes, cast(dict[str, Any], spec.schema))
+            step = step_for(error.message, error.param, sent, cast(dict[str, Any], spec.schema), optional)
+            if step is not None and notes.to_json() != sent.to_json():
+                return GenerationError(
+                    FailureKind.BAD_REQUEST,
+                    f"Sent again the way {self.endpoint} now takes it.",
+                    retryable=True,
+                    adapted=True,
+                )
             if step is not None:
                 before = notes.format
                 step.apply(notes)
@@ -380,6 +409,11 @@ def _listed(raw: Any) -> ModelEntry | None:
     return ModelEntry(model_id, owner if isinstance(owner, str) and owner.strip() else None, when)
 
 
+def _optional_sent(request: dict[str, Any]) -> frozenset[str]:
+    """The optional parameters a request really carried (only those can be what a server refused)."""
+    return frozenset(name for name in OPTIONAL_PARAMS if name in request)
+
+
 def _with_schema(spec: PromptSpec) -> list[dict[str, str]]:
     """The messages with the schema told in the system message, for servers that cannot be given it."""
     messages = [dict(m) for m in spec.messages]
@@ -483,7 +517,8 @@ def _build(options: BaseModel, settings: Settings) -> OpenAIProvider:
         api_key=settings.api_key,
         base_url=options.base_url,
         connect_timeout=settings.connect_timeout,
-        read_timeout=max(settings.first_token_timeout, settings.idle_timeout) + 5.0,
+        # The watchdog is the real limit; the client's own must never cut a model still thinking in hidden.
+        read_timeout=max(settings.first_token_timeout, settings.idle_timeout, settings.thinking_timeout) + 5.0,
         temperature=options.temperature,
         notes_file=NotesFile.in_folder(settings.data_dir, SERVERS_FILE),
     )

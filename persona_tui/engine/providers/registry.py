@@ -60,7 +60,7 @@ def get(name: str) -> ProviderInfo:
         if entry.name == name:
             try:
                 return _load(entry)
-            except (ImportError, AttributeError) as exc:
+            except Exception as exc:  # a plugin's own bug, whatever it is, is reported as that plugin's
                 raise SettingsError(f"The provider plugin {name!r} could not be loaded: {exc}.") from None
     raise SettingsError(f"There is no provider named {name!r}; use auto, {', '.join(names())}.")
 
