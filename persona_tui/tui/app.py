@@ -44,6 +44,7 @@ from persona_tui.engine.providers.registry import get
 from persona_tui.export import export_target, export_text
 from persona_tui.models import COUNT_MAX, GenerationRequest, RequestError
 from persona_tui.narrate import (
+    app_hint,
     describe_event,
     finished_summary,
     folded_thinking,
@@ -225,6 +226,7 @@ class PersonaApp(App[None]):
 
     @work(group="load", exit_on_error=False)
     async def _load_personas(self) -> None:
+        await self._check_data_folder()
         await self._load_organizations()
         # Thousands of records and table cells are made here, and all of them live as long as
         # the app. The collector is paused while they are made (each full collection would walk
@@ -233,7 +235,11 @@ class PersonaApp(App[None]):
         collecting = gc.isenabled()
         gc.disable()
         try:
-            result = await self.store.load_all()
+            try:
+                result = await self.store.load_all()
+            except StoreError as exc:
+                self._unreadable(f"{exc.message} {app_hint(exc.hint)}".strip())
+                return
             if self.estimates is None:
                 self.estimates = await asyncio.to_thread(EstimateBook.load, self.settings.data_dir)
             self.paths.update(result.paths)
@@ -257,6 +263,21 @@ class PersonaApp(App[None]):
                 severity="warning",
                 markup=False,
             )
+
+    def _unreadable(self, sentence: str) -> None:
+        """The personas could not be read: the table says so rather than loading forever, and why."""
+        self.table.border_title = "Personas: could not be read"
+        self.persona_view.show_message(sentence)
+        self.log_pane.message(sentence)
+        self.notify(sentence, title="Personas not loaded", severity="error", markup=False, timeout=10)
+
+    async def _check_data_folder(self) -> None:
+        """Say at start, in one sentence, why the data folder cannot keep personas (if it cannot)."""
+        problem = await self.store.problem()
+        if problem is not None:
+            sentence = folder_sentence(problem)
+            self.log_pane.message(sentence)
+            self.notify(sentence, title="Data folder", severity="warning", markup=False, timeout=10)
 
     def _settle(self) -> None:
         """Once the table is drawn: freeze what startup made, then warm the provider in a thread."""
@@ -332,11 +353,7 @@ class PersonaApp(App[None]):
             enrich = self.query_one("#enrich", Checkbox).value
             request = GenerationRequest.create(description.value, count, org if isinstance(org, str) else None, enrich)
         except RequestError as exc:
-            error.update(Text(exc.message))
-            error.add_class("-shown")
-            target = count_input if exc.field == "count" else description
-            target.add_class("-invalid")
-            target.focus()
+            self._show_form_error(exc.message, count_input if exc.field == "count" else description)
             return
         if error.has_class("-shown"):  # touched only when an error shows: each update lays the screen out
             for widget in (description, count_input):
@@ -360,6 +377,10 @@ class PersonaApp(App[None]):
 
     @work(exclusive=True, group="generation", exit_on_error=False)
     async def _run_generation(self, request: GenerationRequest, cancel: asyncio.Event) -> None:
+        problem = await self.store.problem()
+        if problem is not None:  # refused before anything is sent: a model's answer must have somewhere to go
+            self._refuse_run(folder_sentence(problem))
+            return
         async for event in generate(
             request,
             provider=self.provider,
@@ -372,6 +393,23 @@ class PersonaApp(App[None]):
             organizations=self.org_store,
         ):
             self.handle_event(event)
+
+    def _refuse_run(self, sentence: str) -> None:
+        """Undo a run's start that sent nothing, and say why beside the form."""
+        self.panel.reset()
+        self.panel.running = False
+        self.panel.refresh(layout=True)
+        self._set_running(False)
+        self.log_pane.message(sentence)
+        self._show_form_error(sentence)
+
+    def _show_form_error(self, sentence: str, target: Input | None = None) -> None:
+        error = self.query_one("#form-error", Label)
+        error.update(Text(sentence))
+        error.add_class("-shown")
+        if target is not None:
+            target.add_class("-invalid")
+            target.focus()
 
     def handle_event(self, event: ev.Event) -> None:
         """Draw one engine event: fold it into the panel, log its line, react. Cheap for token events:
@@ -520,8 +558,7 @@ class PersonaApp(App[None]):
             self.panel.running = False
             self._set_running(False)
         elif worker.group == "load" and event.state is WorkerState.ERROR:
-            self.log_pane.message(f"Could not load personas: {worker.error}")
-            self.notify(f"Could not load personas from {self.store.root}.", severity="error", markup=False)
+            self._unreadable(f"The personas in {self.store.root} could not be read: {worker.error}")
 
     async def action_quit(self) -> None:
         """Quit; a running generation is cancelled first so its stream is closed."""
@@ -706,6 +743,11 @@ class PersonaApp(App[None]):
         self.notify(
             f"{one_line(self.provider.label)}. Remembered in {shown}{note}.", title="Model chosen", markup=False
         )
+
+
+def folder_sentence(problem: StoreError) -> str:
+    """Why the data folder cannot keep personas, and what to do, in one sentence for the app."""
+    return f"{problem.message} {app_hint(problem.hint)}".strip()
 
 
 def _home_short(path: Path) -> str:

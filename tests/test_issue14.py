@@ -1,0 +1,88 @@
+"""Issue 14, the app's side: each item's behaviour, driven with Pilot against the real pipeline."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input
+
+from persona_tui.config import Settings
+from persona_tui.engine.estimate import EstimateBook
+from persona_tui.storage import PersonaStore
+from persona_tui.tui.app import PersonaApp, make_app
+from persona_tui.tui.widgets.generation_panel import GenerationPanel
+from persona_tui.tui.widgets.live_log import LiveLog
+from tests.conftest import FIXED_NOW
+from tests.helpers import ScriptedProvider, ok_step
+
+pytestmark = pytest.mark.asyncio
+
+UNUSABLE = "The data folder"
+
+
+async def wait_until(pilot, condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.01)
+
+
+def notifications(app: PersonaApp) -> list[str]:
+    return [f"{n.title}: {n.message}" for n in app._notifications]
+
+
+def log_text(app: PersonaApp) -> str:
+    """The log's words, its wrapping and timestamps aside."""
+    words = " ".join(app.query_one(LiveLog).lines).split()
+    return " ".join(w for w in words if not (len(w) == 8 and w[2] == ":" and w[5] == ":"))
+
+
+def in_log(app: PersonaApp, sentence: str) -> bool:
+    """Whether the sentence is in the log (long paths wrap, so they are compared without spaces)."""
+    return "".join(sentence.split()) in "".join(log_text(app).split())
+
+
+def blocked_app(tmp_path: Path, provider: ScriptedProvider) -> PersonaApp:
+    """An app whose data folder lies under a file: it can neither be read nor written."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    settings = Settings(data_dir=blocker / "data", heartbeat_seconds=0.05)  # type: ignore[call-arg]
+    store = PersonaStore(blocker / "data" / "personas")
+    return make_app(settings, provider, store, now=lambda: FIXED_NOW, estimates=EstimateBook(None))
+
+
+async def test_an_unusable_data_folder_is_said_at_start_and_refuses_generate(tmp_path: Path) -> None:
+    provider = ScriptedProvider([ok_step()])
+    app = blocked_app(tmp_path, provider)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        [warning] = [n for n in app._notifications if UNUSABLE in n.message]
+        assert warning.severity == "warning"
+        assert "is a file, not a folder" in warning.message
+        assert "PERSONA_TUI_DATA_DIR or data_dir in the config file" in warning.message
+        assert "--data-dir" not in warning.message
+        assert in_log(app, warning.message)
+        app.query_one("#description", Input).value = "nurses"
+        await pilot.press("ctrl+g")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        error = str(app.query_one("#form-error").render())
+        assert error == warning.message
+        assert provider.calls == [], "nothing is sent"
+        assert not app.query_one(GenerationPanel).running
+
+
+async def test_the_table_says_when_the_personas_could_not_be_read(tmp_path: Path) -> None:
+    app = blocked_app(tmp_path, ScriptedProvider([]))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.query_one("#table")
+        assert table.border_title == "Personas: could not be read"
+        reason = [n.message for n in app._notifications if n.title == "Personas not loaded"]
+        assert reason and "could not be read: not a directory" in reason[0].lower()
+        assert in_log(app, reason[0])
