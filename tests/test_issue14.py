@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from persona_tui.tui.app import PersonaApp, make_app
 from persona_tui.tui.widgets.generation_panel import GenerationPanel
 from persona_tui.tui.widgets.live_log import LiveLog
 from tests.conftest import FIXED_NOW
-from tests.helpers import ScriptedProvider, ok_step
+from tests.helpers import ScriptedProvider, Step, ok_step, persona_json, tokens_of
 
 pytestmark = pytest.mark.asyncio
 
@@ -86,3 +87,43 @@ async def test_the_table_says_when_the_personas_could_not_be_read(tmp_path: Path
         reason = [n.message for n in app._notifications if n.title == "Personas not loaded"]
         assert reason and "could not be read: not a directory" in reason[0].lower()
         assert in_log(app, reason[0])
+
+
+async def test_ctrl_c_cancels_a_running_generation_then_quits(app_factory) -> None:  # type: ignore[no-untyped-def]
+    provider = ScriptedProvider([Step(pieces=tokens_of(persona_json()), delay=0.05)])
+    app = app_factory(provider)
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.query_one("#description", Input).value = "nurses"
+        await pilot.press("ctrl+g")
+        panel = app.query_one(GenerationPanel)
+        await wait_until(pilot, lambda: panel.tokens >= 3)
+        await pilot.press("ctrl+c")
+        await wait_until(pilot, lambda: not panel.running, timeout=2)
+        assert "Cancelled after" in log_text(app)
+        assert provider.closed_streams == 1
+        assert app.is_running, "the first Ctrl-C only cancels"
+        description = app.query_one("#description", Input)
+        description.focus()
+        description.select_all()
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert app.is_running and app.clipboard == "nurses", "with text selected, Ctrl-C copies it"
+        description.action_end()
+        await pilot.press("ctrl+c")
+        await pilot.pause(0.2)
+        assert not app.is_running, "with nothing running or selected, Ctrl-C quits"
+
+
+async def test_a_second_ctrl_c_quits_while_the_generation_stops(app_factory) -> None:  # type: ignore[no-untyped-def]
+    provider = ScriptedProvider([Step(pieces=tokens_of(persona_json()), delay=0.05)])
+    app = app_factory(provider)
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.query_one("#description", Input).value = "nurses"
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: app.query_one(GenerationPanel).tokens >= 3)
+        app._cancel = asyncio.Event()  # as if a first Ctrl-C had been pressed and the stream were slow to stop
+        app._cancel.set()
+        assert app.running
+        await pilot.press("ctrl+c")
+        await pilot.pause(0.3)
+        assert not app.is_running

@@ -101,6 +101,15 @@ class PersonaApp(App[None]):
         ),
         Binding("ctrl+l", "choose_model", "Model", id="choose-model", tooltip="Choose one of the server's models"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
+        Binding(
+            "ctrl+c",
+            "interrupt",
+            "Cancel/quit",
+            id="interrupt",
+            priority=True,
+            show=False,
+            tooltip="Cancel the running generation; copy selected text; otherwise (or pressed again) quit",
+        ),
     ]
 
     def __init__(
@@ -528,6 +537,28 @@ class PersonaApp(App[None]):
         if self._cancel is not None:
             self._cancel.set()
             self.log_pane.message("Cancelling…")
+
+    async def action_interrupt(self) -> None:
+        """Ctrl-C: cancel a running generation (like Esc); pressed again while it stops, quit. With nothing
+        running it copies selected text if there is some (as Ctrl-C does in a field), else quits."""
+        if self.running and self._cancel is not None and not self._cancel.is_set():
+            self._cancel.set()
+            self.log_pane.message("Cancelling… (ctrl+c again quits)")
+            return
+        if not self.running and self._copy_selection():
+            return
+        await self.action_quit()
+
+    def _copy_selection(self) -> bool:
+        """Copy the focused field's selected text, or the screen's, to the clipboard; False when none is selected."""
+        focused = self.focused
+        text = focused.selected_text if isinstance(focused, Input) else None
+        if not text:
+            text = self.screen.get_selected_text()
+        if not text:
+            return False
+        self.copy_to_clipboard(text)
+        return True
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MAIN_SCREEN_ONLY and len(self.screen_stack) > 1:
