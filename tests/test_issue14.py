@@ -127,3 +127,21 @@ async def test_a_second_ctrl_c_quits_while_the_generation_stops(app_factory) -> 
         await pilot.press("ctrl+c")
         await pilot.pause(0.3)
         assert not app.is_running
+
+
+async def test_ctrl_g_while_running_says_what_enter_says(app_factory) -> None:  # type: ignore[no-untyped-def]
+    provider = ScriptedProvider([Step(pieces=tokens_of(persona_json()), delay=0.05)])
+    app = app_factory(provider)
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.query_one("#description", Input).value = "nurses"
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: app.query_one(GenerationPanel).tokens >= 3)
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        busy = [n for n in notifications(app) if "already running" in n]
+        assert busy == [": A generation is already running; Esc cancels it."]
+        await pilot.press("enter")  # Enter in the description field says the same
+        await pilot.pause()
+        assert len([n for n in notifications(app) if "already running" in n]) == 2
+        assert len(provider.calls) == 1
+        await pilot.press("escape")

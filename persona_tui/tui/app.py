@@ -63,8 +63,19 @@ from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
 TALL_ROWS = 40
+BUSY = "A generation is already running; Esc cancels it."
 MAIN_SCREEN_ONLY = frozenset(
-    {"generate", "export", "focus_table", "focus_form", "organizations", "cancel", "toggle_thinking", "choose_model"}
+    {
+        "generate",
+        "generate_busy",
+        "export",
+        "focus_table",
+        "focus_form",
+        "organizations",
+        "cancel",
+        "toggle_thinking",
+        "choose_model",
+    }
 )
 FOLD_KEY = "ctrl+r"
 """Folds the model's reasoning text in the log, or shows it again."""
@@ -85,6 +96,14 @@ class PersonaApp(App[None]):
 
     BINDINGS = [
         Binding("ctrl+g", "generate", "Generate", id="generate", priority=True, tooltip="Generate from the form"),
+        Binding(
+            "ctrl+g",
+            "generate_busy",
+            "Generate",
+            priority=True,
+            show=False,
+            tooltip="Says that a generation is already running (the footer shows Cancel meanwhile)",
+        ),
         Binding("escape", "cancel", "Cancel", id="cancel", priority=True, tooltip="Stop the running generation"),
         Binding(
             "ctrl+s", "export('json')", "Export", id="export", priority=True, tooltip="Export all personas as JSON"
@@ -345,10 +364,13 @@ class PersonaApp(App[None]):
         else:
             self.start_generation()
 
+    def action_generate_busy(self) -> None:
+        self.notify(BUSY, severity="warning", markup=False)
+
     def start_generation(self) -> None:
         """Validate the form and start the generation worker (what ctrl+g does once typing is in)."""
         if self.running:
-            self.notify("A generation is already running; Esc cancels it.", severity="warning", markup=False)
+            self.action_generate_busy()
             return
         description = self.query_one("#description", Input)
         count_input = self.query_one("#count", Input)
@@ -567,6 +589,8 @@ class PersonaApp(App[None]):
             return self.running
         if action == "generate":
             return not self.running
+        if action == "generate_busy":  # the same key while a generation runs: say so, as Enter does
+            return self.running
         if action == "toggle_thinking":
             return self._reasoning_seen  # hidden until a model has shown its thinking
         if action == "choose_model":  # shown (and working) only where there is a list; the palette explains the rest
