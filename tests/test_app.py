@@ -297,7 +297,7 @@ async def test_failure_explains_and_keeps_the_request(app_factory: AppFactory) -
         ("   ", "1", "description is empty", "#description"),
         ("nurses", "0", "1 to 50", "#count"),
         ("nurses", "51", "1 to 50", "#count"),
-        ("nurses", "", None, None),
+        ("nurses", "", "The count must be a whole number from 1 to 50.", "#count"),
     ],
 )
 async def test_input_errors_are_shown_beside_the_form(  # type: ignore[no-untyped-def]

@@ -145,3 +145,23 @@ async def test_ctrl_g_while_running_says_what_enter_says(app_factory) -> None:  
         assert len([n for n in notifications(app) if "already running" in n]) == 2
         assert len(provider.calls) == 1
         await pilot.press("escape")
+
+
+@pytest.mark.parametrize("typed", ["-", "", "0", "51", "123", "-1"])
+async def test_a_count_that_is_not_1_to_50_is_explained_not_changed(app_factory, typed: str) -> None:  # type: ignore[no-untyped-def]
+    provider = ScriptedProvider([ok_step()])
+    app = app_factory(provider)
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.query_one("#description", Input).value = "nurses"
+        count = app.query_one("#count", Input)
+        count.value = ""
+        count.focus()
+        for key in typed:
+            await pilot.press("minus" if key == "-" else key)
+        assert count.value == typed, "nothing typed is cut off"
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert str(app.query_one("#form-error").render()) == "The count must be a whole number from 1 to 50."
+        assert "got" not in str(app.query_one("#form-error").render())
+        assert count.has_class("-invalid") and app.focused is count
+        assert provider.calls == []

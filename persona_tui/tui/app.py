@@ -63,6 +63,7 @@ from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
 TALL_ROWS = 40
+COUNT_SENTENCE = f"The count must be a whole number from 1 to {COUNT_MAX}."
 BUSY = "A generation is already running; Esc cancels it."
 MAIN_SCREEN_ONLY = frozenset(
     {
@@ -184,7 +185,7 @@ class PersonaApp(App[None]):
                 )
                 description.border_title = "Description"
                 yield description
-                count = Input(value="1", id="count", type="integer", max_length=2, tooltip=f"1 to {COUNT_MAX}")
+                count = Input(value="1", id="count", type="integer", max_length=3, tooltip=f"1 to {COUNT_MAX}")
                 count.border_title = "Count"
                 yield count
                 yield Button("Generate", id="generate", variant="primary", tooltip="ctrl+g")
@@ -375,10 +376,10 @@ class PersonaApp(App[None]):
         description = self.query_one("#description", Input)
         count_input = self.query_one("#count", Input)
         error = self.query_one("#form-error", Label)
-        try:
-            count = int(count_input.value or "1")
-        except ValueError:
-            count = -1
+        count = _count_of(count_input.value)
+        if count is None:  # "-", empty, or above the most: said the same way, whatever was typed
+            self._show_form_error(COUNT_SENTENCE, count_input)
+            return
         try:
             org = self.query_one("#org", Select).value
             enrich = self.query_one("#enrich", Checkbox).value
@@ -438,6 +439,8 @@ class PersonaApp(App[None]):
         error = self.query_one("#form-error", Label)
         error.update(Text(sentence))
         error.add_class("-shown")
+        for field in self.query("#description, #count").results(Input):
+            field.set_class(field is target, "-invalid")
         if target is not None:
             target.add_class("-invalid")
             target.focus()
@@ -798,6 +801,14 @@ class PersonaApp(App[None]):
         self.notify(
             f"{one_line(self.provider.label)}. Remembered in {shown}{note}.", title="Model chosen", markup=False
         )
+
+
+def _count_of(text: str) -> int | None:
+    """The count typed in the form, or None when it is not a whole number from 1 to the most."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= COUNT_MAX:
+        return None
+    return int(text)
 
 
 def folder_sentence(problem: StoreError) -> str:
