@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -165,3 +166,35 @@ async def test_a_count_that_is_not_1_to_50_is_explained_not_changed(app_factory,
         assert "got" not in str(app.query_one("#form-error").render())
         assert count.has_class("-invalid") and app.focused is count
         assert provider.calls == []
+
+
+async def test_export_writes_what_the_table_shows(app_factory, sample_records) -> None:  # type: ignore[no-untyped-def]
+    from textual.widgets import Select
+
+    from persona_tui.models import Organization
+
+    tagged = [
+        r.model_copy(update={"request": r.request.model_copy(update={"organization": "Acme Health"})})
+        for r in sample_records[:2]
+    ]
+    app = app_factory(records=[*tagged, sample_records[2]])
+    await app.org_store.save(Organization(name="Acme Health"))
+    exports = app.settings.data_dir / "exports"
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        app.query_one("#table-filter", Select).value = "Acme Health"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        [export] = list(exports.glob("*.json"))
+        assert [r["persona"]["name"] for r in json.loads(export.read_text())] == ["Amina Otieno", "Bo Lindqvist"]
+        assert f"Exported: Exported 2 personas shown (Acme Health) to {export}" in notifications(app)
+        export.unlink()
+        app.query_one("#table-filter", Select).clear()
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        [export] = list(exports.glob("*.json"))
+        assert len(json.loads(export.read_text())) == 3
+        assert f"Exported: Exported 3 personas to {export}" in notifications(app)

@@ -107,7 +107,12 @@ class PersonaApp(App[None]):
         ),
         Binding("escape", "cancel", "Cancel", id="cancel", priority=True, tooltip="Stop the running generation"),
         Binding(
-            "ctrl+s", "export('json')", "Export", id="export", priority=True, tooltip="Export all personas as JSON"
+            "ctrl+s",
+            "export('json')",
+            "Export",
+            id="export",
+            priority=True,
+            tooltip="Export the personas shown as JSON",
         ),
         Binding("ctrl+t", "focus_table", "Personas", id="focus-table", tooltip="Move to the table of personas"),
         Binding("ctrl+n", "focus_form", "New", id="focus-form", tooltip="Move to the description field"),
@@ -686,7 +691,9 @@ class PersonaApp(App[None]):
         self.notify(f"Deleted {one_line(record.persona.name)}.", markup=False)
 
     async def action_export(self, fmt: str = "json") -> None:
-        records = list(self.table.records.values())
+        """Export what the table shows: with an organization filter on, only its personas."""
+        table = self.table
+        records = [table.records[str(row.key.value)] for row in table.ordered_rows]
         target = export_target(self.settings.data_dir / "exports", self.now(), fmt)
         try:
             await atomic_write(target, export_text(records, fmt).encode("utf-8"))
@@ -698,8 +705,9 @@ class PersonaApp(App[None]):
                 markup=False,
             )
             return
-        self.log_pane.message(f"Exported {len(records)} persona(s) to {target}")
-        self.notify(f"{len(records)} persona(s) → {target}", title="Exported", markup=False)
+        sentence = export_sentence(len(records), table.organization, target)
+        self.log_pane.message(sentence)
+        self.notify(sentence, title="Exported", markup=False)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -715,7 +723,7 @@ class PersonaApp(App[None]):
         for fmt in ("json", "jsonl", "csv"):
             yield SystemCommand(
                 f"Export personas as {fmt.upper()}",
-                f"Write every persona to {self.settings.data_dir / 'exports'}",
+                f"Write the personas the table shows to {self.settings.data_dir / 'exports'}",
                 lambda fmt=fmt: self.run_worker(self.action_export(fmt)),
             )
         yield SystemCommand("Focus the personas table", "Browse saved personas (ctrl+t)", self.action_focus_table)
@@ -801,6 +809,14 @@ class PersonaApp(App[None]):
         self.notify(
             f"{one_line(self.provider.label)}. Remembered in {shown}{note}.", title="Model chosen", markup=False
         )
+
+
+def export_sentence(count: int, organization: str | None, target: Path) -> str:
+    """What an export wrote: with a filter on, that only the personas shown went, and whose they are."""
+    noun = "persona" if count == 1 else "personas"
+    if organization is None:
+        return f"Exported {count} {noun} to {target}"
+    return f"Exported {count} {noun} shown ({one_line(organization)}) to {target}"
 
 
 def _count_of(text: str) -> int | None:
