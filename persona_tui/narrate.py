@@ -98,9 +98,9 @@ APP_WORDS: tuple[tuple[str, str], ...] = (
     ("choose another model with --model", "choose another model with ctrl+l"),
     (
         "give the model by name with --model, PERSONA_TUI_MODEL or `model` in the config file",
-        "choose a model with ctrl+l, or set model in the config file",
+        "set model in the config file (or PERSONA_TUI_MODEL)",
     ),
-    ("give the model by name with --model", "choose a model with ctrl+l, or set model in the config file"),
+    ("give the model by name with --model", "set model in the config file (or PERSONA_TUI_MODEL)"),
     ("name the model with --model", "set model in the config file (or PERSONA_TUI_MODEL)"),
     ("--model or PERSONA_TUI_MODEL; `persona-tui models` lists them", "ctrl+l lists them"),
     ("with --data-dir (or PERSONA_TUI_DATA_DIR)", "with PERSONA_TUI_DATA_DIR or data_dir in the config file"),
@@ -310,7 +310,7 @@ def outcome_line(event: ev.PersonaSaved | ev.Failed | ev.Cancelled | ev.Finished
         case ev.PersonaSaved():
             return Line("✔", f"Saved {saved_summary(event)}", Tone.SUCCESS)
         case ev.Failed(message=message, hint=hint):
-            return Line("✘", message, Tone.ERROR, note=hint, note_tone=Tone.HINT)
+            return Line("✘", message, Tone.ERROR, note=app_hint(hint), note_tone=Tone.HINT)
         case ev.Cancelled():
             return Line("■", cancelled_sentence(event, count), Tone.STOPPED, Scope.RUN)
         case ev.Finished(summary=summary):
@@ -410,7 +410,7 @@ def _failed(event: ev.Failed, say: _Say) -> Line:
     tag = say.tag(event.index)
     if say.voice.console:
         return Line("✘", f"{tag}{event.message}", Tone.ERROR, note=event.hint, note_tone=Tone.HINT)
-    return Line("✘", f"{tag}Failed ({event.kind}): {event.message} {event.hint}", Tone.ERROR)
+    return Line("✘", f"{tag}Failed ({event.kind}): {event.message} {app_hint(event.hint)}", Tone.ERROR)
 
 
 def _cancelled(event: ev.Cancelled, say: _Say) -> Line:

@@ -280,8 +280,8 @@ async def test_failure_explains_and_keeps_the_request(app_factory: AppFactory) -
         panel = app.query_one(GenerationPanel)
         await wait_until(pilot, lambda: not panel.running)
         assert any(
-            n
-            == "Generation failed: The API key was rejected by api.openai.com. Set OPENAI_API_KEY, or run with --provider offline."
+            n == "Generation failed: The API key was rejected by api.openai.com. Set OPENAI_API_KEY,"
+            ' or set provider = "offline" in the config file (or PERSONA_TUI_PROVIDER=offline).'
             for n in notifications(app)
         )
         assert "Failed (auth)" in log_text(app)

@@ -198,3 +198,52 @@ async def test_export_writes_what_the_table_shows(app_factory, sample_records) -
         [export] = list(exports.glob("*.json"))
         assert len(json.loads(export.read_text())) == 3
         assert f"Exported: Exported 3 personas to {export}" in notifications(app)
+
+
+@pytest.mark.parametrize(
+    ("engine", "app"),
+    [
+        (
+            "Set OPENAI_API_KEY to a valid key, or run with --provider offline.",
+            'Set OPENAI_API_KEY to a valid key, or set provider = "offline" in the config file'
+            " (or PERSONA_TUI_PROVIDER=offline).",
+        ),
+        (
+            "Choose a folder you can write to with --data-dir (or PERSONA_TUI_DATA_DIR).",
+            "Choose a folder you can write to with PERSONA_TUI_DATA_DIR or data_dir in the config file.",
+        ),
+        (
+            "Check the key's project and permissions, or choose another model with --model.",
+            "Check the key's project and permissions, or choose another model with ctrl+l.",
+        ),
+        (
+            "Check the network, or raise --connect-timeout / the read timeouts.",
+            "Check the network, or raise connect_timeout or the read timeouts in the config file.",
+        ),
+        (
+            "Check the model name (--model or PERSONA_TUI_MODEL; `persona-tui models` lists them) and the base URL.",
+            "Check the model name (ctrl+l lists them) and the base URL.",
+        ),
+    ],
+)
+def test_hints_in_the_app_name_what_to_do_in_the_app(engine: str, app: str) -> None:
+    from persona_tui.narrate import app_hint
+
+    assert app_hint(engine) == app
+
+
+async def test_a_failure_in_the_app_hints_in_app_words(app_factory) -> None:  # type: ignore[no-untyped-def]
+    from persona_tui.engine.errors import GenerationError
+
+    missing = GenerationError("not_found", "The model nope was not found.", "Choose another model with --model.")
+    app = app_factory(ScriptedProvider([Step(error=missing)]))
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.query_one("#description", Input).value = "nurses"
+        await pilot.press("ctrl+g")
+        panel = app.query_one(GenerationPanel)
+        await wait_until(pilot, lambda: panel.outcome is not None and not panel.running)
+        assert "Generation failed: The model nope was not found. Choose another model with ctrl+l." in notifications(
+            app
+        )
+        assert "--model" not in log_text(app) and "ctrl+l" in log_text(app)
+        assert "Choose another model with ctrl+l." in panel.outcome.plain  # type: ignore[union-attr]

@@ -518,7 +518,7 @@ class PersonaApp(App[None]):
             self.notify(saved_summary(event), title="Persona saved", markup=False)
 
     def _failed(self, event: ev.Failed) -> None:
-        message = f"{event.message} {event.hint}".strip()
+        message = f"{event.message} {app_hint(event.hint)}".strip()
         self.notify(message, title="Generation failed", severity="error", markup=False, timeout=10)
 
     def _finished(self, event: ev.Finished) -> None:
@@ -682,7 +682,8 @@ class PersonaApp(App[None]):
         try:
             await self.store.delete(record.id)
         except StoreError as exc:
-            self.notify(f"{exc.message} {exc.hint}".strip(), title="Not deleted", severity="error", markup=False)
+            sentence = f"{exc.message} {app_hint(exc.hint)}".strip()
+            self.notify(sentence, title="Not deleted", severity="error", markup=False)
             return
         self.table.remove_persona(record.id)
         self.paths.pop(record.id, None)
