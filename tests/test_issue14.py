@@ -247,3 +247,33 @@ async def test_a_failure_in_the_app_hints_in_app_words(app_factory) -> None:  # 
         )
         assert "--model" not in log_text(app) and "ctrl+l" in log_text(app)
         assert "Choose another model with ctrl+l." in panel.outcome.plain  # type: ignore[union-attr]
+
+
+async def test_the_org_picker_says_ctrl_o_manages_organizations(app_factory) -> None:  # type: ignore[no-untyped-def]
+    from textual.widgets import Select
+
+    app = app_factory()
+    async with app.run_test(size=(120, 36)):
+        assert app.query_one("#org", Select).prompt == "no organization · ctrl+o manages them"
+
+
+@pytest.mark.parametrize("key", [None, "exa-test"])
+async def test_ticking_web_search_without_a_key_says_it_will_be_skipped(app_factory, key: str | None) -> None:  # type: ignore[no-untyped-def]
+    from textual.widgets import Checkbox
+
+    app = app_factory(exa_api_key=key)
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.query_one("#enrich", Checkbox).focus()
+        await pilot.press("space")
+        await pilot.pause()
+        assert app.query_one("#enrich", Checkbox).value
+        warned = [n for n in notifications(app) if n.startswith("Web search:")]
+        if key is None:
+            assert warned == [
+                "Web search: EXA_API_KEY is not set, so the web search will be skipped and the personas made"
+                " without it. Set EXA_API_KEY=… in the environment and start persona-tui again to ground them"
+                " in search results."
+            ]
+        else:
+            assert warned == []
+

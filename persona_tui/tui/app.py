@@ -64,6 +64,10 @@ from persona_tui.tui.widgets.persona_view import PersonaView
 
 TALL_ROWS = 40
 COUNT_SENTENCE = f"The count must be a whole number from 1 to {COUNT_MAX}."
+NO_EXA_KEY = (
+    "EXA_API_KEY is not set, so the web search will be skipped and the personas made without it. "
+    "Set EXA_API_KEY=… in the environment and start persona-tui again to ground them in search results."
+)
 BUSY = "A generation is already running; Esc cancels it."
 MAIN_SCREEN_ONLY = frozenset(
     {
@@ -197,7 +201,9 @@ class PersonaApp(App[None]):
                 yield Button("Cancel", id="cancel", variant="error", disabled=True, tooltip="Esc")
             with Horizontal(id="options-row"):
                 yield Label("For", id="org-label")
-                yield Select[str]([], prompt="no organization (ctrl+o)", id="org", allow_blank=True, compact=True)
+                yield Select[str](
+                    [], prompt="no organization · ctrl+o manages them", id="org", allow_blank=True, compact=True
+                )
                 yield Checkbox(
                     "Ground in web search (Exa)",
                     id="enrich",
@@ -342,6 +348,12 @@ class PersonaApp(App[None]):
                 self.run_worker(self._load_organizations(), group="orgs", exclusive=True)
 
         self.push_screen(OrganizationsScreen(self.org_store), done)
+
+    @on(Checkbox.Changed, "#enrich")
+    def _enrich_ticked(self, event: Checkbox.Changed) -> None:
+        """Ticking the web search with no key: say at once that it will be skipped, and how to set the key."""
+        if event.value and not self.settings.exa_api_key:
+            self.notify(NO_EXA_KEY, title="Web search", severity="warning", markup=False, timeout=10)
 
     @on(Select.Changed, "#table-filter")
     def _filter_table(self, event: Select.Changed) -> None:
