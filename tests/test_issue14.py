@@ -277,3 +277,17 @@ async def test_ticking_web_search_without_a_key_says_it_will_be_skipped(app_fact
         else:
             assert warned == []
 
+
+async def test_the_palette_offers_organizations_and_a_new_persona(app_factory) -> None:  # type: ignore[no-untyped-def]
+    from persona_tui.tui.screens.organizations import OrganizationsScreen
+
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert {"Organizations", "New persona (focus the description)"} <= set(commands)
+        app.query_one("#table").focus()
+        commands["New persona (focus the description)"].callback()
+        assert app.focused is app.query_one("#description", Input)
+        commands["Organizations"].callback()
+        await pilot.pause()
+        assert isinstance(app.screen, OrganizationsScreen)

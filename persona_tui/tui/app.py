@@ -740,6 +740,12 @@ class PersonaApp(App[None]):
                 lambda fmt=fmt: self.run_worker(self.action_export(fmt)),
             )
         yield SystemCommand("Focus the personas table", "Browse saved personas (ctrl+t)", self.action_focus_table)
+        yield SystemCommand(
+            "New persona (focus the description)", "Type who the next personas are (ctrl+n)", self.action_focus_form
+        )
+        yield SystemCommand(
+            "Organizations", "Create, edit and delete who the personas are for (ctrl+o)", self.action_organizations
+        )
         if self._reasoning_seen:
             title = "Fold the model's thinking" if self.show_thinking else "Show the model's thinking"
             yield SystemCommand(title, f"Reasoning text in the log ({FOLD_KEY})", self.action_toggle_thinking)
