@@ -291,3 +291,79 @@ async def test_the_palette_offers_organizations_and_a_new_persona(app_factory) -
         commands["Organizations"].callback()
         await pilot.pause()
         assert isinstance(app.screen, OrganizationsScreen)
+
+
+async def open_organizations(app, pilot):  # type: ignore[no-untyped-def]
+    from persona_tui.tui.screens.organizations import OrganizationsScreen
+
+    await app.workers.wait_for_complete()
+    await pilot.press("ctrl+o")
+    await wait_until(pilot, lambda: isinstance(app.screen, OrganizationsScreen))
+    await app.screen.workers.wait_for_complete()
+    await pilot.pause()
+    return app.screen
+
+
+def unsaved(app) -> bool:  # type: ignore[no-untyped-def]
+    return type(app.screen).__name__ == "UnsavedScreen"
+
+
+@pytest.mark.parametrize(("choice", "product", "closed"), [("k", None, False), ("d", "", True), ("s", "edited", True)])
+async def test_escape_with_unsaved_organization_edits_asks_first(  # type: ignore[no-untyped-def]
+    app_factory, choice: str, product: str | None, closed: bool
+) -> None:
+    from persona_tui.models import Organization
+    from persona_tui.tui.screens.organizations import OrganizationsScreen
+
+    app = app_factory()
+    await app.org_store.save(Organization(name="Acme Health"))
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_organizations(app, pilot)
+        assert screen.query_one("#org-name", Input).value == "Acme Health"
+        await pilot.press("escape")  # nothing edited: closes at once
+        await wait_until(pilot, lambda: not isinstance(app.screen, OrganizationsScreen))
+        screen = await open_organizations(app, pilot)
+        screen.query_one("#org-product", Input).value = "edited"
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: unsaved(app))
+        await pilot.press(choice)
+        await pilot.pause(0.2)
+        await app.workers.wait_for_complete()
+        assert isinstance(app.screen, OrganizationsScreen) is not closed
+        if not closed:
+            assert screen.query_one("#org-product", Input).value == "edited", "the edits are still there"
+        orgs, _ = await app.org_store.load_all()
+        assert [o.product for o in orgs] == [product or ""]
+
+
+async def test_picking_another_organization_with_unsaved_edits_asks_first(app_factory) -> None:  # type: ignore[no-untyped-def]
+    from textual.widgets import OptionList
+
+    from persona_tui.models import Organization
+
+    app = app_factory()
+    await app.org_store.save(Organization(name="Acme Health"))
+    await app.org_store.save(Organization(name="Beta Bank"))
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_organizations(app, pilot)
+        assert screen.query_one("#org-name", Input).value == "Acme Health"
+        screen.query_one("#org-region", Input).value = "Kenya"
+        screen.query_one(OptionList).highlighted = 1
+        await wait_until(pilot, lambda: unsaved(app))
+        await pilot.press("k")  # keep editing: the form and the list stay on Acme Health
+        await pilot.pause(0.1)
+        assert screen.query_one("#org-region", Input).value == "Kenya"
+        assert screen.query_one(OptionList).highlighted == 0
+        screen.query_one(OptionList).highlighted = 1
+        await wait_until(pilot, lambda: unsaved(app))
+        await pilot.press("s")  # save, then go on to Beta Bank
+        await wait_until(pilot, lambda: screen.query_one("#org-name", Input).value == "Beta Bank")
+        orgs, _ = await app.org_store.load_all()
+        assert {o.name: o.region for o in orgs} == {"Acme Health": "Kenya", "Beta Bank": ""}
+        screen.query_one("#org-region", Input).value = "Norway"
+        await pilot.press("ctrl+n")  # a new one: asked too; discard
+        await wait_until(pilot, lambda: unsaved(app))
+        await pilot.press("d")
+        await wait_until(pilot, lambda: screen.query_one("#org-name", Input).value == "")
+        orgs, _ = await app.org_store.load_all()
+        assert {o.name: o.region for o in orgs} == {"Acme Health": "Kenya", "Beta Bank": ""}
