@@ -503,13 +503,14 @@ async def test_table_filters_by_organization(app_factory: AppFactory, sample_rec
         update={"request": sample_records[0].request.model_copy(update={"organization": "Acme Health"})}
     )
     app = app_factory(records=[tagged, *sample_records[1:]])
-    await app.org_store.save(Organization(name="Acme Health"))
+    acme = Organization(name="Acme Health")
+    await app.org_store.save(acme)
     async with app.run_test(size=(120, 36)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
         table = app.query_one(PersonaTable)
         assert table.row_count == 3
-        app.query_one("#table-filter", Select).value = "Acme Health"
+        app.query_one("#table-filter", Select).value = acme.id
         await pilot.pause()
         assert table.row_count == 1 and table.border_title == "Personas (1 of 3, Acme Health)"
         app.query_one("#table-filter", Select).clear()

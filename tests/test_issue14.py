@@ -178,12 +178,13 @@ async def test_export_writes_what_the_table_shows(app_factory, sample_records) -
         for r in sample_records[:2]
     ]
     app = app_factory(records=[*tagged, sample_records[2]])
-    await app.org_store.save(Organization(name="Acme Health"))
+    acme = Organization(name="Acme Health")
+    await app.org_store.save(acme)
     exports = app.settings.data_dir / "exports"
     async with app.run_test(size=(120, 36)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
-        app.query_one("#table-filter", Select).value = "Acme Health"
+        app.query_one("#table-filter", Select).value = acme.id
         await pilot.pause()
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -367,3 +368,34 @@ async def test_picking_another_organization_with_unsaved_edits_asks_first(app_fa
         await wait_until(pilot, lambda: screen.query_one("#org-name", Input).value == "")
         orgs, _ = await app.org_store.load_all()
         assert {o.name: o.region for o in orgs} == {"Acme Health": "Kenya", "Beta Bank": ""}
+
+
+async def test_the_filter_follows_a_renamed_organization_by_id(app_factory, sample_records) -> None:  # type: ignore[no-untyped-def]
+    from textual.widgets import Select
+
+    from persona_tui.models import Organization
+
+    acme = Organization(name="Acme Care")  # renamed since the first persona was made
+    made_before = sample_records[0].request.model_copy(
+        update={"organization": "Acme Health", "organization_id": acme.id}
+    )
+    made_before_ids = sample_records[1].request.model_copy(update={"organization": "acme care"})
+    other = Organization(name="Beta Bank")
+    another = sample_records[2].request.model_copy(update={"organization": "Acme Care", "organization_id": other.id})
+    records = [
+        sample_records[0].model_copy(update={"request": made_before}),
+        sample_records[1].model_copy(update={"request": made_before_ids}),
+        sample_records[2].model_copy(update={"request": another}),
+    ]
+    app = app_factory(records=records)
+    await app.org_store.save(acme)
+    await app.org_store.save(other)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        app.query_one("#table-filter", Select).value = acme.id
+        await pilot.pause()
+        table = app.query_one("#table")
+        shown = sorted(str(r.key.value) for r in table.ordered_rows)
+        assert shown == sorted([records[0].id, records[1].id]), "by id, and by name for records with no id"
+        assert table.border_title == "Personas (2 of 3, Acme Care)"

@@ -42,7 +42,7 @@ from persona_tui.engine.providers import Provider, make_provider, names, server_
 from persona_tui.engine.providers.listing import lister_of
 from persona_tui.engine.providers.registry import get
 from persona_tui.export import export_target, export_text
-from persona_tui.models import COUNT_MAX, GenerationRequest, RequestError
+from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, RequestError
 from persona_tui.narrate import (
     app_hint,
     describe_event,
@@ -161,6 +161,8 @@ class PersonaApp(App[None]):
         self._beats = 0
         self.org_store = OrganizationStore(settings.organizations_dir)
         self.paths: dict[str, Path] = {}
+        self.organizations: dict[str, Organization] = {}
+        """The organizations known, by id (the table's filter offers them)."""
         self.count = 1
         self._cancel: asyncio.Event | None = None
         self._generation: Worker[None] | None = None
@@ -334,12 +336,16 @@ class PersonaApp(App[None]):
             return
         for problem in problems:
             self.log_pane.message(f"Skipped {problem.path.name}: {problem.reason}")
-        names = [(o.name, o.name) for o in orgs]
-        for select_id in ("#org", "#table-filter"):
+        self.organizations = {o.id: o for o in orgs}
+        choices = {  # the form names the organization; the filter follows its id, so a renamed one keeps its personas
+            "#org": [(o.name, o.name) for o in orgs],
+            "#table-filter": [(o.name, o.id) for o in orgs],
+        }
+        for select_id, options in choices.items():
             select = self.query_one(select_id, Select)
             previous = select.value
-            select.set_options(names)
-            if previous in {name for name, _ in names}:
+            select.set_options(options)
+            if previous in {value for _, value in options}:
                 select.value = previous
 
     def action_organizations(self) -> None:
@@ -357,8 +363,8 @@ class PersonaApp(App[None]):
 
     @on(Select.Changed, "#table-filter")
     def _filter_table(self, event: Select.Changed) -> None:
-        value = event.value
-        self.table.filter(value if isinstance(value, str) else None)
+        org = self.organizations.get(event.value) if isinstance(event.value, str) else None
+        self.table.filter(org.name if org else None, org.id if org else None)
         self._title_table()
 
     def _title_table(self) -> None:
