@@ -78,6 +78,47 @@ def _model_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
 
 
+EXIT_CODES = (
+    "exit codes:\n"
+    "  0    done\n"
+    "  1    the work failed: one sentence and a hint on stderr\n"
+    "  2    invalid input or usage, or settings that cannot be used"
+)
+STORE_ENV = (
+    "environment:\n"
+    "  PERSONA_TUI_DATA_DIR   the data folder (like --data-dir)\n"
+    "  PERSONA_TUI_CONFIG     the TOML config file (like --config)"
+)
+MODEL_ENV = (
+    "  OPENAI_API_KEY         the key for OpenAI or another hosted server (never written to a file)\n"
+    "  OPENAI_BASE_URL        an OpenAI-compatible server, e.g. http://localhost:11434/v1 (like --base-url)"
+)
+
+
+def _epilog(*, models: bool = False, interrupted: bool = False) -> str:
+    """The exit codes and the environment variables that matter to one command, shown under its --help."""
+    codes = EXIT_CODES + ("\n  130  interrupted by Ctrl-C (what was saved until then is kept)" if interrupted else "")
+    env = STORE_ENV + ("\n" + MODEL_ENV if models else "")
+    return f"{codes}\n\n{env}"
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    description: str,
+    **epilog: bool,
+) -> argparse.ArgumentParser:
+    """One subcommand with a description and an epilog of its exit codes and environment variables."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=_epilog(**epilog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="persona-tui",
@@ -88,10 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     _model_flags(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    gen = sub.add_parser(
+    gen = _command(
+        sub,
         "generate",
-        help="generate personas headless, with live feedback on stderr",
-        description="Generate personas. Feedback goes to stderr; with --json, stdout holds only the saved records.",
+        "generate personas headless, with live feedback on stderr",
+        "Generate personas. Feedback goes to stderr; with --json, stdout holds only the saved records.",
+        models=True,
+        interrupted=True,
     )
     gen.add_argument("description", help="who the personas are, e.g. 'field nurses in rural Kenya aged 40 to 60'")
     gen.add_argument("-n", "--count", type=int, default=1, help=f"how many personas (1 to {COUNT_MAX}, default 1)")
@@ -106,21 +150,42 @@ def build_parser() -> argparse.ArgumentParser:
     _common(gen, suppress=True)
     _model_flags(gen, suppress=True)
 
-    lst = sub.add_parser("list", help="list saved personas, newest first")
+    lst = _command(
+        sub,
+        "list",
+        "list saved personas, newest first",
+        "List the personas saved in the data folder, newest first: a table, or with --json the records.",
+    )
     lst.add_argument("--json", action="store_true", help="print the records as a JSON array")
     lst.add_argument("--org", dest="organization", default=None, help="only the personas made for this organization")
     _common(lst, suppress=True)
 
-    show = sub.add_parser("show", help="show one persona in full")
+    show = _command(
+        sub,
+        "show",
+        "show one persona in full",
+        "Show one saved persona in full, found by its id or the id's first characters.",
+    )
     show.add_argument("id", help="a persona id, or its first characters (at least 4)")
     show.add_argument("--json", action="store_true", help="print the record as JSON")
     _common(show, suppress=True)
 
-    delete = sub.add_parser("delete", help="delete one persona")
+    delete = _command(
+        sub,
+        "delete",
+        "delete one persona",
+        "Delete one saved persona (its file in the data folder), found by its id or the id's first characters.",
+    )
     delete.add_argument("id", help="a persona id, or its first characters (at least 4)")
     _common(delete, suppress=True)
 
-    org = sub.add_parser("org", help="manage organizations (who the personas are for)")
+    org = _command(
+        sub,
+        "org",
+        "manage organizations (who the personas are for)",
+        "Add, edit, list, show and delete organizations: who the personas are for, given to the model "
+        "with `generate --org NAME`. In the app: ctrl+o.",
+    )
     org_sub = org.add_subparsers(dest="org_command", metavar="ACTION", required=True)
     add = org_sub.add_parser("add", help="add an organization")
     add.add_argument("name", help="its name, unique")
@@ -142,17 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
         _common(one, suppress=True)
     _common(org, suppress=True)
 
-    models = sub.add_parser(
+    models = _command(
+        sub,
         "models",
-        help="list the models the chosen provider's server offers (* marks the current one)",
-        description="List the models of the server the settings point at (OPENAI_BASE_URL, --base-url); "
+        "list the models the chosen provider's server offers (* marks the current one)",
+        "List the models of the server the settings point at (OPENAI_BASE_URL, --base-url); "
         "the current model is marked with *. Exit 2 when the provider has no models to choose from.",
+        models=True,
     )
     models.add_argument("--json", action="store_true", help="print them as a JSON array")
     _common(models, suppress=True)
     _model_flags(models, suppress=True)
 
-    export = sub.add_parser("export", help="export all personas")
+    export = _command(
+        sub,
+        "export",
+        "export all personas",
+        "Write every saved persona as JSON, JSONL or CSV, to stdout or to a file with -o.",
+    )
     export.add_argument(
         "--format", choices=["json", "jsonl", "csv"], default="json", help="output format (default json)"
     )

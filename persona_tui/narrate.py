@@ -93,6 +93,35 @@ class Voice:
 APP = Voice()
 
 
+APP_WORDS: tuple[tuple[str, str], ...] = (
+    ("run with --provider offline", 'set provider = "offline" in the config file (or PERSONA_TUI_PROVIDER=offline)'),
+    ("choose another model with --model", "choose another model with ctrl+l"),
+    (
+        "give the model by name with --model, PERSONA_TUI_MODEL or `model` in the config file",
+        "set model in the config file (or PERSONA_TUI_MODEL)",
+    ),
+    ("give the model by name with --model", "set model in the config file (or PERSONA_TUI_MODEL)"),
+    ("name the model with --model", "set model in the config file (or PERSONA_TUI_MODEL)"),
+    ("--model or PERSONA_TUI_MODEL; `persona-tui models` lists them", "ctrl+l lists them"),
+    ("with --data-dir (or PERSONA_TUI_DATA_DIR)", "with PERSONA_TUI_DATA_DIR or data_dir in the config file"),
+    ("with --data-dir", "with PERSONA_TUI_DATA_DIR or data_dir in the config file"),
+    ("raise --connect-timeout / the read timeouts", "raise connect_timeout or the read timeouts in the config file"),
+    ("OPENAI_BASE_URL, --base-url", "OPENAI_BASE_URL, or base_url in the config file"),
+)
+"""The engine's hints name the CLI's flags; the app says what to do in the app instead."""
+
+
+def app_hint(hint: str) -> str:
+    """A hint in the app's words: each CLI flag it names replaced by what to set or press in the app."""
+    for cli, app in APP_WORDS:
+        index = hint.lower().find(cli.lower())
+        while index >= 0:
+            replacement = app[0].upper() + app[1:] if index == 0 or hint[index - 2 : index] == ". " else app
+            hint = hint[:index] + replacement + hint[index + len(cli) :]
+            index = hint.lower().find(cli.lower(), index + len(replacement))
+    return hint
+
+
 def console_voice(provider_label: str) -> Voice:
     """The headless CLI's voice: Ctrl-C cancels there."""
     return Voice(cancel_key="Ctrl-C", console=True, waiting_for=provider_label)
@@ -281,7 +310,7 @@ def outcome_line(event: ev.PersonaSaved | ev.Failed | ev.Cancelled | ev.Finished
         case ev.PersonaSaved():
             return Line("✔", f"Saved {saved_summary(event)}", Tone.SUCCESS)
         case ev.Failed(message=message, hint=hint):
-            return Line("✘", message, Tone.ERROR, note=hint, note_tone=Tone.HINT)
+            return Line("✘", message, Tone.ERROR, note=app_hint(hint), note_tone=Tone.HINT)
         case ev.Cancelled():
             return Line("■", cancelled_sentence(event, count), Tone.STOPPED, Scope.RUN)
         case ev.Finished(summary=summary):
@@ -381,7 +410,7 @@ def _failed(event: ev.Failed, say: _Say) -> Line:
     tag = say.tag(event.index)
     if say.voice.console:
         return Line("✘", f"{tag}{event.message}", Tone.ERROR, note=event.hint, note_tone=Tone.HINT)
-    return Line("✘", f"{tag}Failed ({event.kind}): {event.message} {event.hint}", Tone.ERROR)
+    return Line("✘", f"{tag}Failed ({event.kind}): {event.message} {app_hint(event.hint)}", Tone.ERROR)
 
 
 def _cancelled(event: ev.Cancelled, say: _Say) -> Line:

@@ -42,8 +42,9 @@ from persona_tui.engine.providers import Provider, make_provider, names, server_
 from persona_tui.engine.providers.listing import lister_of
 from persona_tui.engine.providers.registry import get
 from persona_tui.export import export_target, export_text
-from persona_tui.models import COUNT_MAX, GenerationRequest, RequestError
+from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, RequestError
 from persona_tui.narrate import (
+    app_hint,
     describe_event,
     finished_summary,
     folded_thinking,
@@ -62,8 +63,24 @@ from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
 TALL_ROWS = 40
+COUNT_SENTENCE = f"The count must be a whole number from 1 to {COUNT_MAX}."
+NO_EXA_KEY = (
+    "EXA_API_KEY is not set, so the web search will be skipped and the personas made without it. "
+    "Set EXA_API_KEY=… in the environment and start persona-tui again to ground them in search results."
+)
+BUSY = "A generation is already running; Esc cancels it."
 MAIN_SCREEN_ONLY = frozenset(
-    {"generate", "export", "focus_table", "focus_form", "organizations", "cancel", "toggle_thinking", "choose_model"}
+    {
+        "generate",
+        "generate_busy",
+        "export",
+        "focus_table",
+        "focus_form",
+        "organizations",
+        "cancel",
+        "toggle_thinking",
+        "choose_model",
+    }
 )
 FOLD_KEY = "ctrl+r"
 """Folds the model's reasoning text in the log, or shows it again."""
@@ -84,9 +101,22 @@ class PersonaApp(App[None]):
 
     BINDINGS = [
         Binding("ctrl+g", "generate", "Generate", id="generate", priority=True, tooltip="Generate from the form"),
+        Binding(
+            "ctrl+g",
+            "generate_busy",
+            "Generate",
+            priority=True,
+            show=False,
+            tooltip="Says that a generation is already running (the footer shows Cancel meanwhile)",
+        ),
         Binding("escape", "cancel", "Cancel", id="cancel", priority=True, tooltip="Stop the running generation"),
         Binding(
-            "ctrl+s", "export('json')", "Export", id="export", priority=True, tooltip="Export all personas as JSON"
+            "ctrl+s",
+            "export('json')",
+            "Export",
+            id="export",
+            priority=True,
+            tooltip="Export the personas shown as JSON",
         ),
         Binding("ctrl+t", "focus_table", "Personas", id="focus-table", tooltip="Move to the table of personas"),
         Binding("ctrl+n", "focus_form", "New", id="focus-form", tooltip="Move to the description field"),
@@ -100,6 +130,15 @@ class PersonaApp(App[None]):
         ),
         Binding("ctrl+l", "choose_model", "Model", id="choose-model", tooltip="Choose one of the server's models"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
+        Binding(
+            "ctrl+c",
+            "interrupt",
+            "Cancel/quit",
+            id="interrupt",
+            priority=True,
+            show=False,
+            tooltip="Cancel the running generation; copy selected text; otherwise (or pressed again) quit",
+        ),
     ]
 
     def __init__(
@@ -122,6 +161,8 @@ class PersonaApp(App[None]):
         self._beats = 0
         self.org_store = OrganizationStore(settings.organizations_dir)
         self.paths: dict[str, Path] = {}
+        self.organizations: dict[str, Organization] = {}
+        """The organizations known, by id (the table's filter offers them)."""
         self.count = 1
         self._cancel: asyncio.Event | None = None
         self._generation: Worker[None] | None = None
@@ -155,14 +196,16 @@ class PersonaApp(App[None]):
                 )
                 description.border_title = "Description"
                 yield description
-                count = Input(value="1", id="count", type="integer", max_length=2, tooltip=f"1 to {COUNT_MAX}")
+                count = Input(value="1", id="count", type="integer", max_length=3, tooltip=f"1 to {COUNT_MAX}")
                 count.border_title = "Count"
                 yield count
                 yield Button("Generate", id="generate", variant="primary", tooltip="ctrl+g")
                 yield Button("Cancel", id="cancel", variant="error", disabled=True, tooltip="Esc")
             with Horizontal(id="options-row"):
                 yield Label("For", id="org-label")
-                yield Select[str]([], prompt="no organization (ctrl+o)", id="org", allow_blank=True, compact=True)
+                yield Select[str](
+                    [], prompt="no organization · ctrl+o manages them", id="org", allow_blank=True, compact=True
+                )
                 yield Checkbox(
                     "Ground in web search (Exa)",
                     id="enrich",
@@ -225,6 +268,7 @@ class PersonaApp(App[None]):
 
     @work(group="load", exit_on_error=False)
     async def _load_personas(self) -> None:
+        await self._check_data_folder()
         await self._load_organizations()
         # Thousands of records and table cells are made here, and all of them live as long as
         # the app. The collector is paused while they are made (each full collection would walk
@@ -233,7 +277,11 @@ class PersonaApp(App[None]):
         collecting = gc.isenabled()
         gc.disable()
         try:
-            result = await self.store.load_all()
+            try:
+                result = await self.store.load_all()
+            except StoreError as exc:
+                self._unreadable(f"{exc.message} {app_hint(exc.hint)}".strip())
+                return
             if self.estimates is None:
                 self.estimates = await asyncio.to_thread(EstimateBook.load, self.settings.data_dir)
             self.paths.update(result.paths)
@@ -258,6 +306,21 @@ class PersonaApp(App[None]):
                 markup=False,
             )
 
+    def _unreadable(self, sentence: str) -> None:
+        """The personas could not be read: the table says so rather than loading forever, and why."""
+        self.table.border_title = "Personas: could not be read"
+        self.persona_view.show_message(sentence)
+        self.log_pane.message(sentence)
+        self.notify(sentence, title="Personas not loaded", severity="error", markup=False, timeout=10)
+
+    async def _check_data_folder(self) -> None:
+        """Say at start, in one sentence, why the data folder cannot keep personas (if it cannot)."""
+        problem = await self.store.problem()
+        if problem is not None:
+            sentence = folder_sentence(problem)
+            self.log_pane.message(sentence)
+            self.notify(sentence, title="Data folder", severity="warning", markup=False, timeout=10)
+
     def _settle(self) -> None:
         """Once the table is drawn: freeze what startup made, then warm the provider in a thread."""
         gc.collect()
@@ -273,12 +336,16 @@ class PersonaApp(App[None]):
             return
         for problem in problems:
             self.log_pane.message(f"Skipped {problem.path.name}: {problem.reason}")
-        names = [(o.name, o.name) for o in orgs]
-        for select_id in ("#org", "#table-filter"):
+        self.organizations = {o.id: o for o in orgs}
+        choices = {  # the form names the organization; the filter follows its id, so a renamed one keeps its personas
+            "#org": [(o.name, o.name) for o in orgs],
+            "#table-filter": [(o.name, o.id) for o in orgs],
+        }
+        for select_id, options in choices.items():
             select = self.query_one(select_id, Select)
             previous = select.value
-            select.set_options(names)
-            if previous in {name for name, _ in names}:
+            select.set_options(options)
+            if previous in {value for _, value in options}:
                 select.value = previous
 
     def action_organizations(self) -> None:
@@ -288,10 +355,16 @@ class PersonaApp(App[None]):
 
         self.push_screen(OrganizationsScreen(self.org_store), done)
 
+    @on(Checkbox.Changed, "#enrich")
+    def _enrich_ticked(self, event: Checkbox.Changed) -> None:
+        """Ticking the web search with no key: say at once that it will be skipped, and how to set the key."""
+        if event.value and not self.settings.exa_api_key:
+            self.notify(NO_EXA_KEY, title="Web search", severity="warning", markup=False, timeout=10)
+
     @on(Select.Changed, "#table-filter")
     def _filter_table(self, event: Select.Changed) -> None:
-        value = event.value
-        self.table.filter(value if isinstance(value, str) else None)
+        org = self.organizations.get(event.value) if isinstance(event.value, str) else None
+        self.table.filter(org.name if org else None, org.id if org else None)
         self._title_table()
 
     def _title_table(self) -> None:
@@ -315,28 +388,27 @@ class PersonaApp(App[None]):
         else:
             self.start_generation()
 
+    def action_generate_busy(self) -> None:
+        self.notify(BUSY, severity="warning", markup=False)
+
     def start_generation(self) -> None:
         """Validate the form and start the generation worker (what ctrl+g does once typing is in)."""
         if self.running:
-            self.notify("A generation is already running; Esc cancels it.", severity="warning", markup=False)
+            self.action_generate_busy()
             return
         description = self.query_one("#description", Input)
         count_input = self.query_one("#count", Input)
         error = self.query_one("#form-error", Label)
-        try:
-            count = int(count_input.value or "1")
-        except ValueError:
-            count = -1
+        count = _count_of(count_input.value)
+        if count is None:  # "-", empty, or above the most: said the same way, whatever was typed
+            self._show_form_error(COUNT_SENTENCE, count_input)
+            return
         try:
             org = self.query_one("#org", Select).value
             enrich = self.query_one("#enrich", Checkbox).value
             request = GenerationRequest.create(description.value, count, org if isinstance(org, str) else None, enrich)
         except RequestError as exc:
-            error.update(Text(exc.message))
-            error.add_class("-shown")
-            target = count_input if exc.field == "count" else description
-            target.add_class("-invalid")
-            target.focus()
+            self._show_form_error(exc.message, count_input if exc.field == "count" else description)
             return
         if error.has_class("-shown"):  # touched only when an error shows: each update lays the screen out
             for widget in (description, count_input):
@@ -360,6 +432,10 @@ class PersonaApp(App[None]):
 
     @work(exclusive=True, group="generation", exit_on_error=False)
     async def _run_generation(self, request: GenerationRequest, cancel: asyncio.Event) -> None:
+        problem = await self.store.problem()
+        if problem is not None:  # refused before anything is sent: a model's answer must have somewhere to go
+            self._refuse_run(folder_sentence(problem))
+            return
         async for event in generate(
             request,
             provider=self.provider,
@@ -372,6 +448,25 @@ class PersonaApp(App[None]):
             organizations=self.org_store,
         ):
             self.handle_event(event)
+
+    def _refuse_run(self, sentence: str) -> None:
+        """Undo a run's start that sent nothing, and say why beside the form."""
+        self.panel.reset()
+        self.panel.running = False
+        self.panel.refresh(layout=True)
+        self._set_running(False)
+        self.log_pane.message(sentence)
+        self._show_form_error(sentence)
+
+    def _show_form_error(self, sentence: str, target: Input | None = None) -> None:
+        error = self.query_one("#form-error", Label)
+        error.update(Text(sentence))
+        error.add_class("-shown")
+        for field in self.query("#description, #count").results(Input):
+            field.set_class(field is target, "-invalid")
+        if target is not None:
+            target.add_class("-invalid")
+            target.focus()
 
     def handle_event(self, event: ev.Event) -> None:
         """Draw one engine event: fold it into the panel, log its line, react. Cheap for token events:
@@ -441,7 +536,7 @@ class PersonaApp(App[None]):
             self.notify(saved_summary(event), title="Persona saved", markup=False)
 
     def _failed(self, event: ev.Failed) -> None:
-        message = f"{event.message} {event.hint}".strip()
+        message = f"{event.message} {app_hint(event.hint)}".strip()
         self.notify(message, title="Generation failed", severity="error", markup=False, timeout=10)
 
     def _finished(self, event: ev.Finished) -> None:
@@ -491,6 +586,28 @@ class PersonaApp(App[None]):
             self._cancel.set()
             self.log_pane.message("Cancelling…")
 
+    async def action_interrupt(self) -> None:
+        """Ctrl-C: cancel a running generation (like Esc); pressed again while it stops, quit. With nothing
+        running it copies selected text if there is some (as Ctrl-C does in a field), else quits."""
+        if self.running and self._cancel is not None and not self._cancel.is_set():
+            self._cancel.set()
+            self.log_pane.message("Cancelling… (ctrl+c again quits)")
+            return
+        if not self.running and self._copy_selection():
+            return
+        await self.action_quit()
+
+    def _copy_selection(self) -> bool:
+        """Copy the focused field's selected text, or the screen's, to the clipboard; False when none is selected."""
+        focused = self.focused
+        text = focused.selected_text if isinstance(focused, Input) else None
+        if not text:
+            text = self.screen.get_selected_text()
+        if not text:
+            return False
+        self.copy_to_clipboard(text)
+        return True
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MAIN_SCREEN_ONLY and len(self.screen_stack) > 1:
             return False  # a dialog is open: its own keys (ctrl+s saves there) come first
@@ -498,6 +615,8 @@ class PersonaApp(App[None]):
             return self.running
         if action == "generate":
             return not self.running
+        if action == "generate_busy":  # the same key while a generation runs: say so, as Enter does
+            return self.running
         if action == "toggle_thinking":
             return self._reasoning_seen  # hidden until a model has shown its thinking
         if action == "choose_model":  # shown (and working) only where there is a list; the palette explains the rest
@@ -520,8 +639,7 @@ class PersonaApp(App[None]):
             self.panel.running = False
             self._set_running(False)
         elif worker.group == "load" and event.state is WorkerState.ERROR:
-            self.log_pane.message(f"Could not load personas: {worker.error}")
-            self.notify(f"Could not load personas from {self.store.root}.", severity="error", markup=False)
+            self._unreadable(f"The personas in {self.store.root} could not be read: {worker.error}")
 
     async def action_quit(self) -> None:
         """Quit; a running generation is cancelled first so its stream is closed."""
@@ -582,7 +700,8 @@ class PersonaApp(App[None]):
         try:
             await self.store.delete(record.id)
         except StoreError as exc:
-            self.notify(f"{exc.message} {exc.hint}".strip(), title="Not deleted", severity="error", markup=False)
+            sentence = f"{exc.message} {app_hint(exc.hint)}".strip()
+            self.notify(sentence, title="Not deleted", severity="error", markup=False)
             return
         self.table.remove_persona(record.id)
         self.paths.pop(record.id, None)
@@ -591,7 +710,9 @@ class PersonaApp(App[None]):
         self.notify(f"Deleted {one_line(record.persona.name)}.", markup=False)
 
     async def action_export(self, fmt: str = "json") -> None:
-        records = list(self.table.records.values())
+        """Export what the table shows: with an organization filter on, only its personas."""
+        table = self.table
+        records = [table.records[str(row.key.value)] for row in table.ordered_rows]
         target = export_target(self.settings.data_dir / "exports", self.now(), fmt)
         try:
             await atomic_write(target, export_text(records, fmt).encode("utf-8"))
@@ -603,8 +724,9 @@ class PersonaApp(App[None]):
                 markup=False,
             )
             return
-        self.log_pane.message(f"Exported {len(records)} persona(s) to {target}")
-        self.notify(f"{len(records)} persona(s) → {target}", title="Exported", markup=False)
+        sentence = export_sentence(len(records), table.organization, target)
+        self.log_pane.message(sentence)
+        self.notify(sentence, title="Exported", markup=False)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -620,10 +742,16 @@ class PersonaApp(App[None]):
         for fmt in ("json", "jsonl", "csv"):
             yield SystemCommand(
                 f"Export personas as {fmt.upper()}",
-                f"Write every persona to {self.settings.data_dir / 'exports'}",
+                f"Write the personas the table shows to {self.settings.data_dir / 'exports'}",
                 lambda fmt=fmt: self.run_worker(self.action_export(fmt)),
             )
         yield SystemCommand("Focus the personas table", "Browse saved personas (ctrl+t)", self.action_focus_table)
+        yield SystemCommand(
+            "New persona (focus the description)", "Type who the next personas are (ctrl+n)", self.action_focus_form
+        )
+        yield SystemCommand(
+            "Organizations", "Create, edit and delete who the personas are for (ctrl+o)", self.action_organizations
+        )
         if self._reasoning_seen:
             title = "Fold the model's thinking" if self.show_thinking else "Show the model's thinking"
             yield SystemCommand(title, f"Reasoning text in the log ({FOLD_KEY})", self.action_toggle_thinking)
@@ -706,6 +834,27 @@ class PersonaApp(App[None]):
         self.notify(
             f"{one_line(self.provider.label)}. Remembered in {shown}{note}.", title="Model chosen", markup=False
         )
+
+
+def export_sentence(count: int, organization: str | None, target: Path) -> str:
+    """What an export wrote: with a filter on, that only the personas shown went, and whose they are."""
+    noun = "persona" if count == 1 else "personas"
+    if organization is None:
+        return f"Exported {count} {noun} to {target}"
+    return f"Exported {count} {noun} shown ({one_line(organization)}) to {target}"
+
+
+def _count_of(text: str) -> int | None:
+    """The count typed in the form, or None when it is not a whole number from 1 to the most."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= COUNT_MAX:
+        return None
+    return int(text)
+
+
+def folder_sentence(problem: StoreError) -> str:
+    """Why the data folder cannot keep personas, and what to do, in one sentence for the app."""
+    return f"{problem.message} {app_hint(problem.hint)}".strip()
 
 
 def _home_short(path: Path) -> str:

@@ -21,6 +21,7 @@ from textual.widgets.option_list import Option
 
 from persona_tui.engine.errors import GenerationError
 from persona_tui.engine.providers import ModelEntry, NoModelList
+from persona_tui.narrate import app_hint
 from persona_tui.present import model_cells, one_line
 
 ModelLoader = Callable[[], Awaitable[list[ModelEntry]]]
@@ -65,7 +66,7 @@ class ModelPickerScreen(ModalScreen[str | None]):
         try:
             entries = await self.load()
         except (NoModelList, GenerationError) as exc:
-            self._say(f"{exc.message} {exc.hint}".strip(), error=True)
+            self._say(f"{exc.message} {app_hint(exc.hint)}".strip(), error=True)
             return
         except Exception as exc:  # a bug must not leave the screen loading forever, nor crash the app
             self._say(f"The models of {self.where} could not be listed ({type(exc).__name__}: {exc}).", error=True)

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, OptionList, TextArea
+from textual.widgets import Button, Footer, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from persona_tui.models import Organization
@@ -20,6 +20,38 @@ from persona_tui.tui.screens.confirm import ConfirmScreen
 
 FIELDS = ("name", "industry", "product", "audience", "region")
 NEW = "__new__"
+SAVE, DISCARD, KEEP = "save", "discard", "keep"
+
+
+class UnsavedScreen(ModalScreen[str]):
+    """Asks what to do with an organization's unsaved edits: save, discard, or keep editing."""
+
+    DEFAULT_CSS = """
+    UnsavedScreen { align: center middle; }
+    """
+    BINDINGS = [
+        Binding("s", "dismiss('save')", "Save", id="unsaved-save"),
+        Binding("d", "dismiss('discard')", "Discard", id="unsaved-discard"),
+        Binding("escape,k", "dismiss('keep')", "Keep editing", id="unsaved-keep"),
+    ]
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.question = f"{name} has changes that are not saved."
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Static(Text(self.question), id="confirm-question")
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Save (s)", variant="primary", id=f"unsaved-{SAVE}")
+                yield Button("Discard (d)", variant="error", id=f"unsaved-{DISCARD}")
+                yield Button("Keep editing (k)", variant="default", id=f"unsaved-{KEEP}")
+
+    def on_mount(self) -> None:
+        self.query_one(f"#unsaved-{KEEP}", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss((event.button.id or "").removeprefix("unsaved-") or KEEP)
 
 
 class OrganizationsScreen(ModalScreen[bool]):
@@ -72,7 +104,8 @@ class OrganizationsScreen(ModalScreen[bool]):
         options = self.query_one(OptionList)
         options.clear_options()
         options.add_options([Option(Text(o.name), id=o.id) for o in self.orgs])
-        chosen = next((o for o in self.orgs if o.id == select), self.orgs[0] if self.orgs else None)
+        first = self.orgs[0] if self.orgs and select != NEW else None
+        chosen = next((o for o in self.orgs if o.id == select), first)
         self._fill(chosen)
         if chosen is not None:
             options.highlighted = self.orgs.index(chosen)
@@ -91,19 +124,58 @@ class OrganizationsScreen(ModalScreen[bool]):
         label.update(Text(message))
         label.set_class(bool(message), "-shown")
 
+    def _dirty(self) -> bool:
+        """Whether the form holds edits not saved to the organization shown (or, for a new one, any text)."""
+        org = self.editing
+        for name in FIELDS:
+            if self.query_one(f"#org-{name}", Input).value != (getattr(org, name) if org else ""):
+                return True
+        return self.query_one("#org-notes", TextArea).text != (org.notes if org else "")
+
+    @work(exclusive=True, group="orgs-ask")
+    async def _leave(self, then: Organization | None, *, close: bool = False) -> None:
+        """Leave the organization being edited (for ``then``, or closing): unsaved edits are asked about first."""
+        if self._dirty():
+            name = self.query_one("#org-name", Input).value.strip() or "The new organization"
+            choice = await self.app.push_screen_wait(UnsavedScreen(name))
+            if choice == KEEP or (choice == SAVE and not await self._save()):
+                self._show_editing()
+                return
+            if choice == SAVE and not close:  # the list shows the saved name, then the one picked
+                self.reload(select=then.id if then is not None else NEW)
+                return
+        if close:
+            self.dismiss(self.changed)
+        elif then is None or then.id != getattr(self.editing, "id", None):
+            self._fill(then)
+            self._show_editing()
+
+    def _show_editing(self) -> None:
+        """Highlight the organization being edited again in the list (after a choice to keep editing)."""
+        editing = self.editing
+        options = self.query_one(OptionList)
+        index = next((i for i, o in enumerate(self.orgs) if editing is not None and o.id == editing.id), None)
+        if options.highlighted != index:
+            options.highlighted = index
+
     @on(OptionList.OptionHighlighted)
     def _picked(self, event: OptionList.OptionHighlighted) -> None:
         org = next((o for o in self.orgs if o.id == event.option.id), None)
-        if org is not None and org is not self.editing:
-            self._fill(org)
+        if org is not None and org.id != getattr(self.editing, "id", None):
+            self._leave(org)
 
     @on(Button.Pressed, "#orgs-new")
     def action_new(self) -> None:
-        self.query_one(OptionList).highlighted = None
-        self._fill(None)
+        self._leave(None)
 
     @on(Button.Pressed, "#orgs-save")
     async def action_save(self) -> None:
+        org = await self._save()
+        if org is not None:
+            self.reload(select=org.id)
+
+    async def _save(self) -> Organization | None:
+        """Save the form; the organization saved, or None when it could not be (the reason shows in the form)."""
         values: dict[str, object] = {name: self.query_one(f"#org-{name}", Input).value for name in FIELDS}
         values["notes"] = self.query_one("#org-notes", TextArea).text
         current = self.editing
@@ -114,15 +186,16 @@ class OrganizationsScreen(ModalScreen[bool]):
         except ValidationError as exc:
             first = exc.errors()[0]
             self._error(f"The {first['loc'][0]} is not valid: {first['msg']}.")
-            return
+            return None
         try:
             await self.store.save(org, replacing=current)
         except StoreError as exc:
             self._error(exc.message)
-            return
+            return None
         self.changed = True
         self.notify(f"Saved {org.name}.", markup=False)
-        self.reload(select=org.id)
+        self.editing = org
+        return org
 
     @on(Button.Pressed, "#orgs-delete")
     @work(group="orgs-delete")
@@ -145,4 +218,4 @@ class OrganizationsScreen(ModalScreen[bool]):
 
     @on(Button.Pressed, "#orgs-close")
     def action_close(self) -> None:
-        self.dismiss(self.changed)
+        self._leave(None, close=True)

@@ -128,7 +128,9 @@ class PersonaTable(DataTable[Cell | Stamp | Text]):
         self.records: dict[str, PersonaRecord] = {}
         """Every persona, newest first, shown or not."""
         self.organization: str | None = None
-        """Show only the personas made for this organization (case ignored)."""
+        """Show only the personas made for this organization (its name, shown in the title)."""
+        self.organization_id: str | None = None
+        """The filter's organization id: records that carry one match by it, older records by name (case ignored)."""
         self._cache: dict[str, Row] = {}
         """Each persona's cells, built once (they are plain text, cheap to keep)."""
 
@@ -198,6 +200,8 @@ class PersonaTable(DataTable[Cell | Stamp | Text]):
     def _shown(self, record: PersonaRecord) -> bool:
         if self.organization is None:
             return True
+        if self.organization_id is not None and record.request.organization_id is not None:
+            return record.request.organization_id == self.organization_id  # renamed since: still the same one
         return (record.request.organization or "").casefold() == self.organization.casefold()
 
     def load(self, records: Iterable[PersonaRecord]) -> None:
@@ -222,8 +226,10 @@ class PersonaTable(DataTable[Cell | Stamp | Text]):
         for key in shown[FIRST_ROWS:]:
             self.add_row(*self._cache[key], key=key)
 
-    def filter(self, organization: str | None) -> None:
+    def filter(self, organization: str | None, organization_id: str | None = None) -> None:
+        """Show only one organization's personas (by id where records carry one, else by name), or all."""
         self.organization = organization
+        self.organization_id = organization_id
         self._refill()
 
     def _refill(self) -> None:
