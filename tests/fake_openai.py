@@ -44,7 +44,7 @@ Non-streaming requests get a full ``chat.completion`` JSON after waiting
 it wait ``stall_seconds`` first, ``cut_after`` closes the connection without
 any response.
 
-Error scenarios (``status != 200``) answer with ``error_body`` (default: an
+Error scenarios (``status != 200``) wait ``first_token_delay``, then answer with ``error_body`` (default: an
 OpenAI-style ``{"error": {...}}`` JSON, or a small HTML page if
 ``content_type`` is ``text/html``), ``Content-Length`` and ``Scenario.headers``.
 
@@ -330,6 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chat(self, body: dict[str, Any], sc: Scenario) -> None:
         if sc.status != 200:
+            self._sleep(sc.first_token_delay)  # an error can be slow to come too
             ctype = sc.content_type or "application/json"
             if sc.error_body is not None:
                 text = sc.error_body

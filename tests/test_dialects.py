@@ -310,6 +310,7 @@ async def test_what_was_learned_before_is_said_in_our_words_and_is_no_sign_of_li
 
 async def test_parallel_streams_meeting_one_refusal_step_down_once(server: FakeOpenAIServer, tmp_path: Path) -> None:
     refused = refusal("This response_format type is unavailable now", None, "invalid_request_error")
+    refused.first_token_delay = 0.3  # all three requests are out before the first refusal comes back
     people = [Scenario(content=persona_json(name)) for name in ("Ana Souza", "Bo Lindqvist", "Chen Wei")]
     server.script(refused, refused, refused, *people)
     provider = provider_for(server, tmp_path, model="old-model")
