@@ -65,6 +65,7 @@ TALL_ROWS = 40
 MAIN_SCREEN_ONLY = frozenset(
     {"generate", "export", "focus_table", "focus_form", "organizations", "cancel", "toggle_thinking", "choose_model"}
 )
+NO_PERSONAS = "No personas yet. Describe the people you want and press ctrl+g."
 FOLD_KEY = "ctrl+r"
 """Folds the model's reasoning text in the log, or shows it again."""
 PULSE_SECONDS = 1 / 8
@@ -247,7 +248,7 @@ class PersonaApp(App[None]):
         if result.records:
             self.persona_view.show_record(result.records[0])
         else:
-            self.persona_view.show_message("No personas yet. Describe the people you want and press ctrl+g.")
+            self.persona_view.show_message(NO_PERSONAS)
         if result.problems:
             for problem in result.problems:
                 self.log_pane.message(f"Skipped {problem.path.name}: {problem.reason}")
@@ -293,6 +294,16 @@ class PersonaApp(App[None]):
         value = event.value
         self.table.filter(value if isinstance(value, str) else None)
         self._title_table()
+
+    def _show_selected(self) -> None:
+        """The persona pane shows the table's selected row, or says the table is empty."""
+        selected = self.table.selected
+        if selected is not None:
+            self.persona_view.show_record(selected)
+        elif self.table.records:
+            self.persona_view.show_message("No persona of this organization; choose another in the filter.")
+        else:
+            self.persona_view.show_message(NO_PERSONAS)
 
     def _title_table(self) -> None:
         table = self.table
@@ -587,6 +598,8 @@ class PersonaApp(App[None]):
         self.table.remove_persona(record.id)
         self.paths.pop(record.id, None)
         self._title_table()
+        if not self.running:  # the pane follows the table: the row now selected, or the empty table's words
+            self._show_selected()
         self.log_pane.message(f"Deleted {one_line(record.persona.name)} ({record.id[:8]})")
         self.notify(f"Deleted {one_line(record.persona.name)}.", markup=False)
 
