@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-import pytest
-from rich.text import Text
+import io
 
+import pytest
+from rich.console import Console
+from rich.text import Text
+from textual.widgets import Input
+
+from persona_tui.batch_state import BatchState
+from persona_tui.engine import events as ev
+from persona_tui.engine.errors import FailureKind, GenerationError
+from persona_tui.engine.events import Stage
+from persona_tui.narrate import console_voice, describe_event
+from persona_tui.render import HeadlessRenderer
 from persona_tui.tui.screens.confirm import ConfirmScreen
+from persona_tui.tui.widgets.generation_panel import GenerationPanel
 from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 from tests.conftest import AppFactory
+from tests.helpers import ScriptedProvider, Step
 from tests.test_app import wait_until
 
 
@@ -48,3 +60,71 @@ async def test_deleting_shows_the_next_selected_persona_then_the_empty_message(
         assert table.border_title == "Personas (0)"
         assert "No personas yet" in pane_text(view)
         assert left.persona.name not in pane_text(view)
+
+
+# ----- item 8: a failed batch leaves no lanes, and says what became of the others -----
+
+
+def rejected_batch_events() -> list[ev.Event]:
+    """What the engine reports for a rejected key with three personas, two of them already sent."""
+    events: list[ev.Event] = [ev.StageStarted(Stage.PREPARING, "3 persona(s)")]
+    for index in range(3):
+        events += [
+            ev.StageStarted(Stage.PROMPT, index=index),
+            ev.StageFinished(Stage.PROMPT, 0.001, index),
+            ev.StageStarted(Stage.CALLING, "m at e", index),
+            ev.RequestSent("m", "e", 1, 1.2, index, timeout=5.0, max_attempts=4),
+        ]
+    events += [
+        ev.Failed(FailureKind.AUTH, "The API key was rejected.", "Set OPENAI_API_KEY.", 0),
+        ev.Finished(ev.Summary((), 3, False, 4.0, 0, not_started=2)),
+    ]
+    return events
+
+
+def test_finished_clears_the_lanes_of_personas_that_ended_or_never_started() -> None:
+    state = BatchState.begin(3, 0.0)
+    events = rejected_batch_events()
+    for event in events[:-1]:
+        state.apply(event, 0.0)
+    assert sorted(state.lanes) == [1, 2]
+    state.apply(events[-1], 0.0)
+    assert state.lanes == {}
+
+
+def test_the_summary_line_says_how_many_never_started() -> None:
+    finished = ev.Finished(ev.Summary((), 3, False, 4.0, 0, not_started=2))
+    console = describe_event(finished, 3, console_voice("m at e"))
+    assert console is not None and console.text == "0 of 3 saved in 4.0 s, 1 failed, 2 not started"
+    app = describe_event(finished, 3)
+    assert app is not None and app.text == "Finished: 0 of 3 saved in 4.0 s, 1 failed, 2 not started"
+    assert describe_event(ev.Finished(ev.Summary((), 1, False, 4.0, 0)), 1) is None, "the failure said it"
+
+
+def test_stderr_after_a_rejected_batch_has_no_lanes_and_a_summary() -> None:
+    out = io.StringIO()
+    with HeadlessRenderer(Console(file=out, width=120), count=3, provider_label="m", clock=lambda: 0.0) as view:
+        for event in rejected_batch_events():
+            view.handle(event)
+        assert view.lanes == {} and len(view.progress.tasks) == 1
+    assert "0 of 3 saved in 4.0 s, 1 failed, 2 not started" in out.getvalue()
+
+
+@pytest.mark.asyncio
+async def test_the_panel_drops_waiting_lanes_when_a_batch_fails(app_factory: AppFactory) -> None:
+    denied = GenerationError("auth", "The API key was rejected.", "Set OPENAI_API_KEY.")
+    app = app_factory(ScriptedProvider([Step(error=denied)]), concurrency=3)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        app.query_one("#description", Input).value = "field nurses"
+        app.query_one("#count", Input).value = "3"
+        app.start_generation()
+        panel = app.query_one(GenerationPanel)
+        await wait_until(pilot, lambda: not panel.running)
+        await pilot.pause()
+        assert panel.lanes == {}
+        shown = panel.render()
+        console = Console(file=io.StringIO(), width=100)
+        console.print(shown)
+        text = console.file.getvalue()  # type: ignore[attr-defined]
+        assert "[2/3]" not in text and "[3/3]" not in text and "waiting" not in text
