@@ -128,3 +128,20 @@ async def test_the_panel_drops_waiting_lanes_when_a_batch_fails(app_factory: App
         console.print(shown)
         text = console.file.getvalue()  # type: ignore[attr-defined]
         assert "[2/3]" not in text and "[3/3]" not in text and "waiting" not in text
+
+
+# ----- item 9: the checklist's layout follows the terminal's new size -----
+
+
+@pytest.mark.asyncio
+async def test_the_checklist_layout_follows_the_new_terminal_size(app_factory: AppFactory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        panel = app.query_one(GenerationPanel)
+        assert not panel.has_class("-tall")
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause()
+        assert panel.has_class("-tall")
+        await pilot.resize_terminal(120, 30)
+        await pilot.pause()
+        assert not panel.has_class("-tall")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -198,7 +198,7 @@ class PersonaApp(App[None]):
         self.persona_view = self.query_one(PersonaView)
         self.generate_button = self.query_one("#generate", Button)
         self.cancel_button = self.query_one("#cancel", Button)
-        self.on_resize()
+        self._fit_height(self.size.height)
         self.query_one("#description", Input).focus()
         self.set_interval(PULSE_SECONDS, self._pulse)
         self.log_pane.message(f"Model: {self.provider.label}")
@@ -218,9 +218,12 @@ class PersonaApp(App[None]):
         if self._beats % (8 if fast else 2) == 0:
             self.persona_view.draw_partial()
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_height(event.size.height)  # self.size is still the old size while the event is handled
+
+    def _fit_height(self, rows: int) -> None:
         if "panel" in self.__dict__:
-            self.panel.set_class(self.size.height >= TALL_ROWS, "-tall")
+            self.panel.set_class(rows >= TALL_ROWS, "-tall")
 
     # ----- loading -----
 
