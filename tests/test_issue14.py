@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 from textual.widgets import Input
@@ -17,6 +18,7 @@ from persona_tui.narrate import console_voice, describe_event
 from persona_tui.render import HeadlessRenderer
 from persona_tui.tui.screens.confirm import ConfirmScreen
 from persona_tui.tui.widgets.generation_panel import GenerationPanel
+from persona_tui.tui.widgets.live_log import LiveLog
 from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 from tests.conftest import AppFactory
@@ -145,3 +147,48 @@ async def test_the_checklist_layout_follows_the_new_terminal_size(app_factory: A
         await pilot.resize_terminal(120, 30)
         await pilot.pause()
         assert not panel.has_class("-tall")
+
+
+# ----- item 10: the log re-wraps its lines when its width changes -----
+
+LONG = " ".join(f"word{i:02d}" for i in range(40))
+
+
+def words_of(log: LiveLog) -> list[str]:
+    return [word for word in " ".join(log.lines).split() if word != "┊"]
+
+
+@pytest.mark.asyncio
+async def test_the_log_rewraps_at_the_new_width(app_factory: AppFactory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        log = app.query_one(LiveLog)
+        log.message(f"A long message {LONG}", key="wait")
+        log.tokens(LONG + "\n" + LONG)
+        log.tokens(" thinking " + LONG, thinking=True)
+        log.end_tokens()
+        log.message("After the stream")
+        await pilot.pause()
+        wide_lines = len(log.lines)
+        before = words_of(log)
+        await pilot.resize_terminal(90, 30)
+        await pilot.pause()
+        await pilot.pause()
+        width = log._fold_width()
+        assert all(cell_len(line) <= width for line in log.lines), "no line is cut at the narrower width"
+        assert words_of(log) == before, "every word is still there, in order"
+        assert len(log.lines) > wide_lines
+        assert any(line.startswith("    ┊ ") for line in log.lines[1:]), "the reasoning keeps its margin"
+        await pilot.resize_terminal(160, 40)
+        await pilot.pause()
+        await pilot.pause()
+        assert len(log.lines) == wide_lines and words_of(log) == before
+        log.message("A long message again", key="wait")  # a keyed line is no longer last: a new line
+        assert "After the stream" in log.lines[-3]
+        log.message("Still waiting: 3 s", key="beat")
+        await pilot.resize_terminal(100, 40)
+        await pilot.pause()
+        await pilot.pause()
+        log.message("Still waiting: 6 s", key="beat")
+        assert [line for line in log.lines if "Still waiting" in line] == ["09:30:00  Still waiting: 6 s"]
