@@ -192,3 +192,34 @@ async def test_the_log_rewraps_at_the_new_width(app_factory: AppFactory) -> None
         await pilot.pause()
         log.message("Still waiting: 6 s", key="beat")
         assert [line for line in log.lines if "Still waiting" in line] == ["09:30:00  Still waiting: 6 s"]
+
+
+# ----- item 16: the slow warning never lands in the middle of the streamed text -----
+
+
+@pytest.mark.asyncio
+async def test_the_slow_warning_does_not_split_the_streamed_text(app_factory: AppFactory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        app.count = 1
+        app.panel.begin(1)
+        for event in (
+            ev.StageStarted(Stage.CALLING, "m at e"),
+            ev.RequestSent("m", "e", 1, 1.0, timeout=30.0, max_attempts=4),
+            ev.FirstToken(0.5),
+            ev.StageFinished(Stage.CALLING, 0.5),
+            ev.StageStarted(Stage.STREAMING),
+            ev.TokenDelta('{"name": "Amina ', 4, 20.0),
+        ):
+            app.handle_event(event)
+        app.log_pane.flush()
+        app.handle_event(ev.SlowWarning(16.0, 15.0))
+        app.handle_event(ev.TokenDelta('Otieno", "age": 47}', 12, 20.0))
+        app.handle_event(ev.StageFinished(Stage.STREAMING, 2.0))
+        await pilot.pause()
+        lines = list(app.log_pane.lines)
+        assert '    {"name": "Amina Otieno", "age": 47}' in lines, lines
+        streamed = lines.index('    {"name": "Amina Otieno", "age": 47}')
+        assert not any("Slower than usual" in line for line in lines[: streamed + 1])
+        assert "Slower than usual" in app.panel._hint().plain, "the panel says it while the tokens stream"

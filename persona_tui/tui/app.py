@@ -399,6 +399,8 @@ class PersonaApp(App[None]):
                 elif event.text:  # an empty one: the model thinks in hidden, the panel's clock shows it
                     self._reasoning(event)
             return
+        if isinstance(event, ev.SlowWarning) and self.count == 1 and panel.stage in _STREAMED:
+            return  # the panel says it: a line in the log would land in the middle of the model's text
         if _ends_stream(event):
             self._end_thought()
             self.log_pane.end_tokens()
@@ -742,6 +744,10 @@ def _short_hint(settings: Settings) -> str:
         if info.is_ai and info.key_env_var:
             return f"set {info.key_env_var} for a real model"
     return "no real model is set up"
+
+
+_STREAMED = (ev.Stage.STREAMING, ev.Stage.THINKING)
+"""Stages whose model text streams into the log (a single persona's)."""
 
 
 def _ends_stream(event: ev.Event) -> bool:
