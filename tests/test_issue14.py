@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
@@ -21,7 +22,7 @@ from persona_tui.tui.widgets.generation_panel import GenerationPanel
 from persona_tui.tui.widgets.live_log import LiveLog
 from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
-from tests.conftest import AppFactory
+from tests.conftest import AppFactory, make_record
 from tests.helpers import ScriptedProvider, Step
 from tests.test_app import wait_until
 
@@ -223,3 +224,35 @@ async def test_the_slow_warning_does_not_split_the_streamed_text(app_factory: Ap
         streamed = lines.index('    {"name": "Amina Otieno", "age": 47}')
         assert not any("Slower than usual" in line for line in lines[: streamed + 1])
         assert "Slower than usual" in app.panel._hint().plain, "the panel says it while the tokens stream"
+
+
+# ----- item 17: in a batch the pane taking shape follows one persona until it ends -----
+
+
+@pytest.mark.asyncio
+async def test_taking_shape_stays_on_one_persona_until_it_is_saved(app_factory: AppFactory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        view = app.query_one(PersonaView)
+        app.count = 3
+        app.panel.begin(3)
+        for index in range(3):
+            app.handle_event(ev.StageStarted(Stage.PROMPT, index=index))
+        for round_ in range(3):
+            for index in (1, 0, 2):
+                app.handle_event(ev.PartialPersona({"name": f"Person {index} r{round_}"}, index))
+            view.draw_partial()
+            assert view.border_title == "Taking shape (2 of 3)", "the first in flight stays"
+            assert f"Person 1 r{round_}" in pane_text(view)
+        app.handle_event(ev.PersonaSaved(make_record("Person One", 0), Path("a.json"), 2.0, 100, 50.0, 1))
+        view.draw_partial()
+        assert view.border_title == "Taking shape (1 of 3)", "then the next in flight"
+        assert "Person 0 r2" in pane_text(view)
+        app.handle_event(ev.PartialPersona({"name": "Person 2 r3"}, 2))
+        view.draw_partial()
+        assert view.border_title == "Taking shape (1 of 3)"
+        app.handle_event(ev.Failed(FailureKind.TIMEOUT, "Timed out.", "Try again.", 0))
+        view.draw_partial()
+        assert view.border_title == "Taking shape (3 of 3)" and "Person 2 r3" in pane_text(view)
+        await pilot.pause()

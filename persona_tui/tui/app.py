@@ -452,11 +452,13 @@ class PersonaApp(App[None]):
         self.paths[record.id] = event.path
         self.table.add_record(record)
         self._title_table()
-        self.persona_view.show_record(record)
+        if not self.persona_view.persona_ended(event.index):  # in a batch: on to the next in flight
+            self.persona_view.show_record(record)
         if self.count == 1:  # a batch says it once, at the end
             self.notify(saved_summary(event), title="Persona saved", markup=False)
 
     def _failed(self, event: ev.Failed) -> None:
+        self.persona_view.persona_ended(event.index)
         message = f"{event.message} {event.hint}".strip()
         self.notify(message, title="Generation failed", severity="error", markup=False, timeout=10)
 
