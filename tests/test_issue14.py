@@ -9,7 +9,8 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
-from textual.widgets import Input
+from textual.widgets import Footer, Input
+from textual.widgets._footer import FooterKey
 
 from persona_tui.batch_state import BatchState
 from persona_tui.engine import events as ev
@@ -256,3 +257,23 @@ async def test_taking_shape_stays_on_one_persona_until_it_is_saved(app_factory: 
         view.draw_partial()
         assert view.border_title == "Taking shape (3 of 3)" and "Person 2 r3" in pane_text(view)
         await pilot.pause()
+
+
+# ----- item 19: the confirm dialog's footer shows its own keys -----
+
+
+@pytest.mark.asyncio
+async def test_the_confirm_dialog_footer_shows_yes_and_no(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
+    app = app_factory(records=sample_records)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        app.query_one(PersonaTable).focus()
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.pause()
+        footer = app.screen.query_one(Footer)
+        keys = [key.key for key in footer.query(FooterKey)]
+        assert keys[:3] == ["y", "n", "escape"], keys
+        assert "delete" not in keys
+        await pilot.press("escape")
