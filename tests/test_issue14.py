@@ -277,3 +277,20 @@ async def test_the_confirm_dialog_footer_shows_yes_and_no(app_factory: AppFactor
         assert keys[:3] == ["y", "n", "escape"], keys
         assert "delete" not in keys
         await pilot.press("escape")
+
+
+# ----- item 21: Home and End go to the first and last row; g, G, j and k too -----
+
+
+@pytest.mark.asyncio
+async def test_home_end_and_vi_keys_move_between_rows_not_sideways(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
+    app = app_factory(records=sample_records)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.query_one(PersonaTable)
+        table.focus()
+        for key, row in (("end", 2), ("home", 0), ("G", 2), ("g", 0), ("j", 1), ("j", 2), ("k", 1)):
+            await pilot.press(key)
+            await pilot.pause()
+            assert (key, table.cursor_row, table.scroll_x) == (key, row, 0)

@@ -121,6 +121,11 @@ class PersonaTable(DataTable[Cell | Stamp | Text]):
     BINDINGS = [
         Binding("delete,d", "app.delete_selected", "Delete", id="delete-persona"),
         Binding("enter", "select_cursor", "Open", show=False, id="open-persona"),
+        # Rows, not columns: DataTable's Home and End scroll sideways and hide the Name column.
+        Binding("home,g", "scroll_top", "First", show=False, id="first-persona"),
+        Binding("end,G", "scroll_bottom", "Last", show=False, id="last-persona"),
+        Binding("j", "cursor_down", "Down", show=False, id="next-persona"),
+        Binding("k", "cursor_up", "Up", show=False, id="previous-persona"),
     ]
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
