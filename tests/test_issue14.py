@@ -9,7 +9,7 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
-from textual.widgets import Footer, Input
+from textual.widgets import Footer, Input, Static
 from textual.widgets._footer import FooterKey
 
 from persona_tui.batch_state import BatchState
@@ -17,8 +17,10 @@ from persona_tui.engine import events as ev
 from persona_tui.engine.errors import FailureKind, GenerationError
 from persona_tui.engine.events import Stage
 from persona_tui.narrate import console_voice, describe_event
+from persona_tui.present import describe, fmt_when, hanging
 from persona_tui.render import HeadlessRenderer
 from persona_tui.tui.screens.confirm import ConfirmScreen
+from persona_tui.tui.screens.detail import DetailScreen
 from persona_tui.tui.widgets.generation_panel import GenerationPanel
 from persona_tui.tui.widgets.live_log import LiveLog
 from persona_tui.tui.widgets.persona_table import PersonaTable
@@ -294,3 +296,46 @@ async def test_home_end_and_vi_keys_move_between_rows_not_sideways(app_factory: 
             await pilot.press(key)
             await pilot.pause()
             assert (key, table.cursor_row, table.scroll_x) == (key, row, 0)
+
+
+# ----- item 26: wrapped bullets hang under their text; a tidy footer in local time -----
+
+LONG_GOAL = "Keep every vaccine record accurate even when the signal drops for days at a time"
+
+
+def drawn(renderable: object, width: int = 40) -> list[str]:
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(renderable)
+    return console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+
+
+def test_wrapped_bullets_and_labels_hang_under_their_text() -> None:
+    record = make_record("Amina Otieno", 0, goals=[LONG_GOAL])
+    lines = drawn(hanging(describe(record, Path("/data/personas/amina.json"))))
+    start = next(i for i, line in enumerate(lines) if line.startswith("  • Keep every"))
+    assert lines[start + 1].startswith("    ") and lines[start + 1].strip(), lines
+    communication = next(i for i, line in enumerate(lines) if line.startswith("Communication:"))
+    assert lines[communication + 1].startswith(" " * len("Communication: ")), lines
+    footer = "\n".join(lines)
+    assert f"Created:  {fmt_when(record.created_at)}" in footer
+    assert "T09:00" not in footer and "+00:00" not in footer
+    assert any(line.startswith("Request:  field nurses") for line in lines)
+    assert any(line.startswith("File:     /data/personas/amina.json") for line in lines)
+
+
+@pytest.mark.asyncio
+async def test_the_persona_and_detail_panes_hang_wrapped_bullets(app_factory: AppFactory) -> None:
+    app = app_factory(records=[make_record("Amina Otieno", 0, goals=[LONG_GOAL])])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        view = app.query_one(PersonaView)
+        for content in (view.body.content, None):
+            if content is None:
+                app.query_one(PersonaTable).focus()
+                await pilot.press("enter")
+                await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
+                content = app.screen.query_one("#detail-body", Static).content
+            lines = drawn(content)
+            start = next(i for i, line in enumerate(lines) if line.startswith("  • Keep every"))
+            assert lines[start + 1].startswith("    "), lines

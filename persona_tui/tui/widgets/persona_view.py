@@ -17,7 +17,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from persona_tui.models import PersonaRecord
-from persona_tui.present import describe, describe_fields
+from persona_tui.present import describe, describe_fields, hanging
 
 PARTIAL_CHARS = 4000
 """At least this much of a persona still being written is drawn (three screenfuls of the pane if that
@@ -92,7 +92,7 @@ class PersonaView(VerticalScroll):
         if len(text) > limit:  # far below what the pane shows; re-wrapping it at every drawing costs frames
             text = text[:limit]
             text.append(" …", style="dim")
-        self.body.update(text)
+        self.body.update(hanging(text))
 
     def _drop_waiting(self) -> None:
         self._waiting = self._pinned = self._latest = None
@@ -101,7 +101,7 @@ class PersonaView(VerticalScroll):
     def show_record(self, record: PersonaRecord) -> None:
         self._drop_waiting()
         self.border_title = "Persona"
-        self.body.update(describe(record))
+        self.body.update(hanging(describe(record)))
         self.scroll_home(animate=False)
 
     def show_message(self, text: str) -> None:
