@@ -231,6 +231,11 @@ def batch_status(count: int, saved: int, failed: int, in_flight: int, *, console
     return f"Generating {count} personas: {saved} saved{failures}, {in_flight} in flight"
 
 
+def plain_progress(words: str, seconds: float) -> str:
+    """A progress line for a stderr that is not a terminal (no bars there): "Streaming: 212 tokens, 48 tok/s, 6 s"."""
+    return f"{words}, {seconds:.0f} s"
+
+
 def lane_brief(lane: Lane, now: float) -> str:
     """A batch row in the panel, where room is short: "182 tok, 41/s", "waiting 4 s", "Check"."""
     if lane.stage is Stage.STREAMING:

@@ -339,3 +339,43 @@ async def test_the_persona_and_detail_panes_hang_wrapped_bullets(app_factory: Ap
             lines = drawn(content)
             start = next(i for i, line in enumerate(lines) if line.startswith("  • Keep every"))
             assert lines[start + 1].startswith("    "), lines
+
+
+# ----- item 27: stderr that is not a terminal still hears how the stream goes -----
+
+
+def stream_for(view: HeadlessRenderer, now: list[float], seconds: int) -> None:
+    view.handle(ev.StageStarted(Stage.CALLING, "m at e"))
+    view.handle(ev.RequestSent("m", "e", 1, 1.0, timeout=30.0, max_attempts=4))
+    view.handle(ev.FirstToken(0.5))
+    view.handle(ev.StageFinished(Stage.CALLING, 0.5))
+    view.handle(ev.StageStarted(Stage.STREAMING))
+    for tenth in range(1, seconds * 10 + 1):
+        now[0] = 100 + tenth / 10
+        view.handle(ev.TokenDelta("x", tenth * 4, 40.0))
+
+
+@pytest.mark.parametrize("where", ["pipe", "dumb"])
+def test_a_plain_progress_line_every_few_seconds_when_stderr_is_no_terminal(where: str) -> None:
+    out = io.StringIO()
+    console = (
+        Console(file=out, width=120)
+        if where == "pipe"
+        else Console(file=out, width=120, force_terminal=True, _environ={"TERM": "dumb"})
+    )
+    now = [100.0]
+    with HeadlessRenderer(console, count=1, provider_label="m", clock=lambda: now[0]) as view:
+        stream_for(view, now, 12)
+    text = out.getvalue()
+    progress = [line for line in text.splitlines() if line.startswith("… Streaming")]
+    assert progress == ["… Streaming: 200 tokens, 40 tok/s, 5 s", "… Streaming: 400 tokens, 40 tok/s, 10 s"], text
+    assert "\x1b" not in text
+
+
+def test_a_terminal_gets_its_bars_and_no_progress_lines() -> None:
+    out = io.StringIO()
+    now = [100.0]
+    console = Console(file=out, width=120, force_terminal=True, _environ={"TERM": "xterm-256color"})
+    with HeadlessRenderer(console, count=1, provider_label="m", clock=lambda: now[0]) as view:
+        stream_for(view, now, 12)
+    assert "… Streaming" not in out.getvalue()
