@@ -379,3 +379,19 @@ def test_a_terminal_gets_its_bars_and_no_progress_lines() -> None:
     with HeadlessRenderer(console, count=1, provider_label="m", clock=lambda: now[0]) as view:
         stream_for(view, now, 12)
     assert "… Streaming" not in out.getvalue()
+
+
+# ----- item 25: 80x24 shows the essentials; below 70x20 a clear notice -----
+
+
+@pytest.mark.asyncio
+async def test_below_the_minimum_size_a_notice_replaces_the_layout(app_factory: AppFactory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(66, 18)) as pilot:
+        await pilot.pause()
+        notice = app.query_one("#too-small", Static)
+        assert notice.display and not app.query_one("#main").display and not app.query_one("#form").display
+        assert "need 70x20" in str(notice.content) and "66x18" in str(notice.content)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert not notice.display and app.query_one("#main").display

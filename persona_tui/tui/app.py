@@ -23,8 +23,9 @@ from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from persona_tui.config import (
@@ -62,6 +63,8 @@ from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
 TALL_ROWS = 40
+MIN_SIZE = (70, 20)
+"""Columns and rows below which the layout breaks: a notice is shown instead."""
 MAIN_SCREEN_ONLY = frozenset(
     {"generate", "export", "focus_table", "focus_form", "organizations", "cancel", "toggle_thinking", "choose_model"}
 )
@@ -188,6 +191,7 @@ class PersonaApp(App[None]):
                 table.border_title = "Personas: loading…"
                 yield table
                 yield PersonaView(id="persona")
+        yield Static("", id="too-small")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -198,7 +202,7 @@ class PersonaApp(App[None]):
         self.persona_view = self.query_one(PersonaView)
         self.generate_button = self.query_one("#generate", Button)
         self.cancel_button = self.query_one("#cancel", Button)
-        self._fit_height(self.size.height)
+        self._fit_size(self.size)
         self.query_one("#description", Input).focus()
         self.set_interval(PULSE_SECONDS, self._pulse)
         self.log_pane.message(f"Model: {self.provider.label}")
@@ -219,11 +223,19 @@ class PersonaApp(App[None]):
             self.persona_view.draw_partial()
 
     def on_resize(self, event: events.Resize) -> None:
-        self._fit_height(event.size.height)  # self.size is still the old size while the event is handled
+        self._fit_size(event.size)  # self.size is still the old size while the event is handled
 
-    def _fit_height(self, rows: int) -> None:
-        if "panel" in self.__dict__:
-            self.panel.set_class(rows >= TALL_ROWS, "-tall")
+    def _fit_size(self, size: Size) -> None:
+        """The checklist's layout for the height; below the smallest usable size, a notice instead."""
+        if "panel" not in self.__dict__:
+            return
+        self.panel.set_class(size.height >= TALL_ROWS, "-tall")
+        small = size.width < MIN_SIZE[0] or size.height < MIN_SIZE[1]
+        self.screen_stack[0].set_class(small, "-too-small")
+        if small:
+            need = f"{MIN_SIZE[0]}x{MIN_SIZE[1]}"
+            notice = f"Terminal too small (need {need}, now {size.width}x{size.height}). Enlarge it; ctrl+q quits."
+            self.query_one("#too-small", Static).update(notice)
 
     # ----- loading -----
 
