@@ -642,14 +642,16 @@ async def test_streamed_text_breaks_between_words(app_factory: AppFactory) -> No
 
 @pytest.mark.parametrize("room", [30, 56, 64, 88, 89, 101, 120, 200])
 async def test_columns_fit_the_room_the_table_has(room: int) -> None:
-    from persona_tui.tui.widgets.persona_table import CELL_PADDING, COLUMNS, NARROWEST, WIDEST, fit_columns
+    from persona_tui.tui.widgets.persona_table import CELL_PADDING, COLUMNS, NARROWEST, SQUEEZED, WIDEST, fit_columns
 
     widths = fit_columns(room)
     keys = [key for key, _, _ in COLUMNS]
-    assert all(NARROWEST[key] <= widths[key] <= max(WIDEST[key], NARROWEST[key]) for key in keys)
+    narrow = room < sum(NARROWEST[key] + CELL_PADDING for key in keys[:4])  # the first four squeeze (80 columns)
+    least = {key: SQUEEZED.get(key, NARROWEST[key]) if narrow else NARROWEST[key] for key in keys}
+    assert all(least[key] <= widths[key] <= max(WIDEST[key], NARROWEST[key]) for key in keys)
     shown = [key for n, key in enumerate(keys) if n < 4 or sum(widths[k] + CELL_PADDING for k in keys[: n + 1]) <= room]
     used = sum(widths[key] + CELL_PADDING for key in shown)
-    if room >= sum(NARROWEST[key] + CELL_PADDING for key in keys[:4]):
+    if room >= sum(least[key] + CELL_PADDING for key in keys[:4]):
         assert used <= room, "what is shown fits"
         grown = [key for key in ("name", "occupation", "location") if widths[key] < WIDEST[key]]
         assert not grown or used >= room - len(shown), "and the room is used"

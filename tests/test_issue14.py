@@ -395,3 +395,36 @@ async def test_below_the_minimum_size_a_notice_replaces_the_layout(app_factory: 
         await pilot.resize_terminal(80, 24)
         await pilot.pause()
         assert not notice.display and app.query_one("#main").display
+
+
+def region_text(app, widget) -> str:  # type: ignore[no-untyped-def]
+    """What the screen shows inside a widget's region."""
+    region = widget.region
+    strips = app.screen._compositor.render_strips()
+    rows = ["".join(seg.text for seg in strip) for strip in strips]
+    return "\n".join(row[region.x : region.right] for row in rows[region.y : region.bottom])
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", ["first_run_offline", "success"])
+async def test_80x24_shows_the_essentials(tmp_path: Path, name: str) -> None:
+    from tests.scenes import SCENES, app_for
+
+    scene = SCENES[name]
+    app = app_for(scene, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await scene.run_before(pilot)
+        await pilot.pause()
+        description = app.query_one("#description", Input)
+        assert cell_len(description.placeholder) <= description.content_region.width, "the placeholder is whole"
+        header = f"{app.title} — {app.sub_title}"
+        assert cell_len(header) <= 80 - 16, f"the header is whole: {header}"
+        table = app.query_one(PersonaTable)
+        first_four = sum(column.get_render_width(table) for column in list(table.columns.values())[:4])
+        assert first_four <= table.scrollable_content_region.width, "Name to Location fit"
+        panel = app.query_one(GenerationPanel)
+        needed = panel.get_content_height(panel.size, app.size, panel.content_region.width)
+        assert needed <= panel.content_region.height, "the checklist's last row is shown"
+        if name == "success":
+            shown = region_text(app, panel)
+            assert "Save" in shown and "Saved" in shown, shown

@@ -63,6 +63,8 @@ from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
 TALL_ROWS = 40
+WIDE_HEADER = 100
+"""Columns from which the header has room for the offline generator's hint on getting a real model."""
 MIN_SIZE = (70, 20)
 """Columns and rows below which the layout breaks: a notice is shown instead."""
 MAIN_SCREEN_ONLY = frozenset(
@@ -140,11 +142,12 @@ class PersonaApp(App[None]):
         """The reasoning tokens of the current thought, folded, and the count the log's line shows."""
         self.sub_title = self._model_title()
 
-    def _model_title(self) -> str:
-        """The header's words on the model: its name and server (the server's text, on one line)."""
+    def _model_title(self, *, wide: bool = True) -> str:
+        """The header's words on the model: its name and server (the server's text, on one line); when
+        ``wide``, for the offline generator, how to get a real model (the log says it too)."""
         label = one_line(self.provider.label)
         chosen = self.settings.provider != "auto"  # offline on purpose: no nagging about keys
-        return label if self.provider.is_ai or chosen else f"{label} · {_short_hint(self.settings)}"
+        return label if self.provider.is_ai or chosen or not wide else f"{label} · {_short_hint(self.settings)}"
 
     # ----- layout -----
 
@@ -153,7 +156,7 @@ class PersonaApp(App[None]):
         with Vertical(id="form"):
             with Horizontal(id="form-row"):
                 description = Input(
-                    placeholder="Who are they? e.g. field nurses in rural Kenya aged 40 to 60",
+                    placeholder="e.g. nurses in rural Kenya aged 40-60",  # whole at 80 columns
                     id="description",
                     max_length=4000,
                 )
@@ -230,6 +233,7 @@ class PersonaApp(App[None]):
         if "panel" not in self.__dict__:
             return
         self.panel.set_class(size.height >= TALL_ROWS, "-tall")
+        self.sub_title = self._model_title(wide=size.width >= WIDE_HEADER)
         small = size.width < MIN_SIZE[0] or size.height < MIN_SIZE[1]
         self.screen_stack[0].set_class(small, "-too-small")
         if small:
