@@ -428,3 +428,19 @@ async def test_80x24_shows_the_essentials(tmp_path: Path, name: str) -> None:
         if name == "success":
             shown = region_text(app, panel)
             assert "Save" in shown and "Saved" in shown, shown
+
+
+@pytest.mark.asyncio
+async def test_text_queued_during_a_rewrap_keeps_its_margin(app_factory: AppFactory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        log = app.query_one(LiveLog)
+        log.tokens("thinking about it ", thinking=True)
+        log.flush()
+        log.tokens("the answer ")  # queued with the answer's margin, not yet drawn
+        await pilot.resize_terminal(100, 40)
+        await pilot.pause()
+        await pilot.pause()
+        log.flush()
+        assert log.lines[-1].startswith("    the answer"), list(log.lines)

@@ -95,9 +95,9 @@ class LiveLog(Log):
         """The keyed messages that end the log, in order, each as the lines it was folded into."""
         self._keyed_at = -1
         """``writes`` when a keyed message was last written: any write since ends the keyed lines."""
-        self._source: list[tuple[str, str, str | None]] = []
-        """What was written, unwrapped, to fold again at a new width: ("message", stamped text, key),
-        ("tokens", text, margin) or ("end", "", None)."""
+        self._source: list[tuple[str, list[str], str | None]] = []
+        """What was written, unwrapped, to fold again at a new width: ("message", [stamped text], key),
+        ("tokens", [text, ...], margin) or ("end", [], None)."""
         self._keyed_source: dict[str, int] = {}
         """Where each keyed message at the log's end is in :attr:`_source` (rewritten in place there too)."""
         self._replay: list[str] | None = None
@@ -129,23 +129,24 @@ class LiveLog(Log):
         """Fold everything written again at the current width, and write it in one go."""
         source, self._source = self._source, []
         pending, self._pending = self._pending, []
+        indent = self._indent  # queued text keeps the margin it was queued under
         self._mid_line = self._wrapped = False
         self._column, self._indent = 0, TOKEN_INDENT
         self._keyed, self._keyed_source, self._keyed_at = {}, {}, -1
         self._replay = []
         try:
-            for kind, text, extra in source:
+            for kind, parts, extra in source:
                 if kind == "message":
-                    self._say(text, extra)
+                    self._say(parts[0], extra)
                 elif kind == "tokens":
                     self._indent = extra or TOKEN_INDENT
-                    self._tokens_out(text)
+                    self._tokens_out("".join(parts))
                 else:
                     self.end_tokens()
             text = "".join(self._replay)
         finally:
             self._replay = None
-            self._pending = pending
+            self._pending, self._indent = pending, indent
         keyed = self._keyed_at == self.writes  # the keyed lines still end the log: they stay rewritable
         self.clear()
         self._write(text)
@@ -172,7 +173,7 @@ class LiveLog(Log):
             self._keyed_source.clear()
         lines = fold(stamped, self._fold_width(), MESSAGE_INDENT)
         if key is not None and key in self._keyed:
-            self._source[self._keyed_source[key]] = ("message", stamped, key)
+            self._source[self._keyed_source[key]] = ("message", [stamped], key)
             self._rewrite(key, lines)
         else:
             prefix = "\n" if self._mid_line else ""
@@ -191,9 +192,9 @@ class LiveLog(Log):
         """Remember what is written, unwrapped (a stream's text joins the piece before it)."""
         source = self._source
         if kind == "tokens" and source and source[-1][0] == "tokens" and source[-1][2] == extra:
-            source[-1] = ("tokens", source[-1][1] + text, extra)
+            source[-1][1].append(text)
             return
-        source.append((kind, text, extra))
+        source.append((kind, [text] if text else [], extra))
         limit = self.max_lines
         if limit is not None and len(source) > 2 * limit:  # the log itself keeps max_lines lines
             drop = len(source) - limit
