@@ -246,6 +246,7 @@ class BatchState:
     def _finished(self, event: ev.Finished, now: float) -> None:
         summary = event.summary
         self.frozen_elapsed = summary.seconds
+        self.lanes.clear()  # whatever is still in flight ended with the run, or never started
         if self.is_batch and not summary.cancelled:
             self.outcome = event
         if summary.ok:

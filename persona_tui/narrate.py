@@ -177,10 +177,13 @@ def saved_summary(event: ev.PersonaSaved, *, full: bool = False) -> str:
 
 
 def finished_summary(summary: ev.Summary, count: int, *, tokens: bool = False) -> str:
-    """ "3 of 5 saved in 41.2 s, 2 failed" (with the tokens spent, for a notification)."""
+    """ "3 of 5 saved in 41.2 s, 2 failed" (with the tokens spent, for a notification); personas that
+    never started are told apart: "0 of 3 saved in 0.4 s, 1 failed, 2 not started"."""
     spent = f", {summary.tokens} tokens" if tokens else ""
-    failed = f", {summary.failed} failed" if summary.failed else ""
-    return f"{len(summary.saved)} of {count} saved in {fmt_seconds(summary.seconds)}{spent}{failed}"
+    failed_count = summary.failed - summary.not_started
+    failed = f", {failed_count} failed" if failed_count else ""
+    not_started = f", {summary.not_started} not started" if summary.not_started else ""
+    return f"{len(summary.saved)} of {count} saved in {fmt_seconds(summary.seconds)}{spent}{failed}{not_started}"
 
 
 def cancelled_sentence(event: ev.Cancelled, count: int, *, always_count: bool = False) -> str:
@@ -255,6 +258,11 @@ def batch_status(count: int, saved: int, failed: int, in_flight: int, *, console
         return f"{saved} of {count} saved, {in_flight} in flight"
     failures = f", {failed} failed" if failed else ""
     return f"Generating {count} personas: {saved} saved{failures}, {in_flight} in flight"
+
+
+def plain_progress(words: str, seconds: float) -> str:
+    """A progress line for a stderr that is not a terminal (no bars there): "Streaming: 212 tokens, 48 tok/s, 6 s"."""
+    return f"{words}, {seconds:.0f} s"
 
 
 def lane_brief(lane: Lane, now: float) -> str:
@@ -419,8 +427,8 @@ def _cancelled(event: ev.Cancelled, say: _Say) -> Line:
 
 def _finished(event: ev.Finished, say: _Say) -> Line | None:
     summary = event.summary
-    if not summary.saved or summary.cancelled or (say.voice.console and say.count == 1):
-        return None  # a single persona's saved line already said it; a cancelled run said so
+    if summary.cancelled or (say.count == 1 and (say.voice.console or not summary.saved)):
+        return None  # a single persona's saved or failed line already said it; a cancelled run said so
     done = finished_summary(summary, say.count)
     if say.voice.console:
         return Line("✔" if summary.ok else "■", done, Tone.INFO, Scope.RUN)

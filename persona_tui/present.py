@@ -6,10 +6,14 @@ and every model-written value passes through :func:`strip_control` first.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.text import Text
 
 from persona_tui.engine.text import strip_control
@@ -54,16 +58,60 @@ def describe(record: PersonaRecord, path: Path | None = None) -> Text:
             text.append(f"    {one_line(source.url)}\n", style="dim")
     if record.request.organization:
         text.append(f"\nFor: {one_line(record.request.organization)}\n")
-    created = fmt_when(record.created_at)
-    text.append(
-        f"\n{record.id} · {source_of(record)} · {created} · "
-        f"{record.generation_seconds:.1f} s, {record.tokens} tokens\n",
-        style="dim",
-    )
-    text.append(f"Request: {one_line(record.request.description)}\n", style="dim")
+    footer = [
+        ("Created", fmt_when(record.created_at)),
+        ("Model", f"{source_of(record)} · {record.generation_seconds:.1f} s, {record.tokens} tokens"),
+        ("Request", one_line(record.request.description)),
+        ("Id", record.id),
+    ]
     if path is not None:
-        text.append(f"{path}\n", style="dim")
+        footer.append(("File", str(path)))
+    text.append("\n")
+    for label, value in footer:
+        text.append(f"{label + ':':<{FOOTER_LABEL}}", style="dim bold")
+        text.append(f"{value}\n", style="dim")
     return text
+
+
+FOOTER_LABEL = 10
+"""The footer's labels are padded to this many cells, so their values line up (and wrap) in a column."""
+HANG = re.compile(r" *• |(?:Created|Model|Request|Id|File|For|Tech savviness|Communication): +")
+"""The start of a line whose wrapped rest continues under its text: a bullet, or a label."""
+
+
+class Hanging:
+    """Text whose wrapped bullets and labelled lines continue under their text, not under the bullet.
+
+    A renderable for the persona panes (and anything else that prints :func:`describe`): each
+    line that starts with a bullet or a label is wrapped at the width left after it, and its
+    continuation lines are indented to match.
+    """
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text.plain
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.text)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        for line in self.text.split("\n", allow_blank=True):
+            match = HANG.match(line.plain)
+            hang = cell_len(match.group()) if match else 0
+            if match is None or width < hang + 12:
+                yield line
+                continue
+            head, indent = line[: match.end()], Text(" " * hang)
+            for number, part in enumerate(line[match.end() :].wrap(console, width - hang)):
+                yield Text.assemble(head if number == 0 else indent, part, no_wrap=True)
+
+
+def hanging(text: Text) -> Hanging:
+    """``text`` drawn with hanging indents (see :class:`Hanging`)."""
+    return Hanging(text)
 
 
 def describe_fields(fields: dict[str, Any]) -> Text:

@@ -22,7 +22,16 @@ from rich.text import Text
 
 from persona_tui.batch_state import PER_PERSONA, BatchState
 from persona_tui.engine import events as ev
-from persona_tui.narrate import Line, Scope, Tone, batch_status, console_voice, describe_event, lane_status
+from persona_tui.narrate import (
+    Line,
+    Scope,
+    Tone,
+    batch_status,
+    console_voice,
+    describe_event,
+    lane_status,
+    plain_progress,
+)
 from persona_tui.present import fmt_seconds
 
 STYLES = {
@@ -37,6 +46,9 @@ STYLES = {
     Tone.HINT: "red",
 }
 """Each tone's look on a terminal."""
+PLAIN_EVERY = 5.0
+"""Seconds of quiet after which a stderr that is not a terminal (a pipe, TERM=dumb), where no bar is
+drawn, gets a plain progress line."""
 
 
 class HeadlessRenderer:
@@ -70,6 +82,10 @@ class HeadlessRenderer:
         """The whole run's bar (the only one for a single persona)."""
         self.lanes: dict[int, TaskID] = {}
         """One bar per persona in flight, in a batch (the state's lanes, drawn)."""
+        self.plain = not console.is_interactive
+        """No bars can be drawn (a pipe, TERM=dumb): a plain progress line every few seconds instead."""
+        self._said_at = self.state.started
+        """When the last line was printed (for the plain progress lines)."""
 
     def __enter__(self) -> HeadlessRenderer:
         self.progress.start()
@@ -99,6 +115,24 @@ class HeadlessRenderer:
         line = describe_event(event, self.count, self.voice, lane=self.state.lanes.get(index))
         if line is not None and not again and not (self.batch and line.scope is Scope.LANE):
             self._print(line)
+        elif self.plain:
+            self._plain_progress()
+
+    def _plain_progress(self) -> None:
+        """After a few quiet seconds, where no bar is drawn: one plain line on how the work goes."""
+        now = self.clock()
+        if now - self._said_at < PLAIN_EVERY or not self.state.running:
+            return
+        state = self.state
+        if self.batch:
+            words = batch_status(self.count, state.saved, state.failed, len(state.lanes), console=True)
+        else:
+            lane = state.lanes.get(state.index)
+            if lane is None:
+                return
+            words = lane_status(lane, now=now)
+        self._said_at = now
+        self.progress.console.print(Text(f"… {plain_progress(words, state.elapsed(now))}"), highlight=False)
 
     def _still_waiting(self, index: int) -> bool:
         """Whether a heartbeat has already been heard since this persona's last sign of life."""
@@ -106,6 +140,7 @@ class HeadlessRenderer:
         return lane is not None and lane.idle is not None
 
     def _print(self, line: Line) -> None:
+        self._said_at = self.clock()
         style = STYLES[line.tone]
         text = Text(f"{line.symbol} ", style=style)
         text.append(line.text, style=style)

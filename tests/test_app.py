@@ -258,7 +258,7 @@ async def test_markup_and_escapes_from_the_model_are_shown_literally(app_factory
         log = log_text(app)
         assert "\x1b" not in log and "\x07" not in log
         assert "[/bold]" in log
-        view = str(app.query_one(PersonaView).body.render())
+        view = str(app.query_one(PersonaView).body.content)
         assert "Eve [/bold] Mallory" in view and "[link=https://x.example]Admin[/link]" in view
         assert "\x1b" not in view and "[bold]not bold[/]" in view
         table = app.query_one(PersonaTable)
@@ -457,7 +457,7 @@ async def test_organization_and_enrichment_from_the_form(app_factory: AppFactory
             assert "telehealth app" in provider.calls[0].messages[-1]["content"]
             flat = " ".join(log_text(app).split())
             assert "Fetching real-world context: done in" in flat and "(3 source(s))" in flat
-            view = str(app.query_one(PersonaView).body.render())
+            view = str(app.query_one(PersonaView).body.content)
             assert "Grounded in" in view and "https://example.org/clinics/1" in view and "For: Acme Health" in view
 
 
@@ -582,7 +582,7 @@ async def test_one_clock_draws_log_and_partial_persona_less_often_when_the_model
             log.tokens(text + " ")
             view.show_partial({"name": name})
             app._pulse()
-            return log.lines[-1].rstrip().endswith(text), name in str(view.body.render())
+            return log.lines[-1].rstrip().endswith(text), name in str(view.body.content)
 
         # A model at reading speed: the log is drawn on every beat, the persona on every second.
         assert beat("one", "Ana") == (True, False)
@@ -645,14 +645,16 @@ async def test_streamed_text_breaks_between_words(app_factory: AppFactory) -> No
 
 @pytest.mark.parametrize("room", [30, 56, 64, 88, 89, 101, 120, 200])
 async def test_columns_fit_the_room_the_table_has(room: int) -> None:
-    from persona_tui.tui.widgets.persona_table import CELL_PADDING, COLUMNS, NARROWEST, WIDEST, fit_columns
+    from persona_tui.tui.widgets.persona_table import CELL_PADDING, COLUMNS, NARROWEST, SQUEEZED, WIDEST, fit_columns
 
     widths = fit_columns(room)
     keys = [key for key, _, _ in COLUMNS]
-    assert all(NARROWEST[key] <= widths[key] <= max(WIDEST[key], NARROWEST[key]) for key in keys)
+    narrow = room < sum(NARROWEST[key] + CELL_PADDING for key in keys[:4])  # the first four squeeze (80 columns)
+    least = {key: SQUEEZED.get(key, NARROWEST[key]) if narrow else NARROWEST[key] for key in keys}
+    assert all(least[key] <= widths[key] <= max(WIDEST[key], NARROWEST[key]) for key in keys)
     shown = [key for n, key in enumerate(keys) if n < 4 or sum(widths[k] + CELL_PADDING for k in keys[: n + 1]) <= room]
     used = sum(widths[key] + CELL_PADDING for key in shown)
-    if room >= sum(NARROWEST[key] + CELL_PADDING for key in keys[:4]):
+    if room >= sum(least[key] + CELL_PADDING for key in keys[:4]):
         assert used <= room, "what is shown fits"
         grown = [key for key in ("name", "occupation", "location") if widths[key] < WIDEST[key]]
         assert not grown or used >= room - len(shown), "and the room is used"
@@ -718,7 +720,7 @@ async def test_a_batch_that_ends_on_a_failure_does_not_leave_a_half_written_pers
         app.handle_event(ev.Finished(summary))
         await pilot.pause()
         assert not view.showing_partial
-        assert "Half Written" not in str(view.body.render())
+        assert "Half Written" not in str(view.body.content)
 
 
 async def test_the_columns_are_fitted_again_when_the_scrollbar_comes(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
@@ -769,16 +771,16 @@ async def test_a_very_long_persona_taking_shape_is_drawn_in_part(app_factory: Ap
         view = app.query_one(PersonaView)
         view.show_partial({"name": "Ana Souza", "background": "word " * 600})
         view.draw_partial()
-        short = str(view.body.render())
+        short = str(view.body.content)
         assert "Ana Souza" in short and not short.rstrip().endswith("…")
         view.show_partial({"name": "Ana Souza", "background": "word " * 3000})
         view.draw_partial()
         await pilot.pause()
-        drawn = view.body.render()
+        drawn = view.body.content
         assert "Ana Souza" in str(drawn) and str(drawn).rstrip().endswith("…")
         assert len(str(drawn)) <= max(PARTIAL_CHARS, 3 * view.size.width * view.size.height) + 2
         view.show_record(app.query_one(PersonaTable).selected or _record_with_background("word " * 3000))
-        assert not str(view.body.render()).rstrip().endswith("…"), "a complete persona is shown whole"
+        assert not str(view.body.content).rstrip().endswith("…"), "a complete persona is shown whole"
 
 
 def _record_with_background(background: str) -> PersonaRecord:

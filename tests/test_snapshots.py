@@ -19,6 +19,7 @@ SIZES = [(name, WIDE) for name in SCENES] + [
     ("first_run", (80, 24)),
     ("first_run_offline", (80, 24)),
     ("mid_stream", (80, 24)),
+    ("success", (80, 24)),
     ("mid_stream", (160, 48)),
 ]
 

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from persona_tui.config import (
@@ -69,6 +70,10 @@ NO_EXA_KEY = (
     "Set EXA_API_KEY=… in the environment and start persona-tui again to ground them in search results."
 )
 BUSY = "A generation is already running; Esc cancels it."
+WIDE_HEADER = 100
+"""Columns from which the header has room for the offline generator's hint on getting a real model."""
+MIN_SIZE = (70, 20)
+"""Columns and rows below which the layout breaks: a notice is shown instead."""
 MAIN_SCREEN_ONLY = frozenset(
     {
         "generate",
@@ -82,6 +87,7 @@ MAIN_SCREEN_ONLY = frozenset(
         "choose_model",
     }
 )
+NO_PERSONAS = "No personas yet. Describe the people you want and press ctrl+g."
 FOLD_KEY = "ctrl+r"
 """Folds the model's reasoning text in the log, or shows it again."""
 PULSE_SECONDS = 1 / 8
@@ -177,11 +183,12 @@ class PersonaApp(App[None]):
         """The reasoning tokens of the current thought, folded, and the count the log's line shows."""
         self.sub_title = self._model_title()
 
-    def _model_title(self) -> str:
-        """The header's words on the model: its name and server (the server's text, on one line)."""
+    def _model_title(self, *, wide: bool = True) -> str:
+        """The header's words on the model: its name and server (the server's text, on one line); when
+        ``wide``, for the offline generator, how to get a real model (the log says it too)."""
         label = one_line(self.provider.label)
         chosen = self.settings.provider != "auto"  # offline on purpose: no nagging about keys
-        return label if self.provider.is_ai or chosen else f"{label} · {_short_hint(self.settings)}"
+        return label if self.provider.is_ai or chosen or not wide else f"{label} · {_short_hint(self.settings)}"
 
     # ----- layout -----
 
@@ -190,7 +197,7 @@ class PersonaApp(App[None]):
         with Vertical(id="form"):
             with Horizontal(id="form-row"):
                 description = Input(
-                    placeholder="Who are they? e.g. field nurses in rural Kenya aged 40 to 60",
+                    placeholder="e.g. nurses in rural Kenya aged 40-60",  # whole at 80 columns
                     id="description",
                     max_length=4000,
                 )
@@ -230,6 +237,7 @@ class PersonaApp(App[None]):
                 table.border_title = "Personas: loading…"
                 yield table
                 yield PersonaView(id="persona")
+        yield Static("", id="too-small")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -240,7 +248,7 @@ class PersonaApp(App[None]):
         self.persona_view = self.query_one(PersonaView)
         self.generate_button = self.query_one("#generate", Button)
         self.cancel_button = self.query_one("#cancel", Button)
-        self.on_resize()
+        self._fit_size(self.size)
         self.query_one("#description", Input).focus()
         self.set_interval(PULSE_SECONDS, self._pulse)
         self.log_pane.message(f"Model: {self.provider.label}")
@@ -260,9 +268,21 @@ class PersonaApp(App[None]):
         if self._beats % (8 if fast else 2) == 0:
             self.persona_view.draw_partial()
 
-    def on_resize(self) -> None:
-        if "panel" in self.__dict__:
-            self.panel.set_class(self.size.height >= TALL_ROWS, "-tall")
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_size(event.size)  # self.size is still the old size while the event is handled
+
+    def _fit_size(self, size: Size) -> None:
+        """The checklist's layout for the height; below the smallest usable size, a notice instead."""
+        if "panel" not in self.__dict__:
+            return
+        self.panel.set_class(size.height >= TALL_ROWS, "-tall")
+        self.sub_title = self._model_title(wide=size.width >= WIDE_HEADER)
+        small = size.width < MIN_SIZE[0] or size.height < MIN_SIZE[1]
+        self.screen_stack[0].set_class(small, "-too-small")
+        if small:
+            need = f"{MIN_SIZE[0]}x{MIN_SIZE[1]}"
+            notice = f"Terminal too small (need {need}, now {size.width}x{size.height}). Enlarge it; ctrl+q quits."
+            self.query_one("#too-small", Static).update(notice)
 
     # ----- loading -----
 
@@ -295,7 +315,7 @@ class PersonaApp(App[None]):
         if result.records:
             self.persona_view.show_record(result.records[0])
         else:
-            self.persona_view.show_message("No personas yet. Describe the people you want and press ctrl+g.")
+            self.persona_view.show_message(NO_PERSONAS)
         if result.problems:
             for problem in result.problems:
                 self.log_pane.message(f"Skipped {problem.path.name}: {problem.reason}")
@@ -366,6 +386,16 @@ class PersonaApp(App[None]):
         org = self.organizations.get(event.value) if isinstance(event.value, str) else None
         self.table.filter(org.name if org else None, org.id if org else None)
         self._title_table()
+
+    def _show_selected(self) -> None:
+        """The persona pane shows the table's selected row, or says the table is empty."""
+        selected = self.table.selected
+        if selected is not None:
+            self.persona_view.show_record(selected)
+        elif self.table.records:
+            self.persona_view.show_message("No persona of this organization; choose another in the filter.")
+        else:
+            self.persona_view.show_message(NO_PERSONAS)
 
     def _title_table(self) -> None:
         table = self.table
@@ -480,6 +510,8 @@ class PersonaApp(App[None]):
                 elif event.text:  # an empty one: the model thinks in hidden, the panel's clock shows it
                     self._reasoning(event)
             return
+        if isinstance(event, ev.SlowWarning) and self.count == 1 and panel.stage in _STREAMED:
+            return  # the panel says it: a line in the log would land in the middle of the model's text
         if _ends_stream(event):
             self._end_thought()
             self.log_pane.end_tokens()
@@ -531,11 +563,13 @@ class PersonaApp(App[None]):
         self.paths[record.id] = event.path
         self.table.add_record(record)
         self._title_table()
-        self.persona_view.show_record(record)
+        if not self.persona_view.persona_ended(event.index):  # in a batch: on to the next in flight
+            self.persona_view.show_record(record)
         if self.count == 1:  # a batch says it once, at the end
             self.notify(saved_summary(event), title="Persona saved", markup=False)
 
     def _failed(self, event: ev.Failed) -> None:
+        self.persona_view.persona_ended(event.index)
         message = f"{event.message} {app_hint(event.hint)}".strip()
         self.notify(message, title="Generation failed", severity="error", markup=False, timeout=10)
 
@@ -706,6 +740,8 @@ class PersonaApp(App[None]):
         self.table.remove_persona(record.id)
         self.paths.pop(record.id, None)
         self._title_table()
+        if not self.running:  # the pane follows the table: the row now selected, or the empty table's words
+            self._show_selected()
         self.log_pane.message(f"Deleted {one_line(record.persona.name)} ({record.id[:8]})")
         self.notify(f"Deleted {one_line(record.persona.name)}.", markup=False)
 
@@ -875,6 +911,10 @@ def _short_hint(settings: Settings) -> str:
         if info.is_ai and info.key_env_var:
             return f"set {info.key_env_var} for a real model"
     return "no real model is set up"
+
+
+_STREAMED = (ev.Stage.STREAMING, ev.Stage.THINKING)
+"""Stages whose model text streams into the log (a single persona's)."""
 
 
 def _ends_stream(event: ev.Event) -> bool:

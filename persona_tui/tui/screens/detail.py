@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from persona_tui.models import PersonaRecord
-from persona_tui.present import describe
+from persona_tui.present import describe, hanging
 
 
 class DetailScreen(ModalScreen[None]):
@@ -25,5 +25,5 @@ class DetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-box") as box:
             box.border_title = "Persona"
-            yield Static(describe(self.record, self.path))
+            yield Static(hanging(describe(self.record, self.path)), id="detail-body")
         yield Footer()

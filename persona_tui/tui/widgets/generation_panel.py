@@ -164,9 +164,11 @@ class GenerationPanel(Widget):
                 ".",
                 (f"\nModel: {self.model_label}" if self.model_label else "", "dim"),
             )
+        # Once the run has ended there is no hint: its empty line would push the checklist's last row out at 80x24.
+        hint = [self._hint()] if self.running else []
         if self.is_batch:
-            return Group(self._status(), self._bar(), self._hint(), self._lanes())
-        return Group(self._status(), self._bar(), self._hint(), self._checklist())
+            return Group(self._status(), self._bar(), *hint, self._lanes())
+        return Group(self._status(), self._bar(), *hint, self._checklist())
 
     def _lanes(self) -> Table:
         """One line per persona in flight: its stage, tokens and own small bar."""

@@ -7,6 +7,9 @@ control and escape sequences first. The view follows the end only while the
 user has not scrolled up. A message written with a key (a heartbeat, the
 folded thinking's count) is rewritten in place while it is still among the
 last lines, so a wait that goes on adds one line, not one every few seconds.
+The log keeps what it was given, unwrapped, and folds it again when its width
+changes (only then), so a resize neither cuts old lines nor leaves them wrapped
+at the old width.
 """
 
 from __future__ import annotations
@@ -92,6 +95,15 @@ class LiveLog(Log):
         """The keyed messages that end the log, in order, each as the lines it was folded into."""
         self._keyed_at = -1
         """``writes`` when a keyed message was last written: any write since ends the keyed lines."""
+        self._source: list[tuple[str, list[str], str | None]] = []
+        """What was written, unwrapped, to fold again at a new width: ("message", [stamped text], key),
+        ("tokens", [text, ...], margin) or ("end", [], None)."""
+        self._keyed_source: dict[str, int] = {}
+        """Where each keyed message at the log's end is in :attr:`_source` (rewritten in place there too)."""
+        self._replay: list[str] | None = None
+        """While the log folds its source again: the text, gathered to be written in one go."""
+        self._wrapped_at = 0
+        """The width the lines were folded at."""
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
@@ -104,10 +116,42 @@ class LiveLog(Log):
     def on_resize(self) -> None:
         if self._follow:
             self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
-        if self._backlog is not None and self.scrollable_content_region.width > 0:
+        if self.scrollable_content_region.width <= 0:
+            return
+        if self._backlog is not None:
             backlog, self._backlog = self._backlog, None
             for line in backlog:
                 self.message(line)
+        elif self._fold_width() != self._wrapped_at and self._source:
+            self._rewrap()
+
+    def _rewrap(self) -> None:
+        """Fold everything written again at the current width, and write it in one go."""
+        source, self._source = self._source, []
+        pending, self._pending = self._pending, []
+        indent = self._indent  # queued text keeps the margin it was queued under
+        self._mid_line = self._wrapped = False
+        self._column, self._indent = 0, TOKEN_INDENT
+        self._keyed, self._keyed_source, self._keyed_at = {}, {}, -1
+        self._replay = []
+        try:
+            for kind, parts, extra in source:
+                if kind == "message":
+                    self._say(parts[0], extra)
+                elif kind == "tokens":
+                    self._indent = extra or TOKEN_INDENT
+                    self._tokens_out("".join(parts))
+                else:
+                    self.end_tokens()
+            text = "".join(self._replay)
+        finally:
+            self._replay = None
+            self._pending, self._indent = pending, indent
+        keyed = self._keyed_at == self.writes  # the keyed lines still end the log: they stay rewritable
+        self.clear()
+        self._write(text)
+        if keyed:
+            self._keyed_at = self.writes
 
     def message(self, text: str, *, key: str | None = None) -> None:
         """A timestamped line (flushes any pending tokens first).
@@ -119,21 +163,43 @@ class LiveLog(Log):
             self._backlog.append(text)
             return
         self.flush()
+        stamp = self.now().strftime("%H:%M:%S")
+        self._say(f"{stamp}  {strip_control(text, keep_newlines=False)}", key)
+
+    def _say(self, stamped: str, key: str | None) -> None:
+        """Fold a stamped message at the log's width and write it (or rewrite its keyed line)."""
         if self.writes != self._keyed_at:
             self._keyed.clear()
-        stamp = self.now().strftime("%H:%M:%S")
-        lines = fold(f"{stamp}  {strip_control(text, keep_newlines=False)}", self._fold_width(), MESSAGE_INDENT)
+            self._keyed_source.clear()
+        lines = fold(stamped, self._fold_width(), MESSAGE_INDENT)
         if key is not None and key in self._keyed:
+            self._source[self._keyed_source[key]] = ("message", [stamped], key)
             self._rewrite(key, lines)
         else:
             prefix = "\n" if self._mid_line else ""
             self._mid_line = self._wrapped = False
+            self._keep("message", stamped, key)
             self._write(prefix + "\n".join(lines) + "\n")
             if key is None:
                 self._keyed.clear()
+                self._keyed_source.clear()
             else:
                 self._keyed[key] = lines
+                self._keyed_source[key] = len(self._source) - 1
         self._keyed_at = self.writes
+
+    def _keep(self, kind: str, text: str, extra: str | None) -> None:
+        """Remember what is written, unwrapped (a stream's text joins the piece before it)."""
+        source = self._source
+        if kind == "tokens" and source and source[-1][0] == "tokens" and source[-1][2] == extra:
+            source[-1][1].append(text)
+            return
+        source.append((kind, [text] if text else [], extra))
+        limit = self.max_lines
+        if limit is not None and len(source) > 2 * limit:  # the log itself keeps max_lines lines
+            drop = len(source) - limit
+            del source[:drop]
+            self._keyed_source = {key: at - drop for key, at in self._keyed_source.items()}
 
     def _rewrite(self, key: str, lines: list[str]) -> None:
         """Write the keyed messages at the log's end again, with ``key``'s lines replaced.
@@ -175,7 +241,11 @@ class LiveLog(Log):
                 self._pending.append(tail)
                 text = text[:cut]
         if text:
-            self._write(self._wrap(text))
+            self._tokens_out(text)
+
+    def _tokens_out(self, text: str) -> None:
+        self._keep("tokens", text, self._indent)
+        self._write(self._wrap(text))
 
     def _wrap(self, text: str) -> str:
         """Indent the token text and fold it at the log's width between words (a Log does not wrap).
@@ -227,10 +297,16 @@ class LiveLog(Log):
         self.flush()
         if self._mid_line:
             self._write("\n")
+        if self._mid_line or self._wrapped:
+            self._keep("end", "", None)
         self._mid_line = self._wrapped = False
 
     def _write(self, text: str) -> None:
         self.writes += 1
+        self._wrapped_at = self._fold_width()
+        if self._replay is not None:
+            self._replay.append(text)
+            return
         self._growing = self.show_vertical_scrollbar
         try:
             self.write(text, scroll_end=self._following())

@@ -27,6 +27,8 @@ COLUMNS = (
 The widths are then fitted to the room the table has (:func:`fit_columns`)."""
 NARROWEST = {"name": 12, "age": 3, "occupation": 10, "location": 12, "created": 16, "model": 10}
 WIDEST = {"name": 28, "age": 3, "occupation": 34, "location": 34, "created": 16, "model": 20}
+SQUEEZED = {"name": 10, "occupation": 7, "location": 8}
+"""The least the first four columns get when even NARROWEST does not fit, before the table scrolls sideways."""
 GROWING = ("name", "occupation", "location", "model")
 """The columns that take spare room, a cell at a time in turn."""
 CELL_PADDING = 2
@@ -58,6 +60,13 @@ def fit_columns(room: int) -> dict[str, int]:
     visible = keys[:shown]
     widths.update({key: NARROWEST[key] for key in visible})
     spare = room - sum(widths[key] + CELL_PADDING for key in visible)
+    while spare < 0:  # a narrow table (80 columns): the text columns give up cells in turn, down to SQUEEZED
+        narrower = [key for key in GROWING if key in visible and widths[key] > SQUEEZED.get(key, widths[key])]
+        if not narrower:
+            break
+        for key in narrower[:-spare]:
+            widths[key] -= 1
+            spare += 1
     growing = [key for key in GROWING if key in visible]
     while spare > 0:
         wider = [key for key in growing if widths[key] < WIDEST[key]]
@@ -121,6 +130,11 @@ class PersonaTable(DataTable[Cell | Stamp | Text]):
     BINDINGS = [
         Binding("delete,d", "app.delete_selected", "Delete", id="delete-persona"),
         Binding("enter", "select_cursor", "Open", show=False, id="open-persona"),
+        # Rows, not columns: DataTable's Home and End scroll sideways and hide the Name column.
+        Binding("home,g", "scroll_top", "First", show=False, id="first-persona"),
+        Binding("end,G", "scroll_bottom", "Last", show=False, id="last-persona"),
+        Binding("j", "cursor_down", "Down", show=False, id="next-persona"),
+        Binding("k", "cursor_up", "Up", show=False, id="previous-persona"),
     ]
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
