@@ -227,7 +227,7 @@ async def test_export_writes_what_the_table_shows(app_factory, sample_records) -
         ),
     ],
 )
-def test_hints_in_the_app_name_what_to_do_in_the_app(engine: str, app: str) -> None:
+async def test_hints_in_the_app_name_what_to_do_in_the_app(engine: str, app: str) -> None:
     from persona_tui.narrate import app_hint
 
     assert app_hint(engine) == app
