@@ -220,7 +220,18 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             _check_range(name, value)
         return value
     except (TypeError, ValueError) as exc:
-        raise SettingsError(f"{source} has an invalid value {raw!r}: {exc}.") from None
+        raise SettingsError(f"{source} has an invalid value {_as_written(raw)}: {exc}.") from None
+
+
+def _as_written(raw: Any) -> str:
+    """A value as the user wrote it (TOML's ``true``, not Python's ``True``)."""
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, dict):
+        return "a table"
+    if isinstance(raw, list):
+        return "a list"
+    return repr(raw) if isinstance(raw, str) else str(raw)
 
 
 def _folder(raw: Any) -> Path:

@@ -380,3 +380,9 @@ def test_a_temperature_out_of_range_is_refused_at_load(value: str, cfg: Path) ->
 def test_a_server_address_with_a_typo_is_refused_at_load(url: str, cfg: Path) -> None:
     with pytest.raises(SettingsError, match="--base-url has an invalid value"):
         load_settings({"base_url": url}, env={}, config_path=write(cfg, ""))
+
+
+def test_a_bad_value_is_shown_as_it_was_written(cfg: Path) -> None:
+    write(cfg, "seed = true\n")
+    with pytest.raises(SettingsError, match=r"\(seed\) has an invalid value true: expected a whole number"):
+        load_settings({}, env={}, config_path=cfg)
