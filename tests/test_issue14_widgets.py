@@ -444,3 +444,13 @@ async def test_text_queued_during_a_rewrap_keeps_its_margin(app_factory: AppFact
         await pilot.pause()
         log.flush()
         assert log.lines[-1].startswith("    the answer"), list(log.lines)
+
+
+@pytest.mark.asyncio
+async def test_the_created_column_names_its_time_zone(app_factory, sample_records) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14 (12): times in the table are local, and the column says which zone (tests pin TZ=UTC)."""
+    app = app_factory(records=sample_records)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.app.workers.wait_for_complete()
+        table = app.query_one(PersonaTable)
+        assert str(table.columns["created"].label) == "Created (UTC)"

@@ -99,6 +99,12 @@ class Cell:
         return Text(str(self), no_wrap=True, overflow="ellipsis", end="")
 
 
+def _with_zone(label: str) -> str:
+    """The 'created' column says which time zone its times are in: ``Created (CET)``."""
+    zone = datetime.now().astimezone().tzname() or ""
+    return f"{label} ({zone})" if zone and len(label) + len(zone) + 3 <= COLUMNS[4][2] else label
+
+
 class Stamp:
     """The 'created' cell: shows minutes, sorts by the exact moment."""
 
@@ -150,7 +156,7 @@ class PersonaTable(DataTable[Cell | Stamp | Text]):
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
+            self.add_column(_with_zone(label) if key == "created" else label, key=key, width=width)
 
     def on_resize(self) -> None:
         self._fit()
