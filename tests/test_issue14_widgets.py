@@ -397,6 +397,20 @@ async def test_below_the_minimum_size_a_notice_replaces_the_layout(app_factory: 
         assert not notice.display and app.query_one("#main").display
 
 
+@pytest.mark.asyncio
+async def test_typing_goes_where_it_went_once_the_terminal_is_big_enough_again(app_factory: AppFactory) -> None:
+    """Found by hand: after the too-small notice, keys went nowhere until the user clicked a field."""
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.resize_terminal(60, 18)
+        await pilot.pause()
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        await pilot.press("n", "u", "r", "s", "e", "s")
+        assert app.query_one("#description", Input).value == "nurses"
+
+
 def region_text(app, widget) -> str:  # type: ignore[no-untyped-def]
     """What the screen shows inside a widget's region."""
     region = widget.region

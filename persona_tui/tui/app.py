@@ -278,11 +278,22 @@ class PersonaApp(App[None]):
         self.panel.set_class(size.height >= TALL_ROWS, "-tall")
         self.sub_title = self._model_title(wide=size.width >= WIDE_HEADER)
         small = size.width < MIN_SIZE[0] or size.height < MIN_SIZE[1]
-        self.screen_stack[0].set_class(small, "-too-small")
+        main = self.screen_stack[0]
+        was_small = main.has_class("-too-small")
+        main.set_class(small, "-too-small")
+        if was_small and not small:  # the layout is back: so is the place the user was typing in
+            self.call_after_refresh(self._refocus)
+        elif small and not was_small:
+            self._focus_before_small = self.focused
         if small:
             need = f"{MIN_SIZE[0]}x{MIN_SIZE[1]}"
             notice = f"Terminal too small (need {need}, now {size.width}x{size.height}). Enlarge it; ctrl+q quits."
             self.query_one("#too-small", Static).update(notice)
+
+    def _refocus(self) -> None:
+        before = getattr(self, "_focus_before_small", None)
+        target = before if before is not None and before.is_attached else self.query_one("#description", Input)
+        target.focus()
 
     # ----- loading -----
 
