@@ -39,9 +39,9 @@ from persona_tui.config import (
 from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.pipeline import generate
-from persona_tui.engine.providers import Provider, make_provider, names, server_models, setup_hint
+from persona_tui.engine.providers import Provider, make_provider, server_models, setup_hint
 from persona_tui.engine.providers.listing import lister_of
-from persona_tui.engine.providers.registry import get
+from persona_tui.engine.providers.registry import key_hint
 from persona_tui.export import export_target, export_text
 from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, RequestError
 from persona_tui.narrate import (
@@ -188,7 +188,7 @@ class PersonaApp(App[None]):
         ``wide``, for the offline generator, how to get a real model (the log says it too)."""
         label = one_line(self.provider.label)
         chosen = self.settings.provider != "auto"  # offline on purpose: no nagging about keys
-        return label if self.provider.is_ai or chosen or not wide else f"{label} · {_short_hint(self.settings)}"
+        return label if self.provider.is_ai or chosen or not wide else f"{label} · {key_hint()}"
 
     # ----- layout -----
 
@@ -910,18 +910,6 @@ def _home_short(path: Path) -> str:
         return "~/" + path.expanduser().relative_to(Path.home()).as_posix()
     except ValueError:
         return str(path)
-
-
-def _short_hint(settings: Settings) -> str:
-    """The header's few words on getting a real model, from the providers that need a key."""
-    for name in names():
-        try:
-            info = get(name)
-        except SettingsError:  # a broken plugin is reported where it is chosen, not in the header
-            continue
-        if info.is_ai and info.key_env_var:
-            return f"set {info.key_env_var} for a real model"
-    return "no real model is set up"
 
 
 _STREAMED = (ev.Stage.STREAMING, ev.Stage.THINKING)

@@ -218,12 +218,7 @@ class OpenAIProvider:
         except openai.APIError as exc:
             raise self._explain(exc) from None
         except ValueError:  # a data line that is not JSON (a proxy's keep-alive text): the client cannot read on
-            raise GenerationError(
-                FailureKind.SERVER_ERROR,
-                f"{self.endpoint} sent an answer the client could not read.",
-                "Try again; if it persists, check that the server is OpenAI-compatible.",
-                retryable=True,
-            ) from None
+            raise self._unreadable() from None
         for part in ending.flush():
             yield part
         self._check_ending(ending)
@@ -332,9 +327,12 @@ class OpenAIProvider:
             )
         if isinstance(exc.body, dict):  # an error object inside a stream that began with HTTP 200
             return explain_stream_error(ServerError.from_body(0, exc.body), where=where, secret=self._secret)
+        return self._unreadable()
+
+    def _unreadable(self) -> GenerationError:
         return GenerationError(
             FailureKind.SERVER_ERROR,
-            f"{where} sent an answer the client could not read.",
+            f"{self.endpoint} sent an answer the client could not read.",
             "Try again; if it persists, check that the server is OpenAI-compatible.",
             retryable=True,
         )

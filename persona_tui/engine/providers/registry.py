@@ -10,6 +10,7 @@ module is imported only when it is asked for.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import fields
 from functools import cache
 from importlib.metadata import EntryPoint
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from persona_tui.config import PROVIDER_GROUP, Settings, SettingsError, provider_entry_points
 from persona_tui.engine.providers.base import Provider, ProviderInfo
+from persona_tui.models import plain_reason
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +67,20 @@ def get(name: str) -> ProviderInfo:
     raise SettingsError(f"There is no provider named {name!r}; use auto, {', '.join(names())}.")
 
 
+def loadable() -> Iterator[ProviderInfo]:
+    """Every provider that loads; a broken plugin is logged and passed over, never in the way of the others."""
+    for name in names():
+        try:
+            yield get(name)
+        except SettingsError as exc:
+            log.warning("%s", exc)
+
+
 def chosen(settings: Settings) -> ProviderInfo:
     """The provider the settings ask for; ``auto`` takes the best-ranked one that is set up."""
     if settings.provider != "auto":
         return get(settings.provider)
-    candidates: list[ProviderInfo] = []
-    for name in names():
-        try:
-            info = get(name)
-        except SettingsError as exc:  # a broken plugin must not stop auto from finding a working provider
-            log.warning("%s", exc)
-            continue
-        if info.ready is not None and info.ready(settings):
-            candidates.append(info)
+    candidates = [info for info in loadable() if info.ready is not None and info.ready(settings)]
     if not candidates:
         raise SettingsError("No provider is set up. " + setup_hint(settings))
     return min(candidates, key=lambda info: info.auto_rank)
@@ -101,9 +104,8 @@ def options_for(info: ProviderInfo, settings: Settings) -> BaseModel:
     try:
         return info.options.model_validate(values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "options"
-        raise SettingsError(f"The {info.name} provider's option {where} is not valid: {first['msg']}.") from None
+        where, reason = plain_reason(exc)
+        raise SettingsError(f"The {info.name} provider's option {where} is not valid: {reason}.") from None
 
 
 def make_provider(settings: Settings) -> Provider:
@@ -114,12 +116,12 @@ def make_provider(settings: Settings) -> Provider:
 
 def setup_hint(settings: Settings) -> str:
     """How to get a real model: the hints of every AI provider that could be set up."""
-    hints = []
-    for name in names():
-        try:
-            info = get(name)
-        except SettingsError:
-            continue
-        if info.is_ai and info.setup_hint:
-            hints.append(info.setup_hint)
-    return " ".join(hints)
+    return " ".join(info.setup_hint for info in loadable() if info.is_ai and info.setup_hint)
+
+
+def key_hint() -> str:
+    """A few words on getting a real model, for a header: the key of the first AI provider that needs one."""
+    for info in loadable():
+        if info.is_ai and info.key_env_var:
+            return f"set {info.key_env_var} for a real model"
+    return "no real model is set up"
