@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from persona_tui.engine.estimate import EstimateBook
 from persona_tui.models import Persona, PersonaRecord, RequestInfo
 from persona_tui.storage import PersonaStore
 from persona_tui.tui.app import PersonaApp, make_app
+from tests.fake_openai import FakeOpenAIServer
 from tests.helpers import ScriptedProvider, persona_dict
 
 # Dates in the table are shown in local time: pin it so pictures do not depend on the machine.
@@ -110,3 +111,10 @@ def app_factory(tmp_path: Path) -> AppFactory:
         )
 
     return build
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    """The loopback OpenAI-compatible server (``tests/fake_openai.py``); a module may still define its own."""
+    with FakeOpenAIServer() as fake:
+        yield fake

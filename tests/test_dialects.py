@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,12 +30,6 @@ from tests.helpers import persona_json
 
 pytestmark = pytest.mark.asyncio
 SCHEMA = strict_json_schema(Persona)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as fake:
-        yield fake
 
 
 def provider_for(server: FakeOpenAIServer, tmp_path: Path, model: str = "qwen3:8b", **kw: object) -> OpenAIProvider:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -24,12 +23,6 @@ MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "user", "content": "One persona, please."},
 ]
 PERSONA = json.dumps({"name": "Zoë Okafor", "age": 34, "job": "Lighthouse keeper 🗼", "bio": "Quiet, precise."})
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as srv:
-        yield srv
 
 
 def make_client(server: FakeOpenAIServer, **kw: Any) -> openai.AsyncOpenAI:

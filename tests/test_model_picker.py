@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,12 +24,6 @@ from tests.helpers import persona_json
 pytestmark = pytest.mark.asyncio
 
 CONFIG = '# my settings\nprovider = "openai"  # the local server\nmodel = "gpt-4o-mini"\n\n[providers.echo]\nx = 1\n'
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as fake:
-        yield fake
 
 
 def app_for(tmp_path: Path, server: FakeOpenAIServer, config: Path | None = None, **settings: object) -> PersonaApp:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,12 +24,6 @@ from tests.fake_openai import MODELS_CREATED, FakeOpenAIServer
 from tests.helpers import ScriptedProvider
 
 SECRET = "sk-test-very-secret-key-1234567890"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as fake:
-        yield fake
 
 
 def provider_for(base_url: str, model: str = "qwen3:8b", api_key: str | None = None) -> OpenAIProvider:

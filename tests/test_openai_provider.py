@@ -7,7 +7,6 @@ import json
 import random
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,6 @@ from tests.fake_openai import FakeOpenAIServer, Scenario
 from tests.helpers import persona_json
 
 SECRET = "sk-test-very-secret-key-1234567890"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as fake:
-        yield fake
 
 
 def make_provider(base_url: str, *, api_key: str | None = SECRET, model: str = "gpt-4o-mini") -> OpenAIProvider:

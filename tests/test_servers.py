@@ -11,76 +11,20 @@ comment lines, LM Studio's string errors.
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from persona_tui.config import Settings
 from persona_tui.engine import events as ev
 from persona_tui.engine.errors import FailureKind
-from persona_tui.engine.estimate import EstimateBook
-from persona_tui.engine.pipeline import generate
-from persona_tui.engine.providers.openai_compatible import OpenAIProvider
-from persona_tui.models import GenerationRequest
-from persona_tui.storage import SERVERS_FILE, NotesFile, PersonaStore
+from persona_tui.storage import SERVERS_FILE, NotesFile
 from tests.fake_openai import FakeOpenAIServer, Scenario
 from tests.helpers import persona_json, tokens_of
+from tests.test_dialects import provider_for, run, saved
 
 pytestmark = pytest.mark.asyncio
 THOUGHTS = ["Okay, field nurses", " in rural Kenya.", " Mid-career, drives a lot."]
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as fake:
-        yield fake
-
-
-def provider_for(server: FakeOpenAIServer, tmp_path: Path, model: str = "qwen3:8b") -> OpenAIProvider:
-    return OpenAIProvider(
-        model=model,
-        api_key=None,
-        base_url=server.base_url,
-        connect_timeout=2.0,
-        read_timeout=10.0,
-        notes_file=NotesFile.in_folder(tmp_path, SERVERS_FILE),
-    )
-
-
-async def run(provider: OpenAIProvider, tmp_path: Path, **settings: object) -> list[ev.Event]:
-    values: dict[str, object] = {
-        "data_dir": tmp_path,
-        "heartbeat_seconds": 0.1,
-        "slow_seconds": 30.0,
-        "first_token_timeout": 3.0,
-        "idle_timeout": 3.0,
-        "retry_base_delay": 0.01,
-        "retry_max_delay": 0.02,
-    }
-    values.update(settings)
-    try:
-        return [
-            e
-            async for e in generate(
-                GenerationRequest.create("field nurses in rural Kenya"),
-                provider=provider,
-                store=PersonaStore(tmp_path / "personas"),
-                settings=Settings(**values),  # type: ignore[arg-type]
-                estimates=EstimateBook(None),
-                rng=random.Random(0),
-            )
-        ]
-    finally:
-        await provider.aclose()
-
-
-def saved(events: list[ev.Event]) -> ev.PersonaSaved:
-    found = [e for e in events if isinstance(e, ev.PersonaSaved)]
-    assert len(found) == 1, [e for e in events if isinstance(e, ev.Failed)]
-    return found[0]
 
 
 def failed(events: list[ev.Event]) -> ev.Failed:

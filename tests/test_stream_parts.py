@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -139,12 +138,6 @@ async def test_a_server_notice_becomes_an_event(tmp_path: Path) -> None:
 
 
 # ----- through the real openai client and a loopback server -----
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as fake:
-        yield fake
 
 
 def real(server: FakeOpenAIServer) -> OpenAIProvider:
