@@ -20,6 +20,13 @@ RECORD_KIND = "persona-tui/persona"
 SCHEMA_VERSION = 1
 
 TechSavviness = Literal["novice", "basic", "intermediate", "advanced", "expert"]
+TECH_LEVELS: tuple[TechSavviness, ...] = ("novice", "basic", "intermediate", "advanced", "expert")
+LifeStage = Literal["child", "student", "working", "parent", "retired"]
+LIFE_STAGES: tuple[LifeStage, ...] = ("child", "student", "working", "parent", "retired")
+"""In the order of the ages they usually come at."""
+PRONOUNS = ("she/her", "he/him", "they/them")
+PINNABLE = ("name", "age", "pronouns", "location", "occupation", "tech_savviness", "communication_style")
+"""Persona fields a user may pin to one value for a whole batch."""
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
@@ -59,6 +66,8 @@ class RequestInfo(BaseModel):
     """The organization's name, as it was when the persona was made."""
     organization_id: str | None = None
     enrich: bool = False
+    mix: Mix | None = None
+    """How the user shaped the batch, when they did."""
 
 
 class Source(BaseModel):
@@ -137,6 +146,10 @@ class PersonaRecord(BaseModel):
     """The web pages that grounded the persona, when enrichment was on."""
     usage: Usage | None = None
     """What the server counted for this persona over every attempt, when it said."""
+    slot: Slot | None = None
+    """The persona's slot in its batch's population plan."""
+    run_id: str | None = None
+    """The run (one ``generate``) the persona was made in."""
 
     def summary(self) -> dict[str, Any]:
         """A flat row for tables and CSV export."""
@@ -152,6 +165,83 @@ class PersonaRecord(BaseModel):
             "provider": self.provider,
             "model": self.model,
         }
+
+
+Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class Mix(BaseModel):
+    """How the user shapes a batch's population. Anything left out is spread by default.
+
+    Weights are relative (``{"she/her": 60, "he/him": 40}`` and ``{"she/her": 3, "he/him": 2}``
+    are the same mix); a key left out of a weighted mix gets none of the batch.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ages: tuple[Annotated[int, Field(ge=0, le=120)], Annotated[int, Field(ge=0, le=120)]] | None = None
+    pronouns: dict[ShortText, Weight] = Field(default_factory=dict)
+    tech: dict[TechSavviness, Weight] = Field(default_factory=dict)
+    stages: dict[LifeStage, Weight] = Field(default_factory=dict)
+    places: tuple[ShortText, ...] = ()
+    """Places to spread the batch over, instead of (or more precisely than) the description's."""
+    occupations: tuple[ShortText, ...] = ()
+    pins: dict[str, ShortText] = Field(default_factory=dict)
+    """Persona fields every persona of the batch has, e.g. ``{"location": "Nairobi, Kenya"}``."""
+    seed: int | None = Field(default=None, ge=0)
+
+    @field_validator("ages")
+    @classmethod
+    def _ordered(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError(f"the youngest age ({value[0]}) is above the oldest ({value[1]})")
+        return value
+
+    @field_validator("pins")
+    @classmethod
+    def _pinnable(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key not in PINNABLE:
+                raise ValueError(f"{key!r} cannot be pinned; these can: {', '.join(PINNABLE)}")
+        if "age" in value and not value["age"].isdigit():
+            raise ValueError(f"a pinned age must be a whole number, got {value['age']!r}")
+        if "tech_savviness" in value and value["tech_savviness"] not in TECH_LEVELS:
+            raise ValueError(f"tech_savviness must be one of {', '.join(TECH_LEVELS)}")
+        return value
+
+    def is_empty(self) -> bool:
+        return self == Mix()
+
+
+class Slot(BaseModel):
+    """One persona's place in a population plan: what its prompt asks for, and what it is checked against."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    index: int = Field(ge=0)
+    age: int = Field(ge=0, le=120)
+    ages: tuple[int, int]
+    """The slot's stratum of the batch's age range: an age within it holds the plan."""
+    pronouns: str
+    location: str | None = None
+    """None: the writer chooses (the description names no place)."""
+    occupation: str | None = None
+    """None: the writer chooses (the description names no job)."""
+    tech_savviness: TechSavviness
+    life_stage: LifeStage
+    pins: dict[str, str] = Field(default_factory=dict)
+
+
+class Plan(BaseModel):
+    """A batch's population, drawn in code before the first call: one slot per persona."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    seed: int
+    slots: tuple[Slot, ...]
+    mix: Mix = Field(default_factory=Mix)
+    sources: dict[str, str] = Field(default_factory=dict)
+    """Where each dimension came from, in words: ``{"places": "the organization's region (Kenya)"}``."""
 
 
 class RequestError(ValueError):
@@ -174,6 +264,8 @@ class GenerationRequest(BaseModel):
     """An organization's name; its context goes into the prompt."""
     enrich: bool = False
     """Ground the personas in web search results (Exa) first."""
+    mix: Mix = Field(default_factory=Mix)
+    """How the user shaped the population plan (empty: spread everything by default)."""
 
     @field_validator("description", mode="before")
     @classmethod
@@ -182,11 +274,22 @@ class GenerationRequest(BaseModel):
 
     @classmethod
     def create(
-        cls, description: str, count: int = 1, organization: str | None = None, enrich: bool = False
+        cls,
+        description: str,
+        count: int = 1,
+        organization: str | None = None,
+        enrich: bool = False,
+        mix: Mix | None = None,
     ) -> GenerationRequest:
         """Validate user input, raising :class:`RequestError` with a message that says what is allowed."""
         try:
-            return cls(description=description, count=count, organization=organization or None, enrich=enrich)
+            return cls(
+                description=description,
+                count=count,
+                organization=organization or None,
+                enrich=enrich,
+                mix=mix or Mix(),
+            )
         except ValidationError as exc:
             first = exc.errors()[0]
             field = str(first["loc"][0]) if first["loc"] else "request"

@@ -17,8 +17,8 @@ from faker.providers.person import en_KE, en_US
 
 from persona_tui.engine.providers.base import PromptSpec, Provider
 from persona_tui.engine.providers.offline import OfflineProvider
-from persona_tui.engine.providers.offline.reading import matchers
-from persona_tui.engine.providers.offline.tables import load_tables
+from persona_tui.engine.world.reading import matchers
+from persona_tui.engine.world.tables import load_tables
 from persona_tui.models import Persona
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from persona_tui.engine.providers.parts import StreamPart
+from persona_tui.models import Slot
 
 if TYPE_CHECKING:
     from persona_tui.config import Settings
@@ -28,6 +29,8 @@ class PromptSpec:
     description: str
     index: int = 0
     avoid_names: tuple[str, ...] = ()
+    slot: Slot | None = None
+    """The persona's slot in the population plan: the offline generator composes to it."""
 
 
 @runtime_checkable

@@ -13,8 +13,8 @@ from collections.abc import Set
 from typing import TYPE_CHECKING, NamedTuple
 
 from persona_tui.engine.providers.offline.names import seeded, unused_name
-from persona_tui.engine.providers.offline.reading import Wanted
-from persona_tui.engine.providers.offline.tables import Tables, load_tables
+from persona_tui.engine.world.reading import Wanted
+from persona_tui.engine.world.tables import Tables, load_tables
 from persona_tui.models import Persona, TechSavviness
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import random
 from collections.abc import Set
 from typing import TYPE_CHECKING
 
-from persona_tui.engine.providers.offline.tables import load_tables
+from persona_tui.engine.world.tables import load_tables
 
 if TYPE_CHECKING:
     from faker import Faker

@@ -71,7 +71,7 @@ class OfflineProvider:
         """One persona for the description, without streaming."""
         # Imported on first use, like Faker and the tables: importing the provider stays cheap for the first frame.
         from persona_tui.engine.providers.offline.compose import compose
-        from persona_tui.engine.providers.offline.reading import read_description
+        from persona_tui.engine.world.reading import read_description
 
         avoid = {n.strip().casefold() for n in avoid_names}
         with _LOCK:

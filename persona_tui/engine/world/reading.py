@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from persona_tui.engine.providers.offline.tables import Job, load_tables
+from persona_tui.engine.world.tables import Job, load_tables
 
 _AGE_WORDS = (
     (r"teen(?:ager|age)?s?|adolescents?", 13, 19), (r"high school|secondary school|pupils?", 14, 18),
