@@ -13,6 +13,7 @@ import contextlib
 import json
 import signal
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,16 +26,27 @@ from rich.text import Text
 from persona_tui import __version__
 from persona_tui.config import Settings, SettingsError, load_settings
 from persona_tui.engine import events as ev
+from persona_tui.engine.diversity import diversity_report
 from persona_tui.engine.errors import GenerationError
 from persona_tui.engine.estimate import EstimateBook
+from persona_tui.engine.plan import mix_from_table, parse_mix
 from persona_tui.engine.providers import NoModelList, Provider, make_provider, names, server_models, setup_hint
 from persona_tui.engine.providers.base import ModelEntry
 from persona_tui.engine.text import strip_control
 from persona_tui.export import export_text, records_to_json
-from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, PersonaRecord, RequestError, plain_reason
+from persona_tui.models import (
+    COUNT_MAX,
+    GenerationRequest,
+    Mix,
+    Organization,
+    PersonaRecord,
+    RequestError,
+    plain_reason,
+)
+from persona_tui.narrate import report_lines
 from persona_tui.present import CURRENT_MARK, describe, fmt_when, model_cells, one_line
 from persona_tui.render import HeadlessRenderer
-from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write
+from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ORG_FIELDS = Organization.CONTEXT_FIELDS
@@ -146,9 +158,29 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--enrich", action="store_true", help="ground the personas in web search results (needs EXA_API_KEY)"
     )
+    gen.add_argument(
+        "--mix",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="shape the population plan, e.g. 'ages 25-60; she/her 60%%; tech novice:2 expert:1' (repeatable)",
+    )
+    gen.add_argument(
+        "--plan", type=Path, default=None, metavar="FILE", help="a TOML file whose [population] table shapes the plan"
+    )
     gen.add_argument("--json", action="store_true", help="print the saved persona records as a JSON array on stdout")
     _common(gen, suppress=True)
     _model_flags(gen, suppress=True)
+
+    report = _command(
+        sub,
+        "report",
+        "the diversity report of a run (the last one by default)",
+        "How diverse a run's personas came out: distinct values and spread per field, the plan held or broken, "
+        "the nearest pairs by text, repeated names and quotes.",
+    )
+    report.add_argument("run", nargs="?", default="", help="a run id or its first characters (default: the last run)")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
 
     lst = _command(
         sub,
@@ -257,6 +289,7 @@ def main(argv: Sequence[str] | None = None, *, open_app: Callable[[Settings], in
             "export": cmd_export,
             "org": cmd_org,
             "models": cmd_models,
+            "report": cmd_report,
         }
         return command[args.command](args, settings, err)
     except (SettingsError, RequestError) as exc:
@@ -289,8 +322,28 @@ def _error(console: Console, message: str, hint: str) -> None:
         console.print(Text("Hint: ", style="bold") + Text(hint))
 
 
+def _mix(args: argparse.Namespace) -> Mix:
+    """The population mix from --plan FILE's [population] table, then each --mix on top."""
+    mix = Mix()
+    if args.plan is not None:
+        try:
+            document = tomllib.loads(args.plan.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise CliError(f"The plan file {args.plan} could not be read: {exc.strerror or exc}.", "", EXIT_USAGE) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise CliError(f"The plan file {args.plan} is not valid TOML: {exc}.", "", EXIT_USAGE) from None
+        table = document.get("population")
+        if not isinstance(table, dict):
+            hint = "Put the mix under a [population] table, e.g. ages = [25, 60] and pronouns = { \"she/her\" = \"60%\" }."
+            raise CliError(f"The plan file {args.plan} has no [population] table.", hint, EXIT_USAGE)
+        mix = mix_from_table(table)
+    for text in args.mix:
+        mix = parse_mix(text, mix)
+    return mix
+
+
 def cmd_generate(args: argparse.Namespace, settings: Settings, err: Console) -> int:
-    request = GenerationRequest.create(args.description, args.count, args.organization, args.enrich)
+    request = GenerationRequest.create(args.description, args.count, args.organization, args.enrich, _mix(args))
     if request.organization:  # a misspelt name is a usage error, caught before anything is sent
         try:
             asyncio.run(OrganizationStore(settings.organizations_dir).get(request.organization))
@@ -351,6 +404,7 @@ async def _generate(
                 estimates=estimates,
                 cancel=cancel,
                 organizations=OrganizationStore(settings.organizations_dir),
+                runs=RunStore(settings.runs_dir),
             ):
                 view.handle(event)
                 if isinstance(event, ev.PersonaSaved):
@@ -465,6 +519,34 @@ def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> in
             f"Could not write {args.output}: {(exc.strerror or str(exc)).lower()}.", "Choose a writable path with -o."
         ) from exc
     err.print(Text(f"Exported {len(records)} persona(s) to {args.output}"))
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    run = RunStore(settings.runs_dir).latest_sync(args.run)
+    if run is None:
+        if args.run:
+            raise CliError(f"No run's id starts with {args.run!r}.", "Run `persona-tui report` for the last run.")
+        raise CliError("No run has been recorded yet.", "Generate a batch first: persona-tui generate 'nurses' -n 10")
+    records = [r for r in asyncio.run(_load(settings, err)) if r.run_id == run.id or r.id in run.persona_ids]
+    if not records:
+        raise CliError(
+            f"None of the personas of run {run.id[:8]} are in {settings.personas_dir} any more.",
+            "They were deleted or moved; generate another batch.",
+        )
+    report = diversity_report(records, threshold=settings.similarity_threshold)
+    out = console()
+    if args.json:
+        document = {"run": run.model_dump(mode="json"), "report": report.model_dump(mode="json")}
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    when = run.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+    out.print(Text(f"Run {run.id[:8]} of {when}: {strip_control(run.request.description, keep_newlines=False)}"))
+    missing = len(set(run.persona_ids) - {r.id for r in records})
+    if missing:
+        out.print(Text(f"{missing} of its personas were deleted since; the report covers the rest.", style="yellow"))
+    for line in report_lines(report):
+        out.print(Text(line))
     return EXIT_OK
 
 

@@ -81,6 +81,13 @@ class Settings:
     exa_api_key: str | None = field(default=None, repr=False)
     enrich_timeout: float = 8.0
     enrich_results: int = 3
+    population_plan: bool = True
+    """Draw each persona's slot (age, pronouns, place, job, tech, life stage) before the first call and hold the
+    persona to it; false lets the model choose freely."""
+    similarity_threshold: float = 0.8
+    """Two personas of a batch this similar (0 to 1, text over background, goals and quote) are near-duplicates."""
+    regenerate_duplicates: bool = True
+    """Write the later of a near-duplicate pair again, once, at the end of a batch."""
     provider_options: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     """Per-provider options from the config file's ``[providers.NAME]`` tables."""
     config_file: Path | None = field(default=None, compare=False, repr=False)
@@ -94,6 +101,10 @@ class Settings:
     @property
     def organizations_dir(self) -> Path:
         return self.data_dir / "organizations"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
 
 
 _ENV_ONLY = {"api_key": "OPENAI_API_KEY", "exa_api_key": "EXA_API_KEY"}
@@ -208,6 +219,8 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     kind = str({f.name: f.type for f in fields(Settings)}[name])
     if name in _SPECIAL:
         reader = _SPECIAL[name]
+    elif kind == "bool":
+        reader = _bool
     elif "float" in kind:
         reader = _float
     elif "int" in kind:
@@ -260,6 +273,17 @@ def _temperature(raw: Any) -> float | None:
     if isinstance(raw, str) and raw.strip().lower() in ("default", "none", ""):
         return None
     return _float(raw)
+
+
+def _bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
 
 
 def _int(raw: Any) -> int:
@@ -316,6 +340,8 @@ def _check_range(name: str, number: float) -> None:
         raise ValueError("must be greater than 0")
     if number < 0:
         raise ValueError("must not be negative")
+    if name == "similarity_threshold" and not 0 < number <= 1:
+        raise ValueError("must be above 0 and at most 1")
     if name == "temperature" and number > TEMPERATURE_MAX:
         raise ValueError(f"must be from 0 to {TEMPERATURE_MAX:g} (or 'default' to send none)")
 

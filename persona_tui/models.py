@@ -244,6 +244,30 @@ class Plan(BaseModel):
     """Where each dimension came from, in words: ``{"places": "the organization's region (Kenya)"}``."""
 
 
+RUN_KIND = "persona-tui/run"
+
+
+class RunRecord(BaseModel):
+    """One generation (a batch): what was asked, its population plan, and the personas it made."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: Literal["persona-tui/run"] = "persona-tui/run"
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[0-9a-f]{32}$")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+    provider: str
+    model: str
+    request: RequestInfo
+    count: int = Field(ge=1)
+    plan: Plan | None = None
+    persona_ids: list[str] = Field(default_factory=list)
+    """The personas the run saved (those replaced as near-duplicates are left out)."""
+    replaced: list[str] = Field(default_factory=list)
+    """Ids of near-duplicates the run regenerated and removed."""
+
+
 class RequestError(ValueError):
     """A request the user must fix before anything is sent."""
 

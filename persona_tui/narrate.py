@@ -15,7 +15,8 @@ sentence. Nothing here builds markup, and nothing imports Textual or rich.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -23,13 +24,14 @@ from typing import Any
 from persona_tui.batch_state import PER_PERSONA, Lane
 from persona_tui.engine import events as ev
 from persona_tui.engine.events import Stage
-from persona_tui.models import Usage
+from persona_tui.models import Plan, Slot, Usage
 from persona_tui.present import fmt_seconds, one_line
 
 SHORT = {
     Stage.PREPARING: "Prep",
     Stage.ORGANIZATION: "Org",
     Stage.ENRICHING: "Enrich",
+    Stage.PLANNING: "Plan",
     Stage.PROMPT: "Prompt",
     Stage.CALLING: "Call",
     Stage.THINKING: "Think",
@@ -326,6 +328,62 @@ def outcome_line(event: ev.PersonaSaved | ev.Failed | ev.Cancelled | ev.Finished
             return Line("✔" if ok else "■", finished_summary(summary, count), Tone.SUCCESS if ok else Tone.STOPPED)
 
 
+# ----- the population plan -----
+
+
+def slot_summary(slot: Slot) -> str:
+    """One slot in a line: "43 · she/her · Kisumu, Kenya · Ward Nurse · basic · parent"."""
+    parts = [str(slot.age), slot.pronouns, slot.location or "any place", slot.occupation or "any job"]
+    parts += [slot.tech_savviness, slot.life_stage]
+    return one_line(" · ".join(parts))
+
+
+def _counted(values: Sequence[str], most: int = 6) -> str:
+    """ "Nairobi 3, Mombasa 3, Kisumu 2, +4 more": values by how often they come, the most frequent first."""
+    counts = Counter(values)
+    shown = [f"{value} {n}" for value, n in counts.most_common(most)]
+    more = f", +{len(counts) - most} more" if len(counts) > most else ""
+    return one_line(", ".join(shown) + more)
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    """The plan as a small table, one row a dimension: what each value gets, and where it came from."""
+    slots = plan.slots
+    if len(slots) == 1:
+        return [f"  slot         {slot_summary(slots[0])}"]
+    src = plan.sources
+    ages = sorted(slot.age for slot in slots)
+    decades = Counter(f"{age // 10 * 10}s" for age in ages)
+    rows = [
+        ("ages", f"{ages[0]}-{ages[-1]}: " + ", ".join(f"{d} {n}" for d, n in sorted(decades.items())), "ages"),
+        ("pronouns", _counted([slot.pronouns for slot in slots]), "pronouns"),
+        ("places", _counted([_town(slot.location) for slot in slots]), "places"),
+        ("occupations", _counted([slot.occupation or "writer's choice" for slot in slots], 4), "occupations"),
+        ("tech", _counted([slot.tech_savviness for slot in slots]), "tech"),
+        ("life stages", _counted([slot.life_stage for slot in slots]), "stages"),
+    ]
+    lines = []
+    for name, values, key in rows:
+        where = f"  ({src[key]})" if key in src and "your mix" in src[key] else ""
+        lines.append(f"  {name:<12} {values}{where}")
+    for field, value in plan.mix.pins.items():
+        lines.append(f"  {'pinned':<12} {field} = {one_line(value)}")
+    return lines
+
+
+def _town(location: str | None) -> str:
+    return location.removeprefix("Rural area near ").split(",")[0] if location else "writer's choice"
+
+
+def event_details(event: ev.Event) -> list[str]:
+    """Lines to show under an event's own line: the plan's table, the diversity report."""
+    if isinstance(event, ev.PlanDrawn):
+        return plan_lines(event.plan)
+    if isinstance(event, ev.DiversityReported):
+        return report_lines(event.report)
+    return []
+
+
 # ----- one function per event type -----
 
 
@@ -421,6 +479,29 @@ def _failed(event: ev.Failed, say: _Say) -> Line:
     return Line("✘", f"{tag}Failed ({event.kind}): {event.message} {app_hint(event.hint)}", Tone.ERROR)
 
 
+def _plan_drawn(event: ev.PlanDrawn, say: _Say) -> Line:
+    plan = event.plan
+    if say.count == 1:
+        return Line("◇", f"Slot planned (seed {plan.seed})", Tone.INFO, Scope.RUN)
+    return Line("◇", f"Population plan for {say.count} personas (seed {plan.seed}):", Tone.INFO, Scope.RUN)
+
+
+def _slot_broken(event: ev.SlotBroken, say: _Say) -> Line:
+    text = f"{say.tag(event.index)}Kept, though off its slot: {one_line('; '.join(event.breaks))}"
+    return Line("!", text, Tone.WARN)
+
+
+def _near_duplicate(event: ev.NearDuplicate, say: _Say) -> Line:
+    like = f"Reads like {one_line(event.other)} ({event.similarity:.2f} similar)"
+    if event.kept:
+        return Line("≈", f"{say.tag(event.index)}{like}; kept, the report flags it", Tone.WARN)
+    return Line("≈", f"{say.tag(event.index)}{like}; writing someone else, once", Tone.WARN)
+
+
+def _diversity(event: ev.DiversityReported, say: _Say) -> Line:
+    return Line("◆", report_summary(event.report), Tone.INFO, Scope.RUN)
+
+
 def _cancelled(event: ev.Cancelled, say: _Say) -> Line:
     return Line("■", cancelled_sentence(event, say.count, always_count=say.voice.console), Tone.STOPPED, Scope.RUN)
 
@@ -450,4 +531,9 @@ _WORDS: dict[type, Callable[[Any, _Say], Line | None]] = {
     ev.Failed: _failed,
     ev.Cancelled: _cancelled,
     ev.Finished: _finished,
+    ev.PlanDrawn: _plan_drawn,
+    ev.SlotBroken: _slot_broken,
+    ev.NearDuplicate: _near_duplicate,
+    ev.DiversityReported: _diversity,
 }
+

@@ -29,6 +29,7 @@ from persona_tui.narrate import (
     batch_status,
     console_voice,
     describe_event,
+    event_details,
     lane_status,
     plain_progress,
 )
@@ -115,6 +116,8 @@ class HeadlessRenderer:
         line = describe_event(event, self.count, self.voice, lane=self.state.lanes.get(index))
         if line is not None and not again and not (self.batch and line.scope is Scope.LANE):
             self._print(line)
+            for detail in event_details(event):
+                self.progress.console.print(Text(detail, style="dim"), highlight=False)
         elif self.plain:
             self._plain_progress()
 

@@ -30,7 +30,7 @@ import aiofiles
 import aiofiles.os
 from pydantic import ValidationError
 
-from persona_tui.models import ORG_KIND, RECORD_KIND, Organization, PersonaRecord
+from persona_tui.models import ORG_KIND, RECORD_KIND, Organization, PersonaRecord, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +316,46 @@ class OrganizationStore:
         except OSError as exc:
             raise StoreError(f"{org.name} could not be deleted: {exc.strerror or exc}.") from exc
         return org
+
+
+class RunStore:
+    """Runs (one per generation), one JSON file each, named so that the newest sorts last."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, run: RunRecord) -> Path:
+        return self.root / f"run-{run.created_at:%Y%m%d-%H%M%S}-{run.id}.json"
+
+    async def save(self, run: RunRecord) -> Path:
+        """Write the run atomically (again as it goes: the same file each time)."""
+        final = self.path_for(run)
+        try:
+            await atomic_write(final, run.model_dump_json(indent=2).encode("utf-8") + b"\n")
+        except OSError as exc:
+            raise StoreError(f"The run could not be recorded in {self.root}: {exc.strerror or exc}.") from exc
+        return final
+
+    def _files(self) -> list[Path]:
+        try:
+            return sorted(p for p in self.root.glob("run-*.json") if p.is_file())
+        except OSError as exc:
+            raise StoreError(f"The runs in {self.root} could not be read: {exc.strerror or exc}.") from exc
+
+    def latest_sync(self, id_prefix: str = "") -> RunRecord | None:
+        """The newest run (or the newest whose id starts with ``id_prefix``) that can be read; None when none."""
+        wanted = id_prefix.strip().lower()
+        for path in reversed(self._files()):
+            if wanted and not path.stem.rsplit("-", 1)[-1].startswith(wanted):
+                continue
+            try:
+                return RunRecord.model_validate_json(path.read_bytes())
+            except (OSError, ValidationError) as exc:
+                log.warning("skipping unreadable run %s: %s", path.name, exc)
+        return None
+
+    async def latest(self, id_prefix: str = "") -> RunRecord | None:
+        return await asyncio.to_thread(self.latest_sync, id_prefix)
 
 
 ESTIMATES_FILE = "estimates.json"

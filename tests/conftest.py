@@ -94,6 +94,7 @@ def app_factory(tmp_path: Path) -> AppFactory:
             "slow_seconds": 0.2,
             "retry_base_delay": 0.01,
             "retry_max_delay": 0.05,
+            "population_plan": False,  # scripted personas are fixed: test_plan_pipeline holds them to slots
         }
         values.update(settings)
         store = PersonaStore(tmp_path / "personas")

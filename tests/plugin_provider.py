@@ -43,7 +43,13 @@ class EchoProvider:
 
     async def stream(self, spec: PromptSpec) -> AsyncGenerator[StreamPart, None]:
         yield ReasoningPart("Thinking about who to write. ")
-        for piece in tokens_of(persona_json(f"{self.greeting} Persona {spec.index + 1}")):
+        slot = spec.slot  # the persona's slot in the population plan: a plugin writes to it like a model
+        fields = {} if slot is None else {"age": slot.age, "pronouns": slot.pronouns, "tech_savviness": slot.tech_savviness}
+        if slot is not None and slot.location:
+            fields["location"] = slot.location
+        if slot is not None and slot.occupation:
+            fields["occupation"] = slot.occupation
+        for piece in tokens_of(persona_json(f"{self.greeting} Persona {spec.index + 1}", **fields)):
             yield AnswerPart(piece)
         yield UsagePart(Usage(prompt_tokens=100, completion_tokens=80, reasoning_tokens=6))
 

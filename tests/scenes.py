@@ -32,9 +32,10 @@ from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.events import Stage
 from persona_tui.engine.parsing import parse_partial
+from persona_tui.engine.plan import draw_plan
 from persona_tui.engine.providers.base import Provider
 from persona_tui.engine.providers.offline import OfflineProvider
-from persona_tui.models import GenerationRequest, PersonaRecord
+from persona_tui.models import GenerationRequest, PersonaRecord, Plan, Slot
 from persona_tui.storage import PersonaStore
 from persona_tui.tui.app import PersonaApp, make_app
 from tests.conftest import FIXED_NOW, SAMPLE_PEOPLE, FakeClock, make_record  # also pins TZ=UTC
@@ -47,6 +48,22 @@ MODEL = "gpt-4o-mini"
 ENDPOINT = "api.openai.com"
 LABEL = f"{MODEL} at {ENDPOINT}"
 DESCRIPTION = "field nurses in rural Kenya aged 40 to 60"
+PLAN = Plan(
+    seed=7,
+    slots=(
+        Slot(
+            index=0,
+            age=52,
+            ages=(40, 60),
+            pronouns="she/her",
+            location="Rural area near Nyeri, Kenya",
+            occupation="Community Health Nurse",
+            tech_savviness="intermediate",
+            life_stage="working",
+        ),
+    ),
+)
+"""The plan of a single persona: the slot the scenes' nurse (Wanjiru) was written to."""
 BATCH_DESCRIPTION = "warehouse staff in Poland"
 
 
@@ -181,13 +198,16 @@ class Feed:
         self.app.persona_view.draw_partial()
 
     def prepare(self, count: int = 1) -> None:
-        """Preparing, and the two context stages skipped, as for a plain request."""
+        """Preparing, the two context stages skipped, and the population plan (1 ms), as for a plain request."""
         self(ev.StageStarted(Stage.PREPARING, f"{count} persona(s) with {LABEL}"))
         self.at(0.012)(ev.StageFinished(Stage.PREPARING, 0.012))
         self(
             ev.StageSkipped(Stage.ORGANIZATION, "no organization chosen"),
             ev.StageSkipped(Stage.ENRICHING, "not requested"),
+            ev.StageStarted(Stage.PLANNING, f"{count} slot(s)"),
         )
+        plan = PLAN if count == 1 else draw_plan(GenerationRequest.create(DESCRIPTION, count), seed=7)
+        self.at(0.013)(ev.StageFinished(Stage.PLANNING, 0.001, note=f"seed {plan.seed}"), ev.PlanDrawn(plan))
 
     def request(self, index: int = 0, attempt: int = 1, prompt: bool = True) -> None:
         """Prompt built (3 ms) and the request sent."""

@@ -255,7 +255,7 @@ async def test_the_org_picker_says_ctrl_o_manages_organizations(app_factory) -> 
 
     app = app_factory()
     async with app.run_test(size=(120, 36)):
-        assert app.query_one("#org", Select).prompt == "no organization · ctrl+o manages them"
+        assert app.query_one("#org", Select).prompt == "no organization (ctrl+o)"
 
 
 @pytest.mark.parametrize("key", [None, "exa-test"])

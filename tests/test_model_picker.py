@@ -28,6 +28,7 @@ CONFIG = '# my settings\nprovider = "openai"  # the local server\nmodel = "gpt-4
 
 def app_for(tmp_path: Path, server: FakeOpenAIServer, config: Path | None = None, **settings: object) -> PersonaApp:
     values: dict[str, object] = {
+        "population_plan": False,  # scripted answers are fixed: test_plan_pipeline holds answers to slots
         "data_dir": tmp_path / "data",
         "provider": "openai",
         "base_url": server.base_url,

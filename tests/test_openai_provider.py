@@ -36,6 +36,7 @@ async def run(
     **overrides: object,
 ) -> list[ev.Event]:
     values: dict[str, object] = {
+        "population_plan": False,  # scripted answers are fixed: test_plan_pipeline holds answers to slots
         "data_dir": tmp_path,
         "heartbeat_seconds": 0.1,
         "slow_seconds": 0.25,

@@ -10,10 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from persona_tui.engine.errors import FailureKind
-from persona_tui.models import PersonaRecord, Usage
+from persona_tui.models import PersonaRecord, Plan, Usage
+
+if TYPE_CHECKING:
+    from persona_tui.engine.diversity import DiversityReport
 
 
 class Stage(StrEnum):
@@ -22,6 +25,7 @@ class Stage(StrEnum):
     PREPARING = "preparing"
     ORGANIZATION = "organization"
     ENRICHING = "enriching"
+    PLANNING = "planning"
     PROMPT = "prompt"
     CALLING = "calling"
     THINKING = "thinking"
@@ -40,6 +44,7 @@ _LABELS = {
     Stage.PREPARING: "Preparing request",
     Stage.ORGANIZATION: "Loading organization context",
     Stage.ENRICHING: "Fetching real-world context",
+    Stage.PLANNING: "Planning the population",
     Stage.PROMPT: "Building prompt",
     Stage.CALLING: "Calling model",
     Stage.THINKING: "Model thinking",
@@ -194,6 +199,49 @@ class PersonaSaved:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanDrawn:
+    """The batch's population plan, drawn before the first call: one slot per persona."""
+
+    plan: Plan
+    run_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SlotBroken:
+    """A persona still left its slot after the one correction; it is kept, and the report counts it."""
+
+    breaks: tuple[str, ...]
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NearDuplicate:
+    """Persona ``index`` reads almost like ``other``, already made: it is written again, once, unless ``kept``."""
+
+    other: str
+    """The other persona's name (model text: untrusted)."""
+    similarity: float
+    index: int = 0
+    kept: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaReplaced:
+    """A near-duplicate was written again: ``new`` is saved, ``old`` removed."""
+
+    old: PersonaRecord
+    new: PersonaRecord
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DiversityReported:
+    """How diverse the batch came out, at its end."""
+
+    report: DiversityReport
+
+
+@dataclass(frozen=True, slots=True)
 class Failed:
     kind: FailureKind
     message: str
@@ -217,6 +265,9 @@ class Summary:
     tokens: int
     not_started: int = 0
     """Of ``failed``: personas never started, because a failure that would hit them all came first."""
+    report: DiversityReport | None = None
+    """The batch's diversity report (None when nothing was saved)."""
+    run_id: str = ""
 
     @property
     def ok(self) -> bool:
@@ -244,6 +295,11 @@ Event = (
     | SlowWarning
     | Retrying
     | PersonaSaved
+    | PlanDrawn
+    | SlotBroken
+    | NearDuplicate
+    | PersonaReplaced
+    | DiversityReported
     | Failed
     | Cancelled
     | Finished

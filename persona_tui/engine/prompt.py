@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from persona_tui.engine.enrich import sources_prompt
-from persona_tui.models import PERSONA_FIELDS, GenerationRequest, Organization, Source
+from persona_tui.engine.plan import slot_lines
+from persona_tui.models import PERSONA_FIELDS, GenerationRequest, Organization, Slot, Source
 
 SYSTEM = (
     "You write synthetic user personas for product research and testing. "
@@ -28,6 +29,8 @@ def build_messages(
     people: Sequence[str] = (),
     org: Organization | None = None,
     sources: Sequence[Source] = (),
+    slot: Slot | None = None,
+    unlike: Sequence[str] = (),
 ) -> list[dict[str, str]]:
     """The chat messages for persona ``index`` (0-based) of the batch.
 
@@ -42,7 +45,14 @@ def build_messages(
         lines.append(f"The personas are for the organization: {request.organization}.")
     if sources:
         lines.append(sources_prompt(list(sources)))
+    if slot is not None:
+        lines.extend(slot_lines(slot, request.count))
+    if unlike:
+        lines.append("An earlier try read almost like these personas. Write a clearly different person:")
+        lines.append("a different story, different goals and frustrations, a quote in a voice of their own.")
+        lines.extend(f"- {person}" for person in unlike)
     if people:
-        lines.append("These people already exist. Use a different name, and vary age, place and occupation from them:")
+        vary = "a story of their own" if slot is not None else "vary age, place and occupation from them"
+        lines.append(f"These people already exist. Use a different name, and {vary}:")
         lines.extend(f"- {person}" for person in people[-PEOPLE_SHOWN:])
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]

@@ -39,6 +39,7 @@ from persona_tui.config import (
 from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.pipeline import generate
+from persona_tui.engine.plan import MIX_HELP, parse_mix
 from persona_tui.engine.providers import Provider, make_provider, server_models, setup_hint
 from persona_tui.engine.providers.listing import lister_of
 from persona_tui.engine.providers.registry import key_hint
@@ -47,13 +48,14 @@ from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, Reque
 from persona_tui.narrate import (
     app_hint,
     describe_event,
+    event_details,
     finished_summary,
     folded_thinking,
     saved_summary,
     thinking_fold_sentence,
 )
 from persona_tui.present import one_line
-from persona_tui.storage import OrganizationStore, PersonaStore, StoreError, atomic_write
+from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write
 from persona_tui.tui.screens.confirm import ConfirmScreen
 from persona_tui.tui.screens.detail import DetailScreen
 from persona_tui.tui.screens.models import ModelPickerScreen
@@ -211,13 +213,20 @@ class PersonaApp(App[None]):
             with Horizontal(id="options-row"):
                 yield Label("For", id="org-label")
                 yield Select[str](
-                    [], prompt="no organization · ctrl+o manages them", id="org", allow_blank=True, compact=True
+                    [], prompt="no organization (ctrl+o)", id="org", allow_blank=True, compact=True
+                )
+                yield Input(
+                    placeholder="mix: ages 25-60; she/her 60%; tech novice:2 expert:1",
+                    id="mix",
+                    compact=True,
+                    max_length=1000,
+                    tooltip="Shape the population plan: " + MIX_HELP,
                 )
                 yield Checkbox(
-                    "Ground in web search (Exa)",
+                    "Web (Exa)",
                     id="enrich",
                     compact=True,
-                    tooltip="Search the web first; needs EXA_API_KEY",
+                    tooltip="Ground the personas in web search results first; needs EXA_API_KEY",
                 )
             yield Label("", id="form-error")
         with Horizontal(id="main"):
@@ -447,12 +456,17 @@ class PersonaApp(App[None]):
         try:
             org = self.query_one("#org", Select).value
             enrich = self.query_one("#enrich", Checkbox).value
-            request = GenerationRequest.create(description.value, count, org if isinstance(org, str) else None, enrich)
+            mix_input = self.query_one("#mix", Input)
+            mix = parse_mix(mix_input.value)
+            request = GenerationRequest.create(
+                description.value, count, org if isinstance(org, str) else None, enrich, mix
+            )
         except RequestError as exc:
-            self._show_form_error(exc.message, count_input if exc.field == "count" else description)
+            target = {"count": count_input, "mix": mix_input}.get(exc.field, description)
+            self._show_form_error(exc.message, target)
             return
         if error.has_class("-shown"):  # touched only when an error shows: each update lays the screen out
-            for widget in (description, count_input):
+            for widget in (description, count_input, mix_input):
                 widget.remove_class("-invalid")
             error.update("")
             error.remove_class("-shown")
@@ -487,6 +501,7 @@ class PersonaApp(App[None]):
             clock=self.clock,
             existing=list(self.table.records.values()),
             organizations=self.org_store,
+            runs=RunStore(self.settings.runs_dir),
         ):
             self.handle_event(event)
 
@@ -503,7 +518,7 @@ class PersonaApp(App[None]):
         error = self.query_one("#form-error", Label)
         error.update(Text(sentence))
         error.add_class("-shown")
-        for field in self.query("#description, #count").results(Input):
+        for field in self.query("#description, #count, #mix").results(Input):
             field.set_class(field is target, "-invalid")
         if target is not None:
             target.add_class("-invalid")
@@ -531,6 +546,8 @@ class PersonaApp(App[None]):
         if line is not None:  # a wait that goes on rewrites its line rather than adding one every beat
             key = f"heartbeat-{index}" if isinstance(event, ev.Heartbeat) else None
             self.log_pane.message(line.text, key=key)
+            for detail in event_details(event):
+                self.log_pane.message(detail)
         react = _REACTIONS.get(type(event))
         if react is not None:
             react(self, event)

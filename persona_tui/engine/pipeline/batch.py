@@ -19,17 +19,22 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from persona_tui.config import Settings
 from persona_tui.engine.errors import FailureKind
 from persona_tui.engine.estimate import Estimate, EstimateBook, ProgressModel, offline_default
+from persona_tui.engine.diversity import diversity_report
 from persona_tui.engine.events import (
     Cancelled,
+    DiversityReported,
     Event,
     Failed,
     Finished,
+    PlanDrawn,
     Stage,
     StageFinished,
+    StageSkipped,
     StageStarted,
     Summary,
 )
@@ -37,9 +42,10 @@ from persona_tui.engine.pipeline.context import Context, context_stages
 from persona_tui.engine.pipeline.job import JobOutcome, PersonaJob
 from persona_tui.engine.pipeline.names import names_for
 from persona_tui.engine.pipeline.run import Run
+from persona_tui.engine.plan import draw_plan
 from persona_tui.engine.providers.base import Provider
-from persona_tui.models import GenerationRequest, PersonaRecord
-from persona_tui.storage import OrganizationStore, PersonaStore
+from persona_tui.models import GenerationRequest, PersonaRecord, RequestInfo, RunRecord
+from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +92,7 @@ async def generate(
     clock: Callable[[], float] = time.monotonic,
     existing: list[PersonaRecord] | None = None,
     organizations: OrganizationStore | None = None,
+    runs: RunStore | None = None,
 ) -> AsyncIterator[Event]:
     """Generate ``request.count`` personas, yielding every step as an event.
 
@@ -131,9 +138,51 @@ async def generate(
         yield Cancelled(run.elapsed(), ())
         yield Finished(Summary((), 0, True, run.elapsed(), 0))
         return
+    async for event in _planning(run, runs):
+        yield event
     yield run.progress_event(0)
     async for event in _batch(run, lanes):
         yield event
+
+
+async def _planning(run: Run, runs: RunStore | None) -> AsyncIterator[Event]:
+    """Draw the population plan (seeded: the setting's seed, else a fresh one kept with the run) and record the run."""
+    plan = None
+    if run.settings.population_plan:
+        started = run.clock()
+        yield StageStarted(Stage.PLANNING, f"{run.request.count} slot(s)")
+        plan = run.plan = draw_plan(run.request, run.org, seed=run.settings.seed)
+    else:
+        yield StageSkipped(Stage.PLANNING, "turned off (population_plan = false)")
+    run.record = RunRecord(
+        provider=run.provider.name,
+        model=run.provider.model,
+        request=RequestInfo(
+            description=run.request.description,
+            organization=run.org.name if run.org else None,
+            organization_id=run.org.id if run.org else None,
+            enrich=run.request.enrich,
+            mix=None if run.request.mix.is_empty() else run.request.mix,
+        ),
+        count=run.request.count,
+        plan=plan,
+    )
+    run.run_id = run.record.id
+    run.runs = runs
+    await _record(run)
+    if plan is not None:
+        yield StageFinished(Stage.PLANNING, run.clock() - started, note=f"seed {plan.seed}")
+        yield PlanDrawn(plan, run.run_id)
+
+
+async def _record(run: Run) -> None:
+    """Write the run's record; a run that cannot be recorded still generates (each persona keeps its slot)."""
+    if run.runs is None or run.record is None:
+        return
+    try:
+        await run.runs.save(run.record)
+    except StoreError as err:
+        log.warning("%s", err.message)
 
 
 async def _job(run: Run, index: int, lane: asyncio.Semaphore, queue: asyncio.Queue[Event | _Done]) -> None:
@@ -193,5 +242,22 @@ async def _batch(run: Run, lanes: int) -> AsyncIterator[Event]:
         await run.estimates.save()
     except OSError as exc:
         log.warning("could not save estimate history: %s", exc)
-    summary = Summary(tuple(tally.saved), tally.failed, stopped, run.elapsed(), tally.tokens, tally.not_started)
+    report = None
+    if tally.saved:
+        report = diversity_report(tally.saved, threshold=run.settings.similarity_threshold)
+        yield DiversityReported(report)
+    if run.record is not None:
+        run.record.persona_ids = [record.id for record in tally.saved]
+        run.record.finished_at = datetime.now(UTC)
+        await _record(run)
+    summary = Summary(
+        tuple(tally.saved),
+        tally.failed,
+        stopped,
+        run.elapsed(),
+        tally.tokens,
+        tally.not_started,
+        report=report,
+        run_id=run.run_id,
+    )
     yield Finished(summary)

@@ -15,6 +15,7 @@ from persona_tui.engine.events import (
     Failed,
     PersonaSaved,
     Retrying,
+    SlotBroken,
     Stage,
     StageFinished,
     StageStarted,
@@ -23,9 +24,10 @@ from persona_tui.engine.parsing import parse_persona
 from persona_tui.engine.pipeline.attempt import MAX_ANSWER_CHARS, AttemptResult, fmt_duration, run_attempt
 from persona_tui.engine.pipeline.retry import STALL_RETRIES, backoff, pause
 from persona_tui.engine.pipeline.run import Run
+from persona_tui.engine.plan import slot_breaks
 from persona_tui.engine.prompt import build_messages
 from persona_tui.engine.providers.base import PromptSpec
-from persona_tui.models import Persona, PersonaRecord, RequestInfo, Usage, strict_json_schema
+from persona_tui.models import Persona, PersonaRecord, RequestInfo, Slot, Usage, strict_json_schema
 from persona_tui.storage import StoreError
 
 NAME_ROUNDS = 3
@@ -50,9 +52,12 @@ class JobOutcome:
 class PersonaJob:
     """Makes persona ``index`` of the run."""
 
-    def __init__(self, run: Run, index: int) -> None:
+    def __init__(self, run: Run, index: int, unlike: tuple[str, ...] = ()) -> None:
         self.run = run
         self.index = index
+        self.slot: Slot | None = run.plan.slots[index] if run.plan is not None else None
+        self.unlike = unlike
+        """Personas of the batch this one must differ from (when it is written again as a near-duplicate)."""
         self.start = run.clock()
         self.tokens = 0
         self.usage: Usage | None = None
@@ -87,12 +92,16 @@ class PersonaJob:
 
     def _spec(self, correction: list[dict[str, str]]) -> PromptSpec:
         run = self.run
+        messages = build_messages(
+            run.request, self.index, run.names.people, run.org, run.sources, slot=self.slot, unlike=self.unlike
+        )
         return PromptSpec(
-            messages=build_messages(run.request, self.index, run.names.people, run.org, run.sources) + correction,
+            messages=messages + correction,
             schema=SCHEMA,
             description=run.request.description,
             index=self.index,
             avoid_names=run.names.sorted(),
+            slot=self.slot,
         )
 
     async def _persona(self) -> AsyncIterator[Event | Persona | JobOutcome]:
@@ -124,20 +133,29 @@ class PersonaJob:
                     yield self.outcome()
                     return
                 repaired, round_ = True, round_ - 1  # one second chance, with the error given back to the model
-                correction = self._correction(err)
+                correction = self._correction(err.message)
                 yield Retrying(2, 2, 0.0, f"{err.message} Asking the model to correct it.", self.index)
+                continue
+            breaks = slot_breaks(self.slot, persona) if self.slot is not None else []
+            if breaks and not repaired:  # the one correction round: the slot is given back to the model
+                repaired, round_ = True, round_ - 1
+                correction = self._correction(message=f"The persona breaks its slot: {'; '.join(breaks)}.")
+                reason = f"It broke its slot ({'; '.join(breaks)}). Asking the model to correct it."
+                yield Retrying(2, 2, 0.0, reason, self.index)
                 continue
             correction = []
             yield StageFinished(Stage.VALIDATING, self.run.clock() - started, self.index)
+            if breaks:
+                yield SlotBroken(tuple(breaks), self.index)
             async for outcome in self._unique(persona, round_):
                 yield outcome
             if persona.name not in self.run.names or round_ == NAME_ROUNDS:
                 return
 
-    def _correction(self, err: GenerationError) -> list[dict[str, str]]:
+    def _correction(self, message: str) -> list[dict[str, str]]:
         return [
             {"role": "assistant", "content": self.answer.text[:MAX_ANSWER_CHARS]},
-            {"role": "user", "content": f"{err.message} Reply again with only the corrected JSON object."},
+            {"role": "user", "content": f"{message} Reply again with only the corrected JSON object."},
         ]
 
     async def _unique(self, persona: Persona, round_: int) -> AsyncIterator[Event | Persona | JobOutcome]:
@@ -251,12 +269,15 @@ class PersonaJob:
                 organization=run.org.name if run.org else None,
                 organization_id=run.org.id if run.org else None,
                 enrich=run.request.enrich,
+                mix=None if run.request.mix.is_empty() else run.request.mix,
             ),
             generation_seconds=round(seconds, 3),
             tokens=self.tokens,
             persona=persona,
             sources=list(run.sources),
             usage=self.usage,
+            slot=self.slot,
+            run_id=run.run_id or None,
         )
         try:
             path = await run.store.save(record)

@@ -14,8 +14,8 @@ from persona_tui.engine.events import Progress
 from persona_tui.engine.pipeline.names import TakenNames
 from persona_tui.engine.pipeline.retry import RateGate
 from persona_tui.engine.providers.base import Provider
-from persona_tui.models import GenerationRequest, Organization, PersonaRecord, Source
-from persona_tui.storage import OrganizationStore, PersonaStore
+from persona_tui.models import GenerationRequest, Organization, PersonaRecord, Plan, RunRecord, Source
+from persona_tui.storage import OrganizationStore, PersonaStore, RunStore
 
 
 @dataclass(slots=True)
@@ -39,6 +39,12 @@ class Run:
     org: Organization | None = None
     sources: list[Source] = field(default_factory=list)
     names: TakenNames = field(default_factory=TakenNames)
+    plan: Plan | None = None
+    """The population plan: persona ``i`` has slot ``i``."""
+    run_id: str = ""
+    record: RunRecord | None = None
+    """The run as it is recorded in the runs folder (with ``runs``)."""
+    runs: RunStore | None = None
     gate: RateGate = field(init=False)
     halted: bool = False
     """A fault that will hit every persona (a rejected key, a full disk): start no more."""

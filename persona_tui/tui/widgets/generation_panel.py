@@ -21,7 +21,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from persona_tui.batch_state import BatchState, Lane
+from persona_tui.batch_state import PER_PERSONA, BatchState, Lane
 from persona_tui.engine import events as ev
 from persona_tui.engine.events import Stage
 from persona_tui.narrate import (
@@ -248,10 +248,23 @@ class GenerationPanel(Widget):
     def _checklist(self) -> RenderableType:
         """Every stage with its state: one per line when the screen is tall, else items that never break."""
         tall = self.has_class("-tall")
-        items = [self._stage_item(stage, tall) for stage in self.state.checklist()]
         if tall:
-            return Text("\n").join(items)
-        return Columns(items, padding=(0, 2))
+            return Text("\n").join(self._stage_item(stage, tall) for stage in self.state.checklist())
+        return Columns(self._short_items(), padding=(0, 2))
+
+    def _short_items(self) -> list[Text]:
+        """Where room is short: the stages before the first persona, once all are done, are one item
+        ("✓ Prep 13 ms", their times summed), and a skipped stage is left out (the log says why)."""
+        stages = self.state.checklist()
+        before = [stage for stage in stages if stage not in PER_PERSONA]
+        states = [self.state.stages[stage] for stage in before]
+        items = []
+        if states and all(state.status in ("done", "skipped") for state in states):
+            seconds = sum(state.seconds for state in states if state.status == "done")
+            items.append(Text.assemble(("✓ ", "green"), stage_done(SHORT[Stage.PREPARING], seconds, tall=False)))
+            stages = [stage for stage in stages if stage in PER_PERSONA]
+        shown = [stage for stage in stages if self.state.stages[stage].status != "skipped"]
+        return items + [self._stage_item(stage, False) for stage in shown]
 
     def _stage_item(self, stage: Stage, tall: bool) -> Text:
         state = self.state.stages[stage]
