@@ -571,7 +571,7 @@ def report_lines(report: DiversityReport) -> list[str]:
     lines += _pair_lines(report)
     lines += _repeat_lines(report)
     if report.approximate:
-        lines.append(_row("note", "large batch: pairs sharing only common words were not compared"))
+        lines.append(_row("note", "large batch: a pair sharing only common words may be missing"))
     return lines
 
 

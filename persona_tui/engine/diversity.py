@@ -17,7 +17,9 @@ for the metric, the threshold and how they were chosen.
   touched). When the index's work would pass :data:`PAIR_BUDGET` (large batches
   of similar text), the most common terms are left out of the *search* for
   candidate pairs, never out of the *score*: candidates are then scored exactly,
-  and the report says it is approximate.
+  and a bound on what the left-out terms can add tells whether a pair that
+  shares only common terms could have been missed; if so the report says it is
+  approximate.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ class DiversityReport(_Frozen):
     repeated_quotes: tuple[Repeat, ...]
     threshold: float
     approximate: bool = False
-    """Large batch: pairs that share only common terms were not searched (see the module's docstring)."""
+    """Large batch: a pair that shares only common terms, not searched, might belong among the pairs."""
 
     @property
     def near_duplicates(self) -> tuple[SimilarPair, ...]:
@@ -343,16 +345,20 @@ def _similar_pairs(
         flagged = [kv for kv in partial.items() if kv[1] >= threshold - 1e-9]
         best = dict(scored) | dict(flagged)
         return _pairs(records, best, n, threshold), False
-    return _pairs(records, _exact_best(vectors, partial, common, threshold, top, n), n, threshold), True
+    scores, missable = _exact_best(vectors, partial, common, threshold, top, n)
+    return _pairs(records, scores, n, threshold), missable
 
 
 def _exact_best(
     vectors: Sequence[dict[str, float]], partial: dict[int, float], common: set[str], threshold: float, top: int, n: int
-) -> dict[int, float]:
-    """Candidate pairs scored exactly, best bound first, until no bound can reach the top or the threshold.
+) -> tuple[dict[int, float], bool]:
+    """Candidate pairs scored exactly, best bound first, until no bound can reach the top or the threshold;
+    and whether a pair that was no candidate could still have mattered.
 
     A candidate's cosine is its partial score (rare terms) plus the dot product of its common
-    terms, which is at most the product of their norms (Cauchy-Schwarz).
+    terms, which is at most the product of their norms (Cauchy-Schwarz). A pair that shares no
+    rare term scores only that dot product: if even the two largest norms' product is below what
+    a pair needs (to be flagged, or to enter the top), no such pair was missed.
     """
     tails = [{t: w for t, w in v.items() if t in common} for v in vectors]
     tail_norm = [math.sqrt(sum(w * w for w in tail.values())) for tail in tails]
@@ -370,7 +376,9 @@ def _exact_best(
             heapq.heappush(best, (score, key))
             if len(best) > top:
                 heapq.heappop(best)
-    return found | {key: score for score, key in best}
+    largest = heapq.nlargest(2, tail_norm)
+    missable = largest[0] * largest[1] >= _floor(best, top, threshold)
+    return found | {key: score for score, key in best}, missable
 
 
 def _floor(best: Sequence[tuple[float, int]], top: int, threshold: float) -> float:
