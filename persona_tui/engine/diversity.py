@@ -40,6 +40,8 @@ from persona_tui.models import PersonaRecord
 DEFAULT_THRESHOLD = 0.8
 """Pairs at or above this cosine are flagged as near-duplicates (calibrated in docs/DIVERSITY.md)."""
 DEFAULT_TOP = 5
+_SLACK = 0.0005
+"""Scores are shown rounded to 3 decimals; a pair is flagged by its shown score."""
 PAIR_BUDGET = 1_500_000
 """Most pair updates the inverted index may do before common terms leave the candidate search."""
 
@@ -229,13 +231,12 @@ def _spreads(records: Sequence[PersonaRecord]) -> tuple[FieldSpread, ...]:
 
 
 def _plan_held(records: Sequence[PersonaRecord]) -> PlanHeld | None:
-    planned = [r for r in records if r.slot is not None]
+    planned = [(r, r.slot) for r in records if r.slot is not None]
     if not planned:
         return None
     broken = []
-    for record in planned:
-        assert record.slot is not None
-        breaks = slot_breaks(record.slot, record.persona)
+    for record, slot in planned:
+        breaks = slot_breaks(slot, record.persona)
         if breaks:
             broken.append(BrokenSlot(id=record.id, name=record.persona.name, breaks=tuple(breaks)))
     return PlanHeld(planned=len(planned), held=len(planned) - len(broken), broken=tuple(broken))
@@ -244,14 +245,15 @@ def _plan_held(records: Sequence[PersonaRecord]) -> PlanHeld | None:
 # ----- repeats -----
 
 
-def _quote_key(text: str) -> str:
+def _repeat_key(text: str) -> str:
+    """A name or quote compared without case, accents, extra spaces, quote marks or final punctuation."""
     return _key(text).strip(" \"'“”‘’«».,!?…")
 
 
 def _repeats(records: Sequence[PersonaRecord], value: Callable[[PersonaRecord], str]) -> tuple[Repeat, ...]:
     groups: dict[str, list[PersonaRecord]] = defaultdict(list)
     for record in records:
-        key = _quote_key(value(record))
+        key = _repeat_key(value(record))
         if key:
             groups[key].append(record)
     repeats = [
@@ -342,7 +344,7 @@ def _similar_pairs(
                 partial[i * n + j] += wi * wj
     if not common:
         scored = heapq.nlargest(top, partial.items(), key=lambda kv: kv[1])
-        flagged = [kv for kv in partial.items() if kv[1] >= threshold - 1e-9]
+        flagged = [kv for kv in partial.items() if kv[1] >= threshold - _SLACK]
         best = dict(scored) | dict(flagged)
         return _pairs(records, best, n, threshold), False
     scores, missable = _exact_best(vectors, partial, common, threshold, top, n)
@@ -370,7 +372,7 @@ def _exact_best(
             break
         a, b = tails[key // n], tails[key % n]
         score = partial[key] + sum(a[t] * b[t] for t in a.keys() & b.keys())
-        if score >= threshold - 1e-9:
+        if score >= threshold - _SLACK:
             found[key] = score
         if top:
             heapq.heappush(best, (score, key))
@@ -383,9 +385,10 @@ def _exact_best(
 
 def _floor(best: Sequence[tuple[float, int]], top: int, threshold: float) -> float:
     """The least score a pair still needs: to be flagged, or to enter the top (once the top is full)."""
+    flag = threshold - _SLACK
     if top == 0:
-        return threshold
-    return min(threshold, best[0][0]) if len(best) >= top else -1.0
+        return flag
+    return min(flag, best[0][0]) if len(best) >= top else -1.0
 
 
 def _pairs(
@@ -402,7 +405,7 @@ def _pairs(
                 b_id=b.id,
                 b_name=b.persona.name,
                 similarity=similarity,
-                flagged=score >= threshold - 1e-9,
+                flagged=similarity >= threshold,
             )
         )
     return tuple(out)
