@@ -289,3 +289,19 @@ def test_report_summary_puts_what_needs_a_look_in_one_line() -> None:
     assert "1 of 2 broke their slot" in summary and "1 quote repeated" in summary
     calm = report_summary(diversity_report([record(), record("Joseph Otieno", **OTHER_NURSE)]))
     assert calm.startswith("Diversity of 2 personas: no near-duplicates, nearest pair 0.")
+
+
+def test_top_zero_keeps_only_the_near_duplicates_on_both_search_paths(monkeypatch: Any) -> None:
+    batch = [*offline_batch(30), record(), record("Grace Wanjiru", **COPY)]
+    only_flagged = diversity_report(batch, top=0)
+    assert [p.b_name for p in only_flagged.pairs] == ["Grace Wanjiru"] and only_flagged.pairs[0].flagged
+    monkeypatch.setattr(diversity, "PAIR_BUDGET", 1000)
+    assert diversity_report(batch, top=0).pairs == only_flagged.pairs
+
+
+def test_long_lists_in_the_words_end_with_how_many_more() -> None:
+    broken = [record(f"Person {i}", age=29, slot=slot(ages=(40, 44))) for i in range(5)]
+    lines = report_lines(diversity_report(broken))
+    assert "  plan         0 of 5 held their slot; 5 broke it:" in lines
+    assert sum("age 29 is outside 40-44" in line for line in lines) == 3
+    assert any(line.strip() == "and 2 more" for line in lines)
