@@ -19,13 +19,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from persona_tui.batch_state import PER_PERSONA, Lane
 from persona_tui.engine import events as ev
 from persona_tui.engine.events import Stage
 from persona_tui.models import Plan, Slot, Usage
 from persona_tui.present import fmt_seconds, one_line
+
+if TYPE_CHECKING:  # the report's module (and the plan's tables under it) loads only where a report is made
+    from persona_tui.engine.diversity import DiversityReport, FieldSpread, PlanHeld, Repeat, SimilarPair
 
 SHORT = {
     Stage.PREPARING: "Prep",
@@ -537,3 +540,142 @@ _WORDS: dict[type, Callable[[Any, _Say], Line | None]] = {
     ev.DiversityReported: _diversity,
 }
 
+
+# ----- the diversity report -----
+
+REPORT_WIDTH = 80
+"""The report's lines fit a terminal this wide (model text in them is cut with "…")."""
+_LABEL = 11
+_INDENT = " " * (2 + _LABEL + 2)
+_LISTED = 3
+"""Broken slots and near-duplicate pairs named one a line before "and N more"."""
+_SPREADS: tuple[tuple[str, str, str], ...] = (
+    ("age", "ages", "decade"),
+    ("pronouns", "pronouns", "kind"),
+    ("occupation", "occupations", "title"),
+    ("tech_savviness", "tech", "level"),
+    ("life_stage", "life stages", "stage"),
+)
+"""A field of the report, the label it gets, and what one of its values is called."""
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _fit(text: str, width: int = REPORT_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def _row(label: str, text: str) -> str:
+    return _fit(f"  {label:<{_LABEL}}  {text}")
+
+
+def _spread_words(spread: FieldSpread, unit: str) -> str:
+    words = f"{_plural(spread.distinct, unit)}, spread {spread.entropy:.2f}"
+    if spread.distinct > 1 and spread.top_count > 1:
+        words += f", most {one_line(spread.top)} ({spread.top_count})"
+    return words
+
+
+def _places_words(report: DiversityReport) -> str | None:
+    towns, countries = report.spread("town"), report.spread("country")
+    if towns is None or countries is None or not towns.counted:
+        return None
+    lands = f"{countries.distinct} countries" if countries.distinct != 1 else "1 country"
+    words = f"{_plural(towns.distinct, 'town')} in {lands}"
+    words += f", spread {towns.entropy:.2f}"
+    if towns.distinct > 1 and towns.top_count > 1:
+        words += f", most {one_line(towns.top)} ({towns.top_count})"
+    return words
+
+
+def _plan_lines(plan: PlanHeld) -> list[str]:
+    held = f"{plan.held} of {plan.planned} held their slot"
+    if not plan.broken:
+        return [_row("plan", f"{held}, none broke it")]
+    lines = [_row("plan", f"{held}; {plan.broke} broke it:")]
+    for broken in plan.broken[:_LISTED]:
+        lines.append(_fit(f"{_INDENT}{one_line(broken.name)}: {'; '.join(one_line(b) for b in broken.breaks)}"))
+    if plan.broke > _LISTED:
+        lines.append(f"{_INDENT}and {plan.broke - _LISTED} more")
+    return lines
+
+
+def _pair_words(pair: SimilarPair) -> str:
+    return f"{pair.similarity:.2f} {one_line(pair.a_name)} ~ {one_line(pair.b_name)}"
+
+
+def _pair_lines(report: DiversityReport) -> list[str]:
+    if report.count < 2:
+        return [_row("nearest", "needs two personas or more")]
+    at = f"{report.threshold:.2f}"
+    flagged = report.near_duplicates
+    if not flagged:
+        nearest = report.nearest
+        words = _pair_words(nearest) if nearest is not None else "no two personas share a word"
+        return [_row("nearest", words), _row("near-dups", f"none at {at} or above")]
+    lines = [_row("near-dups", f"{_plural(len(flagged), 'near-duplicate pair')} at {at} or above:")]
+    lines += [_fit(_INDENT + _pair_words(pair)) for pair in flagged[:_LISTED]]
+    if len(flagged) > _LISTED:
+        lines.append(f"{_INDENT}and {len(flagged) - _LISTED} more")
+    return lines
+
+
+def _repeat_words(repeats: Sequence[Repeat], quoted: bool) -> str:
+    """ "no repeats", or "3 repeated, most 4 times: “…”" (the count first: a long quote is cut, not the count)."""
+    if not repeats:
+        return "no repeats"
+    worst = repeats[0]
+    value = f"“{one_line(worst.value)}”" if quoted else one_line(worst.value)
+    return f"{len(repeats)} repeated, most {worst.count} times: {value}"
+
+
+def _repeat_lines(report: DiversityReport) -> list[str]:
+    if not report.repeated_names and not report.repeated_quotes:
+        return [_row("repeats", "no name or quote repeated")]
+    return [
+        _row("names", _repeat_words(report.repeated_names, quoted=False)),
+        _row("quotes", _repeat_words(report.repeated_quotes, quoted=True)),
+    ]
+
+
+def report_lines(report: DiversityReport) -> list[str]:
+    """The diversity report as lines of at most :data:`REPORT_WIDTH` characters, for stderr and the app's log."""
+    if report.count == 0:
+        return ["Diversity: no personas to report on"]
+    lines = [f"Diversity of {_plural(report.count, 'persona')}"]
+    for field, label, unit in _SPREADS:
+        spread = report.spread(field)
+        if spread is not None and spread.counted:
+            lines.append(_row(label, _spread_words(spread, unit)))
+        if field == "pronouns" and (places := _places_words(report)):
+            lines.append(_row("places", places))
+    if report.plan is not None:
+        lines += _plan_lines(report.plan)
+    lines += _pair_lines(report)
+    lines += _repeat_lines(report)
+    if report.approximate:
+        lines.append(_row("note", "large batch: a pair sharing only common words may be missing"))
+    return lines
+
+
+def report_summary(report: DiversityReport) -> str:
+    """The report in one line, for a notification: what needs a look first, or that nothing does."""
+    if report.count == 0:
+        return "Diversity: no personas to report on"
+    issues = []
+    if report.near_duplicates:
+        issues.append(f"{_plural(len(report.near_duplicates), 'near-duplicate pair')} (≥ {report.threshold:.2f})")
+    if report.plan is not None and report.plan.broke:
+        issues.append(f"{report.plan.broke} of {report.plan.planned} broke their slot")
+    if report.repeated_names:
+        issues.append(_plural(len(report.repeated_names), "name") + " repeated")
+    if report.repeated_quotes:
+        issues.append(_plural(len(report.repeated_quotes), "quote") + " repeated")
+    head = f"Diversity of {_plural(report.count, 'persona')}: "
+    if issues:
+        return head + ", ".join(issues)
+    nearest = report.nearest
+    closest = f", nearest pair {nearest.similarity:.2f}" if nearest is not None else ""
+    return head + f"no near-duplicates{closest}" + (", plan held" if report.plan is not None else "")

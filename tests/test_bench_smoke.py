@@ -47,3 +47,15 @@ def test_hot_path_benchmarks_smoke(tmp_path: Path) -> None:
     }
     assert all(value > 0 for value in figures.values()), figures
     assert (ROOT / "BENCHMARKS.md").read_bytes() == before
+
+
+def test_diversity_benchmark_smoke() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_diversity.py"), "--quick", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("n=")]
+    assert len(lines) == 2 and all("matches brute force: True" in line for line in lines)
