@@ -410,7 +410,8 @@ def test_the_young_go_to_school_unless_told_otherwise() -> None:
     # "Primary School Pupil", or in US English "Elementary School Student"
     children = many("children aged 6 to 11")
     assert all(
-        p.occupation == ("Elementary School Student" if p.location.endswith("United States") else "Primary School Pupil")
+        p.occupation
+        == ("Elementary School Student" if p.location.endswith("United States") else "Primary School Pupil")
         for p in children
     ), [(p.occupation, p.location) for p in children]
 

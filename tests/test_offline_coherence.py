@@ -40,7 +40,13 @@ def slot(**fields: object) -> Slot:
 
 @pytest.mark.parametrize(
     "description",
-    ["nurses in Kenya aged 30 to 60", "nurses", "retired teachers in Ohio", "developers in Berlin", "people in rural India"],
+    [
+        "nurses in Kenya aged 30 to 60",
+        "nurses",
+        "retired teachers in Ohio",
+        "developers in Berlin",
+        "people in rural India",
+    ],
 )
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_every_slot_is_honoured_exactly(description: str, seed: int) -> None:
@@ -83,7 +89,11 @@ def test_slot_names_follow_the_country_and_pronouns() -> None:
 def test_a_slot_without_place_or_job_leaves_them_to_the_writer() -> None:
     s = slot(age=9, life_stage="child", location=None, occupation=None)
     persona = OfflineProvider(seed=1).compose("people", 0, slot=s)
-    assert persona.age == 9 and persona.location and persona.occupation in ("Primary School Pupil", "Elementary School Student")
+    assert (
+        persona.age == 9
+        and persona.location
+        and persona.occupation in ("Primary School Pupil", "Elementary School Student")
+    )
 
 
 def test_the_same_slot_gives_the_same_persona() -> None:
@@ -167,7 +177,8 @@ def test_health_and_teaching_personas_get_their_own_flavour() -> None:
 
 
 @pytest.mark.parametrize(
-    "description", ["teachers in Ohio", "farmers in Iowa", "lawyers in Chicago", "parents in Texas", "retirees in Florida"]
+    "description",
+    ["teachers in Ohio", "farmers in Iowa", "lawyers in Chicago", "parents in Texas", "retirees in Florida"],
 )
 def test_us_personas_are_written_in_us_english(description: str) -> None:
     for seed in range(40):
@@ -203,8 +214,10 @@ def test_uk_personas_keep_british_english() -> None:
 )
 def test_occupations_match_the_words_asked_for(description: str, title: str) -> None:
     for persona in [OfflineProvider(seed=s).compose(description, s) for s in range(12)]:
-        assert title in persona.occupation or (title == "Security" and persona.occupation == "Penetration Tester") or (
-            title == "Parent" and persona.occupation == "Homemaker"
+        assert (
+            title in persona.occupation
+            or (title == "Security" and persona.occupation == "Penetration Tester")
+            or (title == "Parent" and persona.occupation == "Homemaker")
         ), persona.occupation
         assert "Truck" not in persona.occupation and "Therapist" not in persona.occupation
 
@@ -219,7 +232,8 @@ def test_a_job_the_tables_do_not_know_keeps_the_descriptions_words(description: 
 
 
 @pytest.mark.parametrize(
-    "description", ["people who like cats", "users of budgeting apps", "teams of 5-10 people", "gamers under 25", "Kenyans"]
+    "description",
+    ["people who like cats", "users of budgeting apps", "teams of 5-10 people", "gamers under 25", "Kenyans"],
 )
 def test_people_in_general_are_not_an_occupation(description: str) -> None:
     assert read_description(description).jobs == ()
@@ -253,7 +267,7 @@ def test_popular_regions_are_their_cities(description: str, cities: set[str]) ->
 
 def test_nurses_in_kenya_live_in_kenya() -> None:
     kenyan = set(load_tables().countries["Kenya"].cities)
-    for s, persona in planned("nurses in Kenya aged 30 to 60", 20, 7):
+    for _slot, persona in planned("nurses in Kenya aged 30 to 60", 20, 7):
         assert persona.location.endswith(", Kenya") and persona.location.split(",")[0] in kenyan
 
 

@@ -169,7 +169,22 @@ _PHRASE_END = re.compile(
     r"|around|and|or)\b|\s*[,;:(]|\s+\d",
     re.I,
 )
-_LEAD = {"a", "an", "the", "some", "many", "few", "young", "old", "older", "elderly", "senior", "retired", "busy", "new"}
+_LEAD = {
+    "a",
+    "an",
+    "the",
+    "some",
+    "many",
+    "few",
+    "young",
+    "old",
+    "older",
+    "elderly",
+    "senior",
+    "retired",
+    "busy",
+    "new",
+}
 # Heads that name people in general, not a job: "people who like cats" has no occupation.
 _NOT_JOBS = {
     "people", "person", "persons", "folk", "folks", "user", "users", "customer", "customers", "shopper", "shoppers",
@@ -185,7 +200,9 @@ _NOT_JOBS = {
     "pets", "dog", "dogs", "cat", "cats",
 }  # fmt: skip
 # Word endings that name someone by what they do: "driver", "cyclist", "technician", "accountant".
-_AGENT = re.compile(r"(?:er|or|ist|ian|ant|ent|eer|man|men|ess|ier|yer|ic|ee|wright|smith|hand|staff|crew|guard|keeper|coach|coache|chef|cook|clerk|pilot|aide|nanny|nannie|maid|rep)s?$")
+_AGENT = re.compile(
+    r"(?:er|or|ist|ian|ant|ent|eer|man|men|ess|ier|yer|ic|ee|wright|smith|hand|staff|crew|guard|keeper|coach|coache|chef|cook|clerk|pilot|aide|nanny|nannie|maid|rep)s?$"
+)
 
 
 def own_words_job(text: str) -> Job | None:

@@ -172,7 +172,8 @@ def load_tables() -> Tables:
         regions=tuple(map(_region, _read("regions.toml")["region"])),
         jobs=tuple(map(_job, jobs["job"])),
         families=tuple(
-            Family(f["name"], tuple(w.casefold() for w in _strings(f, "words")), int(f["start"])) for f in jobs["family"]
+            Family(f["name"], tuple(w.casefold() for w in _strings(f, "words")), int(f["start"]))
+            for f in jobs["family"]
         ),
         former_jobs=_strings(jobs, "former_jobs"),
         phrases=_phrases(_read("phrases.toml")),
