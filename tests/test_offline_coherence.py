@@ -275,3 +275,19 @@ def test_cities_spread_within_a_region_without_a_plan() -> None:
     provider = OfflineProvider(seed=3)
     locations = Counter(provider.compose("teachers in Ohio", i).location for i in range(5))
     assert max(locations.values()) == 1, locations
+
+
+def test_nobody_over_fifty_saves_for_a_first_home_or_a_promotion() -> None:
+    for seed in range(200):
+        s = slot(index=seed, age=50 + seed % 25, life_stage=("working", "parent", "retired")[seed % 3], occupation=None)
+        persona = OfflineProvider(seed=seed).compose("people", seed, slot=s)
+        assert not any(CAREER.search(g) for g in persona.goals), (persona.age, persona.goals)
+
+
+def test_doctors_are_old_enough_to_have_trained() -> None:
+    assert all(OfflineProvider(seed=s).compose("doctors", s).age >= 25 for s in range(100))
+
+
+def test_faker_titles_read_as_titles() -> None:
+    titles = [OfflineProvider(seed=s).compose("people who like hiking", s).occupation for s in range(200)]
+    assert not [t for t in titles if re.search(r"\b(?:And|Of|For|The)\b", t)]

@@ -197,7 +197,8 @@ _NOT_JOBS = {
     "senior", "seniors", "immigrant", "immigrants", "newcomer", "newcomers", "patient", "patients", "someone",
     "anyone", "everyone", "individual", "individuals", "persona", "personas", "friend", "friends", "human", "humans",
     "subscriber", "subscribers", "follower", "followers", "guy", "guys", "girl", "girls", "boy", "boys", "pet",
-    "pets", "dog", "dogs", "cat", "cats",
+    "pets", "dog", "dogs", "cat", "cats", "retiree", "retirees", "pensioner", "pensioners", "student", "students",
+    "parent", "parents", "worker", "workers", "employee", "employees", "professional", "professionals",
 }  # fmt: skip
 # Word endings that name someone by what they do: "driver", "cyclist", "technician", "accountant".
 _AGENT = re.compile(

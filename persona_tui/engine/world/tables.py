@@ -67,6 +67,7 @@ class Pool(NamedTuple):
     life: tuple[str, ...] = ()  # background sentences about the rest of life
     hobbies: tuple[str, ...] = ()
     goals: tuple[str, ...] = ()
+    ambitions: tuple[str, ...] = ()  # goals with a career ahead (a deposit, a promotion): only for the under-50s
     frustrations: tuple[str, ...] = ()
     quotes: tuple[str, ...] = ()
     styles: tuple[str, ...] = ()

@@ -63,7 +63,7 @@ def compose(
     first, name = unused_name(home.fake, home.locale, female, avoid, rng)
     life = _slot_life(slot, wanted, rng, tables) if slot else _life(wanted, rng, tables)
     occupation = localize(life.occupation, home.country)
-    pool = _pool(tables, life.stage, occupation)
+    pool = _pool(tables, life.stage, occupation, life.age)
     words = _words(first, life.age, occupation, home.place, pronouns, _years(life, rng, tables))
     words["hobby"] = rng.choice(pool.hobbies)
     background = _background(pool, words, rng)
@@ -153,8 +153,11 @@ def _life(wanted: Wanted, rng: random.Random, tables: Tables) -> _Life:
         former = job or rng.choice(tables.former_jobs)
         return _Life(age, f"Retired {former}", "retired", nudge)
     if job:
+        if not wanted.age_range:  # old enough to have trained for it: no 25-year-old consultant surgeon
+            age = max(age, start_age(job, tables) + 1)
+        parent = any("parent" in form for form in others[0].forms)
         stage: LifeStage = "child" if age < 13 else "student" if student or age < 18 else _adult_stage(age, roll)
-        return _Life(age, job, stage, nudge)
+        return _Life(age, job, "parent" if parent and stage in ("working", "parent") else stage, nudge)
     stage = _young_stage(age) or _adult_stage(age, roll)
     return _Life(age, _occupation_for(stage, age, rng, tables), stage, nudge)
 
@@ -229,8 +232,11 @@ def _years(life: _Life, rng: random.Random, tables: Tables) -> int:
 # ----- what they say -----
 
 
-def _pool(tables: Tables, stage: LifeStage, occupation: str) -> Pool:
-    """The stage's phrases, the occupation family's (for working people and parents) and the adults'."""
+def _pool(tables: Tables, stage: LifeStage, occupation: str, age: int) -> Pool:
+    """The stage's phrases, the occupation family's (for working people and parents) and the adults'.
+
+    Ambitions (a deposit, a promotion) join the goals for the under-50s only.
+    """
     phrases = tables.phrases
     parts = [phrases.stages[stage]]
     family = family_of(occupation, tables)
@@ -238,7 +244,8 @@ def _pool(tables: Tables, stage: LifeStage, occupation: str) -> Pool:
         parts.append(phrases.families[family])
     if stage != "child":
         parts.append(phrases.adults)
-    return Pool(*(tuple(item for part in parts for item in getattr(part, field)) for field in Pool._fields))
+    merged = Pool(*(tuple(item for part in parts for item in getattr(part, field)) for field in Pool._fields))
+    return merged._replace(goals=merged.goals + merged.ambitions) if age < 50 else merged
 
 
 def _words(first: str, age: int, occupation: str, place: str, pronouns: str, years: int) -> dict[str, object]:
@@ -282,10 +289,15 @@ def _quote(tables: Tables, stage: LifeStage, occupation: str, index: int, spread
     return pool[(spread + (index // 3) * step) % len(pool)]
 
 
+_SMALL_WORDS = {"and", "of", "for", "the", "in", "to", "or"}
+
+
 def _faker_job(fake: Faker) -> str:
-    """A Faker job, reordered from 'Therapist, art' to 'Art Therapist'."""
+    """A Faker job, reordered from 'Therapist, art' to 'Art Therapist' ("Speech and Language Therapist")."""
     head, _, tail = re.sub(r"\s*\(.*?\)", "", fake.job()).partition(", ")
-    return " ".join(w[:1].upper() + w[1:] for w in f"{tail} {head}".split())
+    words = f"{tail} {head}".replace("/", " / ").split()
+    title = " ".join(w if w in _SMALL_WORDS and i else w[:1].upper() + w[1:] for i, w in enumerate(words))
+    return title.replace(" / ", "/")
 
 
 def _inline(title: str) -> str:
