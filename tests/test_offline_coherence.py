@@ -291,3 +291,33 @@ def test_doctors_are_old_enough_to_have_trained() -> None:
 def test_faker_titles_read_as_titles() -> None:
     titles = [OfflineProvider(seed=s).compose("people who like hiking", s).occupation for s in range(200)]
     assert not [t for t in titles if re.search(r"\b(?:And|Of|For|The)\b", t)]
+
+
+def test_a_slotted_persona_is_the_same_in_every_process() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    s = slot(index=4, age=52, location="Rural area near Nyeri, Kenya", occupation="Midwife", life_stage="parent")
+    code = (
+        "import sys, json\n"
+        "from persona_tui.engine.providers.offline import OfflineProvider\n"
+        "from persona_tui.models import Slot\n"
+        "s = Slot.model_validate_json(sys.argv[1])\n"
+        "print(json.dumps(OfflineProvider(seed=42).compose('nurses', 4, slot=s).model_dump(mode='json')))\n"
+    )
+    here = json.dumps(OfflineProvider(seed=42).compose("nurses", 4, slot=s).model_dump(mode="json"))
+    root = Path(__file__).resolve().parents[1]
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run(
+            [sys.executable, "-c", code, s.model_dump_json()],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.strip() == here

@@ -1,5 +1,8 @@
 """What a description asks for: places, jobs, an age range, and whether life is rural.
 
+A job the tables do not know is kept in the description's own words ("tram drivers in Leeds":
+"Tram Driver"), when the words clearly name someone by what they do.
+
 Reading is kept apart from composing so each can be understood (and tested) alone: this
 module never touches randomness, so the same description always reads the same way, and
 the composer decides what to make of it. The regexes are built from the tables on first
