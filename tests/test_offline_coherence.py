@@ -321,3 +321,15 @@ def test_a_slotted_persona_is_the_same_in_every_process() -> None:
             check=True,
         )
         assert out.stdout.strip() == here
+
+
+@pytest.mark.parametrize(
+    ("title", "family"),
+    [("Ward Nurse", "health"), ("Maths Teacher", "teaching"), ("Software Engineer", "tech"), ("Civil Engineer", ""),
+     ("Bus Driver", "trades"), ("Corn Farmer", "farming"), ("CEO", "business"), ("Penetration Tester", "security"),
+     ("Customer Care Agent", ""), ("Graphic Designer", "")],
+)  # fmt: skip
+def test_occupation_families(title: str, family: str) -> None:
+    from persona_tui.engine.providers.offline.compose import family_of
+
+    assert family_of(title) == family
