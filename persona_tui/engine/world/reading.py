@@ -1,5 +1,8 @@
 """What a description asks for: places, jobs, an age range, and whether life is rural.
 
+A job the tables do not know is kept in the description's own words ("tram drivers in Leeds":
+"Tram Driver"), when the words clearly name someone by what they do.
+
 Reading is kept apart from composing so each can be understood (and tested) alone: this
 module never touches randomness, so the same description always reads the same way, and
 the composer decides what to make of it. The regexes are built from the tables on first
@@ -89,7 +92,10 @@ def matchers() -> Matchers:
     tables = load_tables()
     places = [
         PlaceMatcher(
-            _words(region.forms), tuple(f"{city}, {region.name}" for city in region.cities), region.country, True
+            _words(region.forms),
+            tuple(city if ", " in city else f"{city}, {region.name}" for city in region.cities),
+            region.country,
+            True,
         )
         for region in tables.regions
     ]
@@ -149,12 +155,84 @@ def _places(text: str) -> list[Place]:
 
 
 def _occupations(text: str) -> list[Job]:
-    """Jobs named in the description, earliest (then longest) first."""
+    """Jobs named in the description, earliest (then longest) first; else the description's own words."""
     folded = fold(text)
     found = [
         (m.start(), -len(m[0]), i, jm.job) for i, jm in enumerate(matchers().jobs) if (m := jm.pattern.search(folded))
     ]
-    return [job for *_, job in sorted(found)]
+    jobs = [job for *_, job in sorted(found)]
+    if all(job.titles == ("Retired",) for job in jobs) and (own := own_words_job(text)):
+        jobs.append(own)  # "retired tram drivers": Retired, and the job in the description's words
+    return jobs
+
+
+# The phrase before these is the people asked for: "bus drivers in Leeds", "tram drivers who cycle".
+_PHRASE_END = re.compile(
+    r"\s+(?:in|from|of|at|on|for|with|without|who|that|aged?|ages|between|over|under|living|working|based|near|across"
+    r"|around|and|or)\b|\s*[,;:(]|\s+\d",
+    re.I,
+)
+_LEAD = {
+    "a",
+    "an",
+    "the",
+    "some",
+    "many",
+    "few",
+    "young",
+    "old",
+    "older",
+    "elderly",
+    "senior",
+    "retired",
+    "busy",
+    "new",
+}
+# Heads that name people in general, not a job: "people who like cats" has no occupation.
+_NOT_JOBS = {
+    "people", "person", "persons", "folk", "folks", "user", "users", "customer", "customers", "shopper", "shoppers",
+    "adult", "adults", "man", "men", "woman", "women", "kid", "kids", "child", "children", "teen", "teens", "teenager",
+    "teenagers", "member", "members", "fan", "fans", "gamer", "gamers", "player", "players", "traveller", "travellers",
+    "traveler", "travelers", "commuter", "commuters", "resident", "residents", "citizen", "citizens", "voter",
+    "voters", "reader", "readers", "viewer", "viewers", "listener", "listeners", "buyer", "buyers", "consumer",
+    "consumers", "lover", "lovers", "beginner", "beginners", "owner", "owners", "team", "teams", "family",
+    "families", "household", "households", "couple", "couples", "millennial", "millennials", "boomer", "boomers",
+    "senior", "seniors", "immigrant", "immigrants", "newcomer", "newcomers", "patient", "patients", "someone",
+    "anyone", "everyone", "individual", "individuals", "persona", "personas", "friend", "friends", "human", "humans",
+    "subscriber", "subscribers", "follower", "followers", "guy", "guys", "girl", "girls", "boy", "boys", "pet",
+    "pets", "dog", "dogs", "cat", "cats", "retiree", "retirees", "pensioner", "pensioners", "student", "students",
+    "parent", "parents", "worker", "workers", "employee", "employees", "professional", "professionals",
+}  # fmt: skip
+# Word endings that name someone by what they do: "driver", "cyclist", "technician", "accountant".
+_AGENT = re.compile(
+    r"(?:er|or|ist|ian|ant|ent|eer|man|men|ess|ier|yer|ic|ee|wright|smith|hand|staff|crew|guard|keeper|coach|coache|chef|cook|clerk|pilot|aide|nanny|nannie|maid|rep)s?$"
+)
+
+
+def own_words_job(text: str) -> Job | None:
+    """A job in the description's own words when the tables know none: "bus drivers in Leeds" gives "Bus Driver".
+
+    Conservative: only a short noun phrase at the start whose last word names someone by what they
+    do ("driver", "cyclist"), not people in general ("people who like cats" gives none).
+    """
+    head = _PHRASE_END.split(text.strip(), maxsplit=1)[0]
+    words = [w for w in re.findall(r"[^\W\d_](?:[\w'-]*\w)?", head)]
+    demonyms = {fold(d) for c in load_tables().countries.values() for d in (*c.demonyms, c.name)}
+    while words and (fold(words[0]) in _LEAD or fold(words[0]).rstrip("s") in demonyms):
+        words = words[1:]
+    if not 1 <= len(words) <= 3 or fold(words[-1]) in _NOT_JOBS or not _AGENT.search(fold(words[-1])):
+        return None
+    title = " ".join([*(w[:1].upper() + w[1:] for w in words[:-1]), _singular(words[-1]).capitalize()])
+    return Job(forms=(" ".join(words),), titles=(title,), tech=0)
+
+
+def _singular(word: str) -> str:
+    """The singular of a plural noun naming people ("drivers", "firemen", "nannies"); the word if not plural."""
+    lower = word.lower()
+    for plural, single in (("men", "man"), ("ies", "y"), ("sses", "ss"), ("ches", "ch"), ("shes", "sh")):
+        if lower.endswith(plural) and len(lower) > len(plural) + 1:
+            return lower[: -len(plural)] + single
+    return lower[:-1] if lower.endswith("s") and not lower.endswith("ss") else lower
 
 
 def _age_range(text: str) -> tuple[int, int] | None:

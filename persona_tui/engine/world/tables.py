@@ -1,4 +1,4 @@
-"""The offline generator's data: countries, regions, jobs, phrases and name pools.
+"""The world's data: countries, regions, jobs and their families, phrases, name pools and wording.
 
 They live in TOML files under ``data/`` so that adding a city or a job is an edit to a
 data file, not to code, and they ship as package data. They are read once, on the first
@@ -41,6 +41,15 @@ class Job(NamedTuple):
     forms: tuple[str, ...]  # how a description names it (plurals match too)
     titles: tuple[str, ...]  # the occupations a persona doing it gets
     tech: int  # nudge to tech_savviness
+    start: int = 0  # the usual age to start it after training; 0: the family's (or 20)
+
+
+class Family(NamedTuple):
+    """A family of occupations that share flavour (health, teaching, ...), found by words in a title."""
+
+    name: str
+    words: tuple[str, ...]  # folded words (or word starts ending in "*") found in an occupation
+    start: int  # the usual age to start work in it
 
 
 class NamePool(NamedTuple):
@@ -51,19 +60,35 @@ class NamePool(NamedTuple):
     surnames: tuple[str, ...]
 
 
+class Pool(NamedTuple):
+    """What one life stage or occupation family adds to a persona's writing (format strings)."""
+
+    work: tuple[str, ...] = ()  # the background's sentence about what the persona does
+    life: tuple[str, ...] = ()  # background sentences about the rest of life
+    hobbies: tuple[str, ...] = ()
+    goals: tuple[str, ...] = ()
+    ambitions: tuple[str, ...] = ()  # goals with a career ahead (a deposit, a promotion): only for the under-50s
+    frustrations: tuple[str, ...] = ()
+    quotes: tuple[str, ...] = ()
+    styles: tuple[str, ...] = ()
+
+
 class Phrases(NamedTuple):
     """Sentences (format strings) and lists a persona is written from."""
 
     intros: tuple[str, ...]
-    work: dict[str, tuple[str, ...]]  # by kind: "work", "student", "retired"
-    life: tuple[str, ...]
-    hobbies: tuple[str, ...]
-    recent: tuple[str, ...]
-    goals: tuple[str, ...]
-    frustrations: tuple[str, ...]
     traits: tuple[str, ...]
-    styles: tuple[str, ...]
-    quotes: tuple[str, ...]
+    adults: Pool  # for every stage but childhood
+    stages: dict[str, Pool]  # by life stage: child, student, working, parent, retired
+    families: dict[str, Pool]  # by occupation family, for working people and parents
+
+
+class Wording(NamedTuple):
+    """How English differs by country: words swapped whole, case kept ("Maths" -> "Math")."""
+
+    us_countries: frozenset[str]  # countries written in US English; the rest in British English
+    to_us: dict[str, str]  # folded British word or phrase -> its US form
+    to_uk: dict[str, str]
 
 
 class Tables(NamedTuple):
@@ -73,9 +98,11 @@ class Tables(NamedTuple):
     defaults: tuple[str, ...]  # names of the default countries
     regions: tuple[Region, ...]
     jobs: tuple[Job, ...]
+    families: tuple[Family, ...]  # in file order: the first whose word is in a title wins
     former_jobs: tuple[str, ...]  # for "retired" with no other job named
     phrases: Phrases
     own_names: dict[str, NamePool]  # by locale
+    wording: Wording
 
 
 def _read(name: str) -> dict[str, Any]:
@@ -109,9 +136,29 @@ def _region(entry: dict[str, Any]) -> Region:
     return Region(entry["country"], entry["name"], forms, _strings(entry, "cities"))
 
 
+def _pool(entry: dict[str, Any]) -> Pool:
+    return Pool(*(_strings(entry, key) for key in Pool._fields))
+
+
 def _phrases(data: dict[str, Any]) -> Phrases:
-    fields = {key: _strings(data, key) for key in Phrases._fields if key != "work"}
-    return Phrases(work={kind: _strings(data["work"], kind) for kind in data["work"]}, **fields)
+    return Phrases(
+        intros=_strings(data, "intros"),
+        traits=_strings(data, "traits"),
+        adults=_pool(data["adults"]),
+        stages={stage: _pool(entry) for stage, entry in data["stage"].items()},
+        families={family: _pool(entry) for family, entry in data["family"].items()},
+    )
+
+
+def _job(entry: dict[str, Any]) -> Job:
+    return Job(_strings(entry, "forms"), _strings(entry, "titles"), int(entry["tech"]), int(entry.get("start", 0)))
+
+
+def _wording(data: dict[str, Any]) -> Wording:
+    def pairs(key: str) -> dict[str, str]:
+        return {str(k).casefold(): str(v) for k, v in data[key].items()}
+
+    return Wording(frozenset(_strings(data, "us_countries")), pairs("to_us"), pairs("to_uk"))
 
 
 @functools.cache
@@ -124,8 +171,13 @@ def load_tables() -> Tables:
         countries=countries,
         defaults=tuple(name for name, country in countries.items() if country.default),
         regions=tuple(map(_region, _read("regions.toml")["region"])),
-        jobs=tuple(Job(_strings(j, "forms"), _strings(j, "titles"), int(j["tech"])) for j in jobs["job"]),
+        jobs=tuple(map(_job, jobs["job"])),
+        families=tuple(
+            Family(f["name"], tuple(w.casefold() for w in _strings(f, "words")), int(f["start"]))
+            for f in jobs["family"]
+        ),
         former_jobs=_strings(jobs, "former_jobs"),
         phrases=_phrases(_read("phrases.toml")),
         own_names={locale: NamePool(*(_strings(pool, k) for k in NamePool._fields)) for locale, pool in names.items()},
+        wording=_wording(_read("wording.toml")),
     )

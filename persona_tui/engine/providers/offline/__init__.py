@@ -1,5 +1,6 @@
-"""The offline sample generator, a package: the provider, how it reads a description and
-composes a persona, and the data tables it composes from (``data/*.toml``).
+"""The offline sample generator, a package: the provider, how it composes a persona (to the
+plan's slot when it has one) and its names; what it knows of the world (places, jobs, phrases,
+wording) is in :mod:`persona_tui.engine.world`.
 
 Importing it stays cheap: the reading and composing code, the tables and Faker are all
 loaded when the first persona is composed, not before.

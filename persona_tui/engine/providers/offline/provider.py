@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from persona_tui.config import Settings
 from persona_tui.engine.providers.base import PromptSpec, ProviderInfo
 from persona_tui.engine.providers.parts import AnswerPart, StreamPart
-from persona_tui.models import Persona
+from persona_tui.models import Persona, Slot
 
 _TOKEN_RE = re.compile(r" ?\w{1,5}|\s|[^\w\s]{1,2}")  # word pieces, spaces and punctuation, like model tokens
 _LOCK = threading.Lock()  # compose reseeds shared Faker instances
@@ -51,6 +51,7 @@ class OfflineProvider:
         self._sleep = sleep
         self._clock = clock
         self._fresh = random.Random()
+        self._batch = self._fresh.getrandbits(32)  # without a seed: one spread for all this provider composes
 
     @property
     def endpoint(self) -> str:
@@ -60,22 +61,30 @@ class OfflineProvider:
     def label(self) -> str:
         return "offline sample generator (not AI)"
 
-    def _rng(self, description: str, index: int) -> random.Random:
+    def _rng(self, description: str, index: int, slot: Slot | None) -> random.Random:
         """Per-persona randomness, stable across processes under a seed (``hash()`` is not)."""
         if self.seed is None:
             return random.Random(self._fresh.getrandbits(64))
-        key = f"{self.seed}\x00{' '.join(description.lower().split())}\x00{index}".encode()
-        return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+        where = slot.model_dump_json() if slot is not None else ""
+        return random.Random(_digest(f"{self.seed}\x00{_norm(description)}\x00{index}\x00{where}"))
 
-    def compose(self, description: str, index: int = 0, avoid_names: Iterable[str] = ()) -> Persona:
-        """One persona for the description, without streaming."""
+    def _spread(self, description: str) -> int:
+        """One number per batch (seed and description) that sets where its turns through cities and quotes start."""
+        seed = self.seed if self.seed is not None else self._batch
+        return _digest(f"{seed}\x00{_norm(description)}\x00spread") % 1_000_003
+
+    def compose(
+        self, description: str, index: int = 0, avoid_names: Iterable[str] = (), slot: Slot | None = None
+    ) -> Persona:
+        """One persona for the description, without streaming; a ``slot`` from the plan fixes who it is."""
         # Imported on first use, like Faker and the tables: importing the provider stays cheap for the first frame.
         from persona_tui.engine.providers.offline.compose import compose
         from persona_tui.engine.world.reading import read_description
 
         avoid = {n.strip().casefold() for n in avoid_names}
+        rng = self._rng(description, index, slot)
         with _LOCK:
-            return compose(read_description(description), self._rng(description, index), avoid, index)
+            return compose(read_description(description), rng, avoid, index, slot, self._spread(description))
 
     def prepare(self) -> None:
         """Nothing to set up ahead of time."""
@@ -83,7 +92,7 @@ class OfflineProvider:
     async def stream(self, spec: PromptSpec) -> AsyncGenerator[StreamPart, None]:
         """Yield the persona's JSON in token-sized pieces, paced at ``tokens_per_second``."""
         # Faker's first import takes a moment: keep the event loop (and the UI) responsive.
-        persona = await asyncio.to_thread(self.compose, spec.description, spec.index, spec.avoid_names)
+        persona = await asyncio.to_thread(self.compose, spec.description, spec.index, spec.avoid_names, spec.slot)
         text = json.dumps(persona.model_dump(mode="json"), ensure_ascii=False)
         rate = self.tokens_per_second
         start: float | None = None
@@ -106,6 +115,14 @@ class OfflineProvider:
 
     async def aclose(self) -> None:
         """Nothing to release: no connection, no files."""
+
+
+def _norm(description: str) -> str:
+    return " ".join(description.lower().split())
+
+
+def _digest(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
 
 
 class OfflineOptions(BaseModel):
