@@ -329,12 +329,13 @@ def _mix(args: argparse.Namespace) -> Mix:
         try:
             document = tomllib.loads(args.plan.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise CliError(f"The plan file {args.plan} could not be read: {exc.strerror or exc}.", "", EXIT_USAGE) from None
+            reason = exc.strerror or exc
+            raise CliError(f"The plan file {args.plan} could not be read: {reason}.", "", EXIT_USAGE) from None
         except tomllib.TOMLDecodeError as exc:
             raise CliError(f"The plan file {args.plan} is not valid TOML: {exc}.", "", EXIT_USAGE) from None
         table = document.get("population")
         if not isinstance(table, dict):
-            hint = "Put the mix under a [population] table, e.g. ages = [25, 60] and pronouns = { \"she/her\" = \"60%\" }."
+            hint = 'Put the mix under a [population] table, e.g. ages = [25, 60] and pronouns = { "she/her" = "60%" }.'
             raise CliError(f"The plan file {args.plan} has no [population] table.", hint, EXIT_USAGE)
         mix = mix_from_table(table)
     for text in args.mix:

@@ -325,7 +325,7 @@ class RunStore:
         self.root = Path(root)
 
     def path_for(self, run: RunRecord) -> Path:
-        return self.root / f"run-{run.created_at:%Y%m%d-%H%M%S}-{run.id}.json"
+        return self.root / f"run-{run.created_at:%Y%m%d-%H%M%S-%f}-{run.id}.json"
 
     async def save(self, run: RunRecord) -> Path:
         """Write the run atomically (again as it goes: the same file each time)."""

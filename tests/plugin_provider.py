@@ -44,7 +44,9 @@ class EchoProvider:
     async def stream(self, spec: PromptSpec) -> AsyncGenerator[StreamPart, None]:
         yield ReasoningPart("Thinking about who to write. ")
         slot = spec.slot  # the persona's slot in the population plan: a plugin writes to it like a model
-        fields = {} if slot is None else {"age": slot.age, "pronouns": slot.pronouns, "tech_savviness": slot.tech_savviness}
+        fields = (
+            {} if slot is None else {"age": slot.age, "pronouns": slot.pronouns, "tech_savviness": slot.tech_savviness}
+        )
         if slot is not None and slot.location:
             fields["location"] = slot.location
         if slot is not None and slot.occupation:

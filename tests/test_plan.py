@@ -3,6 +3,7 @@ carried into each prompt, and checked against what the model wrote."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import pytest
@@ -50,7 +51,7 @@ def test_ages_are_stratified_over_the_range_every_decade_present() -> None:
     assert all(30 <= age <= 60 for age in ages)
     assert {age // 10 for age in ages} >= {3, 4, 5}  # 60 itself is one year of the range
     # one age per stratum: the 20 strata of 31 years leave no gap wider than two strata
-    assert max(b - a for a, b in zip(ages, ages[1:], strict=False)) <= 4
+    assert max(b - a for a, b in itertools.pairwise(ages)) <= 4
     for slot in plan.slots:
         assert slot.ages[0] <= slot.age <= slot.ages[1]
 

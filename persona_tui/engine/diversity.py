@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from persona_tui.engine.plan import slot_breaks
 from persona_tui.engine.world.reading import fold
-from persona_tui.models import PersonaRecord
+from persona_tui.models import Persona, PersonaRecord
 
 DEFAULT_THRESHOLD = 0.8
 """Pairs at or above this cosine are flagged as near-duplicates (calibrated in docs/DIVERSITY.md)."""
@@ -276,14 +276,14 @@ _STOP = frozenset(_STOP_WORDS.split())
 """Words every story has; pronouns among them, so a copied story with "he" for "she" is still a copy."""
 
 
-def _text(record: PersonaRecord) -> str:
-    p = record.persona
+def _text(record: PersonaRecord | Persona) -> str:
+    p = record.persona if isinstance(record, PersonaRecord) else record
     return " ".join([p.background, *p.goals, *p.frustrations, p.quote])
 
 
-def terms(record: PersonaRecord) -> Counter[str]:
+def terms(record: PersonaRecord | Persona) -> Counter[str]:
     """The record's terms: words and word pairs of its story, without stop words and its own name and place."""
-    p = record.persona
+    p = record.persona if isinstance(record, PersonaRecord) else record
     own = set(_WORD.findall(fold(p.name))) | set(_WORD.findall(fold(p.location)))
     words = [w for w in _WORD.findall(fold(_text(record))) if w not in _STOP and w not in own]
     bag = Counter(words)
@@ -409,3 +409,47 @@ def _pairs(
             )
         )
     return tuple(out)
+
+
+class SimilarityIndex:
+    """The personas of a run so far, to ask how close a new one comes to any of them before it is saved.
+
+    The same measure as the report (TF-IDF cosine, idf over the run so far and the newcomer), with each
+    persona's terms counted once. A query costs one pass over the personas held: fine for a batch (at most
+    ``COUNT_MAX``), not meant for a whole store.
+    """
+
+    def __init__(self) -> None:
+        self._bags: list[tuple[Persona, Counter[str]]] = []
+        self._df: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._bags)
+
+    def add(self, persona: Persona) -> None:
+        bag = terms(persona)
+        self._bags.append((persona, bag))
+        self._df.update(bag.keys())
+
+    def nearest(self, persona: Persona) -> tuple[Persona, float] | None:
+        """The persona held that ``persona`` reads most like, and how alike (0..1); None when none is held."""
+        if not self._bags:
+            return None
+        bag = terms(persona)
+        n = len(self._bags) + 1
+        df = self._df.copy()
+        df.update(bag.keys())
+
+        def unit(counts: Counter[str]) -> dict[str, float]:
+            vector = {t: (1 + math.log(tf)) * (math.log((1 + n) / (1 + df[t])) + 1) for t, tf in counts.items()}
+            norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
+            return {t: w / norm for t, w in vector.items()}
+
+        mine = unit(bag)
+        best_persona, best = self._bags[0][0], -1.0
+        for other, counts in self._bags:
+            theirs = unit(counts)
+            score = sum(w * theirs.get(t, 0.0) for t, w in mine.items())
+            if score > best:
+                best_persona, best = other, score
+        return best_persona, min(1.0, max(0.0, best))

@@ -212,9 +212,7 @@ class PersonaApp(App[None]):
                 yield Button("Cancel", id="cancel", variant="error", disabled=True, tooltip="Esc")
             with Horizontal(id="options-row"):
                 yield Label("For", id="org-label")
-                yield Select[str](
-                    [], prompt="no organization (ctrl+o)", id="org", allow_blank=True, compact=True
-                )
+                yield Select[str]([], prompt="no organization (ctrl+o)", id="org", allow_blank=True, compact=True)
                 yield Input(
                     placeholder="mix: ages 25-60; she/her 60%; tech novice:2 expert:1",
                     id="mix",

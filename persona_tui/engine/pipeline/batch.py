@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from persona_tui.config import Settings
+from persona_tui.engine.diversity import diversity_report
 from persona_tui.engine.errors import FailureKind
 from persona_tui.engine.estimate import Estimate, EstimateBook, ProgressModel, offline_default
-from persona_tui.engine.diversity import diversity_report
 from persona_tui.engine.events import (
     Cancelled,
     DiversityReported,

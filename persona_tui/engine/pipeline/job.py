@@ -13,6 +13,7 @@ from persona_tui.engine.errors import FailureKind, GenerationError
 from persona_tui.engine.events import (
     Event,
     Failed,
+    NearDuplicate,
     PersonaSaved,
     Retrying,
     SlotBroken,
@@ -58,6 +59,8 @@ class PersonaJob:
         self.slot: Slot | None = run.plan.slots[index] if run.plan is not None else None
         self.unlike = unlike
         """Personas of the batch this one must differ from (when it is written again as a near-duplicate)."""
+        self.variant = 0
+        """Times this persona was asked for again as someone else."""
         self.start = run.clock()
         self.tokens = 0
         self.usage: Usage | None = None
@@ -72,16 +75,23 @@ class PersonaJob:
     async def events(self) -> AsyncIterator[Event | JobOutcome]:
         self.run.progress.start(self.index)
         persona: Persona | None = None
-        async for item in self._persona():
-            if isinstance(item, JobOutcome):
-                yield item
-                return
-            if isinstance(item, Persona):
-                persona = item
-            else:
-                yield item
-        assert persona is not None
+        while persona is None:
+            async for item in self._persona():
+                if isinstance(item, JobOutcome):
+                    yield item
+                    return
+                if isinstance(item, Persona):
+                    persona = item
+                else:
+                    yield item
+            assert persona is not None
+            near = self._near_duplicate(persona)
+            if near is not None:
+                yield near
+                if not near.kept:
+                    persona = None
         self.run.names.take(persona)  # claimed before the save, so a parallel stream cannot take it too
+        self.run.similar.add(persona)
         if self.run.cancelled():
             yield self.outcome(cancelled=True)
             return
@@ -89,6 +99,19 @@ class PersonaJob:
             yield event
 
     # ----- writing and checking -----
+
+    def _near_duplicate(self, persona: Persona) -> NearDuplicate | None:
+        """The word on a persona that reads almost like one the run already has: written again once, then kept."""
+        run = self.run
+        found = run.similar.nearest(persona)
+        if found is None or found[1] < run.settings.similarity_threshold:
+            return None
+        other, similarity = found
+        kept = self.variant > 0 or not run.settings.regenerate_duplicates
+        if not kept:
+            self.variant += 1
+            self.unlike = (f"{other.name} ({other.age}, {other.occupation}): {other.background}",)
+        return NearDuplicate(other.name, round(similarity, 2), self.index, kept=kept)
 
     def _spec(self, correction: list[dict[str, str]]) -> PromptSpec:
         run = self.run
@@ -102,6 +125,7 @@ class PersonaJob:
             index=self.index,
             avoid_names=run.names.sorted(),
             slot=self.slot,
+            variant=self.variant,
         )
 
     async def _persona(self) -> AsyncIterator[Event | Persona | JobOutcome]:

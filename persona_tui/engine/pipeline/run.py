@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from persona_tui.config import Settings
+from persona_tui.engine.diversity import SimilarityIndex
 from persona_tui.engine.estimate import EstimateBook, ProgressModel
 from persona_tui.engine.events import Progress
 from persona_tui.engine.pipeline.names import TakenNames
@@ -39,6 +40,8 @@ class Run:
     org: Organization | None = None
     sources: list[Source] = field(default_factory=list)
     names: TakenNames = field(default_factory=TakenNames)
+    similar: SimilarityIndex = field(default_factory=SimilarityIndex)
+    """The run's personas so far (claimed with their names), for the near-duplicate check before a save."""
     plan: Plan | None = None
     """The population plan: persona ``i`` has slot ``i``."""
     run_id: str = ""

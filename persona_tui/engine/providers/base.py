@@ -31,6 +31,9 @@ class PromptSpec:
     avoid_names: tuple[str, ...] = ()
     slot: Slot | None = None
     """The persona's slot in the population plan: the offline generator composes to it."""
+    variant: int = 0
+    """How many times this persona was asked for again as someone else (a near-duplicate): the offline
+    generator draws anew for each."""
 
 
 @runtime_checkable

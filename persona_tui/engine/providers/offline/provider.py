@@ -61,12 +61,13 @@ class OfflineProvider:
     def label(self) -> str:
         return "offline sample generator (not AI)"
 
-    def _rng(self, description: str, index: int, slot: Slot | None) -> random.Random:
+    def _rng(self, description: str, index: int, slot: Slot | None, variant: int = 0) -> random.Random:
         """Per-persona randomness, stable across processes under a seed (``hash()`` is not)."""
         if self.seed is None:
             return random.Random(self._fresh.getrandbits(64))
         where = slot.model_dump_json() if slot is not None else ""
-        return random.Random(_digest(f"{self.seed}\x00{_norm(description)}\x00{index}\x00{where}"))
+        again = f"\x00{variant}" if variant else ""  # a persona asked for again as someone else draws anew
+        return random.Random(_digest(f"{self.seed}\x00{_norm(description)}\x00{index}\x00{where}{again}"))
 
     def _spread(self, description: str) -> int:
         """One number per batch (seed and description) that sets where its turns through cities and quotes start."""
@@ -74,7 +75,12 @@ class OfflineProvider:
         return _digest(f"{seed}\x00{_norm(description)}\x00spread") % 1_000_003
 
     def compose(
-        self, description: str, index: int = 0, avoid_names: Iterable[str] = (), slot: Slot | None = None
+        self,
+        description: str,
+        index: int = 0,
+        avoid_names: Iterable[str] = (),
+        slot: Slot | None = None,
+        variant: int = 0,
     ) -> Persona:
         """One persona for the description, without streaming; a ``slot`` from the plan fixes who it is."""
         # Imported on first use, like Faker and the tables: importing the provider stays cheap for the first frame.
@@ -82,7 +88,7 @@ class OfflineProvider:
         from persona_tui.engine.world.reading import read_description
 
         avoid = {n.strip().casefold() for n in avoid_names}
-        rng = self._rng(description, index, slot)
+        rng = self._rng(description, index, slot, variant)
         with _LOCK:
             return compose(read_description(description), rng, avoid, index, slot, self._spread(description))
 
@@ -92,7 +98,9 @@ class OfflineProvider:
     async def stream(self, spec: PromptSpec) -> AsyncGenerator[StreamPart, None]:
         """Yield the persona's JSON in token-sized pieces, paced at ``tokens_per_second``."""
         # Faker's first import takes a moment: keep the event loop (and the UI) responsive.
-        persona = await asyncio.to_thread(self.compose, spec.description, spec.index, spec.avoid_names, spec.slot)
+        persona = await asyncio.to_thread(
+            self.compose, spec.description, spec.index, spec.avoid_names, spec.slot, spec.variant
+        )
         text = json.dumps(persona.model_dump(mode="json"), ensure_ascii=False)
         rate = self.tokens_per_second
         start: float | None = None
