@@ -381,7 +381,7 @@ def _town(location: str | None) -> str:
 def event_details(event: ev.Event) -> list[str]:
     """Lines to show under an event's own line: the plan's table, the diversity report."""
     if isinstance(event, ev.PlanDrawn):
-        return plan_lines(event.plan)
+        return plan_lines(event.plan) if len(event.plan.slots) > 1 else []  # one slot is said in its own line
     if isinstance(event, ev.DiversityReported):
         return report_lines(event.report)
     return []
@@ -484,9 +484,9 @@ def _failed(event: ev.Failed, say: _Say) -> Line:
 
 def _plan_drawn(event: ev.PlanDrawn, say: _Say) -> Line:
     plan = event.plan
-    if say.count == 1:
-        return Line("◇", f"Slot planned (seed {plan.seed})", Tone.INFO, Scope.RUN)
-    return Line("◇", f"Population plan for {say.count} personas (seed {plan.seed}):", Tone.INFO, Scope.RUN)
+    if len(plan.slots) == 1:
+        return Line("◇", f"Slot: {slot_summary(plan.slots[0])}", Tone.INFO, Scope.RUN)
+    return Line("◇", f"Population plan for {len(plan.slots)} personas:", Tone.INFO, Scope.RUN)
 
 
 def _slot_broken(event: ev.SlotBroken, say: _Say) -> Line:
@@ -499,6 +499,11 @@ def _near_duplicate(event: ev.NearDuplicate, say: _Say) -> Line:
     if event.kept:
         return Line("≈", f"{say.tag(event.index)}{like}; kept, the report flags it", Tone.WARN)
     return Line("≈", f"{say.tag(event.index)}{like}; writing someone else, once", Tone.WARN)
+
+
+def _replaced(event: ev.PersonaReplaced, say: _Say) -> Line:
+    new, old = one_line(event.new.persona.name), one_line(event.old.persona.name)
+    return Line("↺", f"{say.tag(event.index)}{new} replaces {old}, whose file is removed", Tone.SUCCESS)
 
 
 def _diversity(event: ev.DiversityReported, say: _Say) -> Line:
@@ -538,6 +543,7 @@ _WORDS: dict[type, Callable[[Any, _Say], Line | None]] = {
     ev.SlotBroken: _slot_broken,
     ev.NearDuplicate: _near_duplicate,
     ev.DiversityReported: _diversity,
+    ev.PersonaReplaced: _replaced,
 }
 
 

@@ -32,7 +32,6 @@ from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.events import Stage
 from persona_tui.engine.parsing import parse_partial
-from persona_tui.engine.plan import draw_plan
 from persona_tui.engine.providers.base import Provider
 from persona_tui.engine.providers.offline import OfflineProvider
 from persona_tui.models import GenerationRequest, PersonaRecord, Plan, Slot
@@ -64,6 +63,32 @@ PLAN = Plan(
     ),
 )
 """The plan of a single persona: the slot the scenes' nurse (Wanjiru) was written to."""
+
+
+def _slot(index: int, age: int, pronouns: str, town: str, job: str, tech: str, stage: str) -> Slot:
+    return Slot.model_validate(
+        {
+            "index": index,
+            "age": age,
+            "ages": (age - 5, age + 5),
+            "pronouns": pronouns,
+            "location": f"{town}, Poland",
+            "occupation": job,
+            "tech_savviness": tech,
+            "life_stage": stage,
+        }
+    )
+
+
+BATCH_PLAN = Plan(
+    seed=7,
+    slots=(
+        _slot(0, 29, "she/her", "Poznań", "Picker", "basic", "working"),
+        _slot(1, 38, "she/her", "Łódź", "Warehouse Shift Lead", "intermediate", "parent"),
+        _slot(2, 51, "he/him", "Wrocław", "Forklift Operator", "novice", "parent"),
+    ),
+)
+"""The batch scene's plan: Ana and Dana are the slots' first two personas."""
 BATCH_DESCRIPTION = "warehouse staff in Poland"
 
 
@@ -204,10 +229,10 @@ class Feed:
         self(
             ev.StageSkipped(Stage.ORGANIZATION, "no organization chosen"),
             ev.StageSkipped(Stage.ENRICHING, "not requested"),
-            ev.StageStarted(Stage.PLANNING, f"{count} slot(s)"),
+            ev.StageStarted(Stage.PLANNING, "1 slot" if count == 1 else f"{count} slots"),
         )
-        plan = PLAN if count == 1 else draw_plan(GenerationRequest.create(DESCRIPTION, count), seed=7)
-        self.at(0.013)(ev.StageFinished(Stage.PLANNING, 0.001, note=f"seed {plan.seed}"), ev.PlanDrawn(plan))
+        plan = PLAN if count == 1 else BATCH_PLAN
+        self(ev.StageFinished(Stage.PLANNING, 0.0004, note=f"seed {plan.seed}"), ev.PlanDrawn(plan))
 
     def request(self, index: int = 0, attempt: int = 1, prompt: bool = True) -> None:
         """Prompt built (3 ms) and the request sent."""

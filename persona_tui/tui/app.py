@@ -37,8 +37,9 @@ from persona_tui.config import (
     remember_setting,
 )
 from persona_tui.engine import events as ev
+from persona_tui.engine.diversity import DiversityReport, diversity_report
 from persona_tui.engine.estimate import EstimateBook
-from persona_tui.engine.pipeline import generate
+from persona_tui.engine.pipeline import Rewrite, generate, pairs_to_rewrite
 from persona_tui.engine.plan import MIX_HELP, parse_mix
 from persona_tui.engine.providers import Provider, make_provider, server_models, setup_hint
 from persona_tui.engine.providers.listing import lister_of
@@ -60,6 +61,7 @@ from persona_tui.tui.screens.confirm import ConfirmScreen
 from persona_tui.tui.screens.detail import DetailScreen
 from persona_tui.tui.screens.models import ModelPickerScreen
 from persona_tui.tui.screens.organizations import OrganizationsScreen
+from persona_tui.tui.screens.report import REWRITE, ReportScreen
 from persona_tui.tui.widgets.generation_panel import GenerationPanel
 from persona_tui.tui.widgets.live_log import LiveLog
 from persona_tui.tui.widgets.persona_table import PersonaTable
@@ -87,9 +89,11 @@ MAIN_SCREEN_ONLY = frozenset(
         "cancel",
         "toggle_thinking",
         "choose_model",
+        "report",
     }
 )
 NO_PERSONAS = "No personas yet. Describe the people you want and press ctrl+g."
+NO_RUN = "No run to report on yet: generate a batch first (ctrl+g), then ctrl+d shows how diverse it came out."
 FOLD_KEY = "ctrl+r"
 """Folds the model's reasoning text in the log, or shows it again."""
 PULSE_SECONDS = 1 / 8
@@ -137,6 +141,14 @@ class PersonaApp(App[None]):
             tooltip="Fold the model's thinking in the log, or show it again",
         ),
         Binding("ctrl+l", "choose_model", "Model", id="choose-model", tooltip="Choose one of the server's models"),
+        Binding(
+            "ctrl+d",
+            "report",
+            "Report",
+            id="report",
+            priority=True,  # also from the description field, where ctrl+d would delete one character (Delete does)
+            tooltip="How diverse the last run came out; writes its near-duplicates again",
+        ),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
         Binding(
             "ctrl+c",
@@ -184,6 +196,9 @@ class PersonaApp(App[None]):
         self._folded_shown = 0
         """The reasoning tokens of the current thought, folded, and the count the log's line shows."""
         self.sub_title = self._model_title()
+        self.last_report: DiversityReport | None = None
+        """The diversity report of the last run in this session (ctrl+d shows it)."""
+        self.last_description = ""
 
     def _model_title(self, *, wide: bool = True) -> str:
         """The header's words on the model: its name and server (the server's text, on one line); when
@@ -477,6 +492,7 @@ class PersonaApp(App[None]):
         it too, then feed hand-made events to :meth:`handle_event`.
         """
         self.count = request.count
+        self.last_description = request.description
         self._cancel = asyncio.Event()
         self.panel.begin(request.count)
         self._set_running(True)
@@ -484,7 +500,9 @@ class PersonaApp(App[None]):
         return self._cancel
 
     @work(exclusive=True, group="generation", exit_on_error=False)
-    async def _run_generation(self, request: GenerationRequest, cancel: asyncio.Event) -> None:
+    async def _run_generation(
+        self, request: GenerationRequest, cancel: asyncio.Event, rewrite: Rewrite | None = None
+    ) -> None:
         problem = await self.store.problem()
         if problem is not None:  # refused before anything is sent: a model's answer must have somewhere to go
             self._refuse_run(folder_sentence(problem))
@@ -500,6 +518,7 @@ class PersonaApp(App[None]):
             existing=list(self.table.records.values()),
             organizations=self.org_store,
             runs=RunStore(self.settings.runs_dir),
+            rewrite=rewrite,
         ):
             self.handle_event(event)
 
@@ -594,6 +613,23 @@ class PersonaApp(App[None]):
         if self.count == 1:  # a batch says it once, at the end
             self.notify(saved_summary(event), title="Persona saved", markup=False)
 
+    def _replaced(self, event: ev.PersonaReplaced) -> None:
+        self.table.remove_persona(event.old.id)
+        self.paths.pop(event.old.id, None)
+        self._title_table()
+
+    def _reported(self, event: ev.DiversityReported) -> None:
+        self.last_report = event.report
+        near = len(event.report.near_duplicates)
+        if near and self.count > 1:
+            pairs = "1 near-duplicate pair" if near == 1 else f"{near} near-duplicate pairs"
+            self.notify(
+                f"{pairs} in this batch: ctrl+d shows the report and writes them again.",
+                title="Diversity",
+                severity="warning",
+                markup=False,
+            )
+
     def _failed(self, event: ev.Failed) -> None:
         self.persona_view.persona_ended(event.index)
         message = f"{event.message} {app_hint(event.hint)}".strip()
@@ -681,6 +717,8 @@ class PersonaApp(App[None]):
             return self._reasoning_seen  # hidden until a model has shown its thinking
         if action == "choose_model":  # shown (and working) only where there is a list; the palette explains the rest
             return lister_of(self.provider) is not None
+        if action == "report":
+            return not self.running
         return True
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -820,6 +858,56 @@ class PersonaApp(App[None]):
         yield SystemCommand(
             "Choose a model", "Pick one of the server's models for the next persona (ctrl+l)", self.action_choose_model
         )
+        if not self.running:
+            yield SystemCommand(
+                "Diversity report",
+                "How diverse the last run came out; write its near-duplicates again (ctrl+d)",
+                self.action_report,
+            )
+
+    # ----- the diversity report -----
+
+    @work(exclusive=True, group="report", exit_on_error=False)
+    async def action_report(self) -> None:
+        """Show how diverse the last run came out (this session's, else the last one recorded)."""
+        if self.running:
+            self.action_generate_busy()
+            return
+        report, title = self.last_report, f"Diversity of the last run: {self.last_description}"
+        if report is None:
+            found = await asyncio.to_thread(self._recorded_report)
+            if found is None:
+                self.notify(NO_RUN, title="No report yet", severity="warning", markup=False)
+                return
+            report, title = found
+        if await self.push_screen_wait(ReportScreen(report, title)) == REWRITE:
+            self._rewrite(report)
+
+    def _recorded_report(self) -> tuple[DiversityReport, str] | None:
+        """The last recorded run's report, over its personas still in the table (in a worker thread)."""
+        run = RunStore(self.settings.runs_dir).latest_sync()
+        if run is None:
+            return None
+        records = [r for r in self.table.records.values() if r.run_id == run.id]
+        if not records:
+            return None
+        report = diversity_report(records, threshold=self.settings.similarity_threshold)
+        return report, f"Diversity of the last run: {run.request.description}"
+
+    def _rewrite(self, report: DiversityReport) -> None:
+        """Write the later of each near-duplicate pair again, in its own slot."""
+        records = self.table.records
+        replace, partners = pairs_to_rewrite([(p.a_id, p.b_id) for p in report.near_duplicates], list(records.values()))
+        if not replace:
+            self.notify("Those personas are no longer in the table.", severity="warning", markup=False)
+            return
+        run_ids = {record.run_id for record in replace}
+        chosen = {record.id for record in (*replace, *partners)}
+        keep = tuple(r for r in records.values() if r.run_id in run_ids and r.id not in chosen)
+        rewrite = Rewrite(replace, partners, keep)
+        request = rewrite.request()
+        self.log_pane.message(f"Writing {len(replace)} near-duplicate(s) again, each in its own slot")
+        self._generation = self._run_generation(request, self.begin_run(request), rewrite)
 
     # ----- choosing a model -----
 
@@ -944,6 +1032,8 @@ _REACTIONS: dict[type, Callable[[PersonaApp, Any], None]] = {
     ev.PersonaSaved: PersonaApp._saved,
     ev.Failed: PersonaApp._failed,
     ev.Finished: PersonaApp._finished,
+    ev.PersonaReplaced: PersonaApp._replaced,
+    ev.DiversityReported: PersonaApp._reported,
 }
 """What the app does beside logging a line, per event type."""
 

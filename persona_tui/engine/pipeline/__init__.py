@@ -7,11 +7,13 @@
 - ``retry``: backoff, the batch-wide rate-limit gate, cancellable pauses.
 - ``context``: the organization and web-search stages.
 - ``names``: names already used.
+- ``rewrite``: near-duplicates written again on the user's word.
 - ``run``: what all of a run's jobs share.
 """
 
 from __future__ import annotations
 
 from persona_tui.engine.pipeline.batch import generate
+from persona_tui.engine.pipeline.rewrite import Rewrite, pairs_to_rewrite
 
-__all__ = ["generate"]
+__all__ = ["Rewrite", "generate", "pairs_to_rewrite"]

@@ -31,7 +31,9 @@ from persona_tui.engine.events import (
     Event,
     Failed,
     Finished,
+    PersonaReplaced,
     PlanDrawn,
+    ServerNotice,
     Stage,
     StageFinished,
     StageSkipped,
@@ -41,6 +43,7 @@ from persona_tui.engine.events import (
 from persona_tui.engine.pipeline.context import Context, context_stages
 from persona_tui.engine.pipeline.job import JobOutcome, PersonaJob
 from persona_tui.engine.pipeline.names import names_for
+from persona_tui.engine.pipeline.rewrite import Rewrite, original_run, record_replacement
 from persona_tui.engine.pipeline.run import Run
 from persona_tui.engine.plan import draw_plan
 from persona_tui.engine.providers.base import Provider
@@ -93,8 +96,12 @@ async def generate(
     existing: list[PersonaRecord] | None = None,
     organizations: OrganizationStore | None = None,
     runs: RunStore | None = None,
+    rewrite: Rewrite | None = None,
 ) -> AsyncIterator[Event]:
     """Generate ``request.count`` personas, yielding every step as an event.
+
+    With ``rewrite`` (and its :meth:`~Rewrite.request`), the personas it names are written
+    again in their own slots instead, each replacing its old file once saved.
 
     The last event is always :class:`Finished`, unless the iterating task
     itself is cancelled.
@@ -127,7 +134,11 @@ async def generate(
         organizations=organizations,
         start=start,
         names=await names_for(request.description, existing, store),
+        rewrite=rewrite,
     )
+    if rewrite is not None:  # the new personas must read unlike the rest of their run
+        for record in (*rewrite.keep, *rewrite.partners):
+            run.similar.add(record.persona)
     yield StageFinished(Stage.PREPARING, clock() - start)
     async for item in context_stages(request, organizations, settings, cancel, clock):
         if isinstance(item, Context):
@@ -147,10 +158,15 @@ async def generate(
 
 async def _planning(run: Run, runs: RunStore | None) -> AsyncIterator[Event]:
     """Draw the population plan (seeded: the setting's seed, else a fresh one kept with the run) and record the run."""
+    if run.rewrite is not None:
+        async for event in _replanning(run, run.rewrite, runs):
+            yield event
+        return
     plan = None
     if run.settings.population_plan:
         started = run.clock()
-        yield StageStarted(Stage.PLANNING, f"{run.request.count} slot(s)")
+        count = run.request.count
+        yield StageStarted(Stage.PLANNING, "1 slot" if count == 1 else f"{count} slots")
         plan = run.plan = draw_plan(run.request, run.org, seed=run.settings.seed)
     else:
         yield StageSkipped(Stage.PLANNING, "turned off (population_plan = false)")
@@ -175,6 +191,42 @@ async def _planning(run: Run, runs: RunStore | None) -> AsyncIterator[Event]:
         yield PlanDrawn(plan, run.run_id)
 
 
+async def _replanning(run: Run, rewrite: Rewrite, runs: RunStore | None) -> AsyncIterator[Event]:
+    """For a rewrite: the replaced personas' own slots, and the record of the run they came from."""
+    started = run.clock()
+    yield StageStarted(Stage.PLANNING, "the slots of the personas to write again")
+    plan = run.plan = rewrite.plan(run.request, run.settings.seed)
+    run.runs = runs
+    run.record = await original_run(runs, rewrite)
+    run.run_id = run.record.id if run.record is not None else rewrite.records[0].run_id or ""
+    yield StageFinished(Stage.PLANNING, run.clock() - started, note=f"{len(plan.slots)} slot(s) kept")
+    yield PlanDrawn(plan, run.run_id)
+
+
+async def _replace(run: Run, index: int, new: PersonaRecord) -> AsyncIterator[Event]:
+    """A rewritten persona is saved: its old file goes, and the run's record says so."""
+    assert run.rewrite is not None
+    old = run.rewrite.records[index]
+    try:
+        await run.store.delete(old.id)
+    except StoreError as err:  # the new one is saved; the old one stays, and the user hears why
+        yield ServerNotice(f"{old.persona.name} could not be removed: {err.message}", index, from_server=False)
+        return
+    run.replaced.add(index)
+    if run.record is not None:
+        record_replacement(run.record, old, new)
+    yield PersonaReplaced(old, new, index)
+
+
+def _final(run: Run, saved: list[PersonaRecord]) -> list[PersonaRecord]:
+    """The personas the run has now: for a rewrite, the rest of the run and the new ones in place of the old."""
+    if run.rewrite is None:
+        return saved
+    gone = {run.rewrite.records[i].id for i in run.replaced}
+    rest = {r.id: r for r in (*run.rewrite.keep, *run.rewrite.partners, *run.rewrite.records) if r.id not in gone}
+    return [*rest.values(), *saved]
+
+
 async def _record(run: Run) -> None:
     """Write the run's record; a run that cannot be recorded still generates (each persona keeps its slot)."""
     if run.runs is None or run.record is None:
@@ -195,7 +247,8 @@ async def _job(run: Run, index: int, lane: asyncio.Semaphore, queue: asyncio.Que
             elif run.halted:
                 outcome = JobOutcome(started=False)
             else:
-                async for item in PersonaJob(run, index).events():
+                unlike = run.rewrite.unlike(index) if run.rewrite is not None else ()
+                async for item in PersonaJob(run, index, unlike).events():
                     if isinstance(item, JobOutcome):
                         outcome = item
                     else:
@@ -231,6 +284,9 @@ async def _batch(run: Run, lanes: int) -> AsyncIterator[Event]:
             pending -= 1
             if not tally.add(item.outcome):
                 run.progress.dropped(item.index)
+            elif run.rewrite is not None and item.outcome.record is not None:
+                async for event in _replace(run, item.index, item.outcome.record):
+                    yield event
     finally:
         for task in workers:
             task.cancel()
@@ -243,11 +299,13 @@ async def _batch(run: Run, lanes: int) -> AsyncIterator[Event]:
     except OSError as exc:
         log.warning("could not save estimate history: %s", exc)
     report = None
-    if tally.saved:
-        report = diversity_report(tally.saved, threshold=run.settings.similarity_threshold)
+    final = _final(run, tally.saved)
+    if final:
+        report = diversity_report(final, threshold=run.settings.similarity_threshold)
         yield DiversityReported(report)
     if run.record is not None:
-        run.record.persona_ids = [record.id for record in tally.saved]
+        if run.rewrite is None:
+            run.record.persona_ids = [record.id for record in tally.saved]
         run.record.finished_at = datetime.now(UTC)
         await _record(run)
     summary = Summary(

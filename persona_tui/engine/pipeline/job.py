@@ -59,8 +59,8 @@ class PersonaJob:
         self.slot: Slot | None = run.plan.slots[index] if run.plan is not None else None
         self.unlike = unlike
         """Personas of the batch this one must differ from (when it is written again as a near-duplicate)."""
-        self.variant = 0
-        """Times this persona was asked for again as someone else."""
+        self.variant = 1 if unlike else 0
+        """Times this persona was asked for again as someone else (a rewrite starts at once)."""
         self.start = run.clock()
         self.tokens = 0
         self.usage: Usage | None = None

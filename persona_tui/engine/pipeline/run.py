@@ -14,6 +14,7 @@ from persona_tui.engine.estimate import EstimateBook, ProgressModel
 from persona_tui.engine.events import Progress
 from persona_tui.engine.pipeline.names import TakenNames
 from persona_tui.engine.pipeline.retry import RateGate
+from persona_tui.engine.pipeline.rewrite import Rewrite
 from persona_tui.engine.providers.base import Provider
 from persona_tui.models import GenerationRequest, Organization, PersonaRecord, Plan, RunRecord, Source
 from persona_tui.storage import OrganizationStore, PersonaStore, RunStore
@@ -48,6 +49,10 @@ class Run:
     record: RunRecord | None = None
     """The run as it is recorded in the runs folder (with ``runs``)."""
     runs: RunStore | None = None
+    rewrite: Rewrite | None = None
+    """Near-duplicates being written again (persona ``i`` replaces ``rewrite.records[i]``)."""
+    replaced: set[int] = field(default_factory=set)
+    """Of a rewrite: the indexes whose new persona was saved."""
     gate: RateGate = field(init=False)
     halted: bool = False
     """A fault that will hit every persona (a rejected key, a full disk): start no more."""
