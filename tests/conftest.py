@@ -95,6 +95,7 @@ def app_factory(tmp_path: Path) -> AppFactory:
             "retry_base_delay": 0.01,
             "retry_max_delay": 0.05,
             "population_plan": False,  # scripted personas are fixed: test_plan_pipeline holds them to slots
+            "regenerate_duplicates": False,  # and their stories alike: only the names differ
         }
         values.update(settings)
         store = PersonaStore(tmp_path / "personas")

@@ -47,6 +47,7 @@ def provider_for(server: FakeOpenAIServer, tmp_path: Path, model: str = "qwen3:8
 async def run(provider: OpenAIProvider, tmp_path: Path, **settings: object) -> list[ev.Event]:
     values: dict[str, object] = {
         "population_plan": False,  # scripted answers are fixed: test_plan_pipeline holds answers to slots
+        "regenerate_duplicates": False,  # and their stories alike: only the names differ
         "data_dir": tmp_path,
         "heartbeat_seconds": 0.1,
         "slow_seconds": 30.0,
@@ -310,7 +311,7 @@ async def test_parallel_streams_meeting_one_refusal_step_down_once(server: FakeO
     provider = provider_for(server, tmp_path, model="old-model")
     await provider.notes()  # read before the batch, as on the app's second generation
     values = {"data_dir": tmp_path, "heartbeat_seconds": 0.1, "retry_base_delay": 0.01, "concurrency": 3}
-    values["population_plan"] = False
+    values["population_plan"] = values["regenerate_duplicates"] = False
     try:
         events = [
             e

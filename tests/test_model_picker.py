@@ -29,6 +29,7 @@ CONFIG = '# my settings\nprovider = "openai"  # the local server\nmodel = "gpt-4
 def app_for(tmp_path: Path, server: FakeOpenAIServer, config: Path | None = None, **settings: object) -> PersonaApp:
     values: dict[str, object] = {
         "population_plan": False,  # scripted answers are fixed: test_plan_pipeline holds answers to slots
+        "regenerate_duplicates": False,  # and their stories alike: only the names differ
         "data_dir": tmp_path / "data",
         "provider": "openai",
         "base_url": server.base_url,

@@ -37,6 +37,7 @@ async def run(
 ) -> list[ev.Event]:
     values: dict[str, object] = {
         "population_plan": False,  # scripted answers are fixed: test_plan_pipeline holds answers to slots
+        "regenerate_duplicates": False,  # and their stories alike: only the names differ
         "data_dir": tmp_path,
         "heartbeat_seconds": 0.1,
         "slow_seconds": 0.25,

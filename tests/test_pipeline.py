@@ -34,6 +34,7 @@ def fast_settings(tmp_path: Path, **kw: object) -> Settings:
         "retry_base_delay": 0.01,
         "retry_max_delay": 0.05,
         "population_plan": False,  # scripted personas are fixed: test_plan_pipeline holds them to slots
+        "regenerate_duplicates": False,  # and their stories alike: only the names differ
     }
     base.update(kw)
     return Settings(**base)  # type: ignore[arg-type]

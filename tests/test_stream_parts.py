@@ -27,6 +27,7 @@ THOUGHTS = ["The user wants", " a field nurse.", " Kenya, rural,", " mid-career.
 async def run(provider: object, tmp_path: Path, **settings: object) -> list[ev.Event]:
     values: dict[str, object] = {
         "population_plan": False,  # scripted answers are fixed: test_plan_pipeline holds answers to slots
+        "regenerate_duplicates": False,  # and their stories alike: only the names differ
         "data_dir": tmp_path,
         "heartbeat_seconds": 0.05,
         "slow_seconds": 30.0,

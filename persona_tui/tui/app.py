@@ -146,6 +146,7 @@ class PersonaApp(App[None]):
             "report",
             "Report",
             id="report",
+            show=False,  # a priority key would lead the footer; the end of a batch names it instead
             priority=True,  # also from the description field, where ctrl+d would delete one character (Delete does)
             tooltip="How diverse the last run came out; writes its near-duplicates again",
         ),
@@ -620,6 +621,8 @@ class PersonaApp(App[None]):
 
     def _reported(self, event: ev.DiversityReported) -> None:
         self.last_report = event.report
+        if self.count > 1:
+            self.log_pane.message("ctrl+d shows this report again, and writes near-duplicates again")
         near = len(event.report.near_duplicates)
         if near and self.count > 1:
             pairs = "1 near-duplicate pair" if near == 1 else f"{near} near-duplicate pairs"
