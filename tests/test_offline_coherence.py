@@ -330,6 +330,6 @@ def test_a_slotted_persona_is_the_same_in_every_process() -> None:
      ("Customer Care Agent", ""), ("Graphic Designer", "")],
 )  # fmt: skip
 def test_occupation_families(title: str, family: str) -> None:
-    from persona_tui.engine.providers.offline.compose import family_of
+    from persona_tui.engine.world.occupations import family_of
 
     assert family_of(title) == family

@@ -262,3 +262,10 @@ def test_pins_are_checked() -> None:
     slot = SLOT.model_copy(update={"pins": {"communication_style": "terse"}})
     assert slot_breaks(slot, persona()) == ["communication_style is not terse"]
     assert slot_breaks(slot, persona(communication_style="Terse, to the point.")) == []
+
+
+def test_without_an_age_range_a_job_starts_at_its_usual_age_and_ends_near_retirement() -> None:
+    doctors = [slot.age for slot in plan_for("doctors", 30).slots]
+    assert min(doctors) >= 26 and max(doctors) <= 67
+    people = [slot.age for slot in plan_for("people", 30).slots]
+    assert min(people) < 26 and max(people) > 67

@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from persona_tui.engine.world.occupations import start_age
 from persona_tui.engine.world.reading import Place, fold, read_description
-from persona_tui.engine.world.tables import load_tables
+from persona_tui.engine.world.tables import Job, load_tables
 from persona_tui.models import (
     LIFE_STAGES,
     PRONOUNS,
@@ -41,6 +42,7 @@ from persona_tui.models import (
 K = TypeVar("K", bound=str)
 
 DEFAULT_AGES = (18, 75)
+WORKING_UNTIL = 67
 DEFAULT_PRONOUNS = {"she/her": 48.0, "he/him": 48.0, "they/them": 4.0}
 _TECH_BASE = (1.0, 2.0, 3.0, 2.0, 1.0)  # novice .. expert, around the middle
 _STUDENT_AGES = (18, 26)
@@ -67,7 +69,7 @@ def draw_plan(request: GenerationRequest, org: Organization | None = None, seed:
 
     ages = mix.ages or wanted.age_range or (_RETIRED_AGES if retired else _STUDENT_AGES if student else None)
     sources["ages"] = "your mix" if mix.ages else "the description" if wanted.age_range else "the default range"
-    lo, hi = ages or DEFAULT_AGES
+    lo, hi = ages or _default_ages(others)
     strata = _strata(lo, hi, n)
     ages_drawn = [rng.randint(a, b) for a, b in strata]
     order = list(range(n))
@@ -104,6 +106,15 @@ def draw_plan(request: GenerationRequest, org: Organization | None = None, seed:
     slots = [slot.model_copy(update={"life_stage": stage}) for slot, stage in zip(slots, stages, strict=True)]
     sources["stages"] = "your mix" if mix.stages else "from age and occupation"
     return Plan(seed=seed, slots=tuple(slots), mix=mix, sources=sources)
+
+
+def _default_ages(jobs: Sequence[Job]) -> tuple[int, int]:
+    """The whole adult range; for a job, from the usual age to start it (no 18-year-old doctor) to about
+    the age people stop working."""
+    lo, hi = DEFAULT_AGES
+    if jobs:
+        lo, hi = max(lo, min(start_age(title) for title in jobs[0].titles)), WORKING_UNTIL
+    return lo, hi
 
 
 def _tech(value: str | None) -> TechSavviness | None:

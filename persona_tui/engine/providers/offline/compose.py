@@ -17,7 +17,8 @@ from collections.abc import Set
 from typing import TYPE_CHECKING, NamedTuple
 
 from persona_tui.engine.providers.offline.names import seeded, unused_name
-from persona_tui.engine.world.reading import Wanted, fold, read_description
+from persona_tui.engine.world.occupations import family_of, start_age
+from persona_tui.engine.world.reading import Wanted, read_description
 from persona_tui.engine.world.tables import Pool, Tables, load_tables
 from persona_tui.engine.world.wording import localize
 from persona_tui.models import LifeStage, Persona, Slot, TechSavviness
@@ -195,29 +196,6 @@ def _tech_level(life: _Life, rng: random.Random) -> TechSavviness:
     age = life.age
     tech = 2 + life.tech + (1 if age < 30 else -1 if age >= 60 else 0) - (age >= 75) + rng.choice((-1, 0, 0, 1))
     return _LEVELS[min(4, max(0, tech))]
-
-
-def start_age(occupation: str, tables: Tables | None = None) -> int:
-    """The usual age to start the occupation: its job's, else its family's, else 20."""
-    tables = tables or load_tables()
-    for job in tables.jobs:
-        if job.start and any(fold(t) == fold(occupation) for t in job.titles):
-            return job.start
-    family = family_of(occupation, tables)
-    return next((f.start for f in tables.families if f.name == family), 20)
-
-
-def family_of(occupation: str, tables: Tables | None = None) -> str:
-    """The occupation's family ("health", "teaching", ...), or "" when none fits."""
-    words = re.findall(r"[\w-]+", fold(occupation))
-    text = " ".join(words)
-    for family in (tables or load_tables()).families:
-        for word in family.words:
-            if word.endswith("*") and any(w.startswith(word[:-1]) for w in words):
-                return family.name
-            if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text):
-                return family.name
-    return ""
 
 
 def _years(life: _Life, rng: random.Random, tables: Tables) -> int:
