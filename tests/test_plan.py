@@ -269,3 +269,30 @@ def test_without_an_age_range_a_job_starts_at_its_usual_age_and_ends_near_retire
     assert min(doctors) >= 26 and max(doctors) <= 67
     people = [slot.age for slot in plan_for("people", 30).slots]
     assert min(people) < 26 and max(people) > 67
+
+
+@pytest.mark.parametrize(
+    ("description", "pronouns"),
+    [
+        ("single mothers in Leeds", {"she/her"}),
+        ("a grandmother who sells fish in Mombasa", {"she/her"}),
+        ("fathers of toddlers", {"he/him"}),
+        ("women in tech", {"she/her"}),
+        ("mothers and fathers", {"she/her", "he/him", "they/them"}),
+        ("nurses", {"she/her", "he/him", "they/them"}),
+    ],
+)
+def test_a_description_that_names_only_women_or_men_sets_the_pronouns(description: str, pronouns: set[str]) -> None:
+    assert {slot.pronouns for slot in plan_for(description, 30).slots} == pronouns
+
+
+@pytest.mark.parametrize(
+    ("description", "lo", "hi"),
+    [
+        ("a grandmother who sells fish in Mombasa", 55, 85),
+        ("parents of toddlers", 22, 40),
+        ("parents of teenagers", 38, 58),
+    ],
+)
+def test_who_they_are_the_parents_of_does_not_set_their_age(description: str, lo: int, hi: int) -> None:
+    assert all(lo <= slot.age <= hi for slot in plan_for(description, 10).slots)

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from persona_tui.engine.world.occupations import start_age
-from persona_tui.engine.world.reading import Place, fold, read_description
+from persona_tui.engine.world.reading import Place, fold, pronouns_named, read_description
 from persona_tui.engine.world.tables import Job, load_tables
 from persona_tui.models import (
     LIFE_STAGES,
@@ -75,8 +75,9 @@ def draw_plan(request: GenerationRequest, org: Organization | None = None, seed:
     order = list(range(n))
     rng.shuffle(order)  # strata in a random order: persona 1 is not always the youngest
 
-    pronouns = _allocate(mix.pronouns or DEFAULT_PRONOUNS, n, rng)
-    sources["pronouns"] = "your mix" if mix.pronouns else "the default mix"
+    named = pronouns_named(request.description)
+    pronouns = _allocate(mix.pronouns or ({named: 1.0} if named else DEFAULT_PRONOUNS), n, rng)
+    sources["pronouns"] = "your mix" if mix.pronouns else "the description" if named else "the default mix"
     nudge = others[0].tech if others else 0
     tech = _allocate(mix.tech or _tech_weights(nudge), n, rng)
     sources["tech"] = "your mix" if mix.tech else "spread around the middle" + (" (the job's lean)" if nudge else "")

@@ -19,7 +19,12 @@ from typing import NamedTuple
 
 from persona_tui.engine.world.tables import Job, load_tables
 
-_AGE_WORDS = (
+_PARENTS = r"(?:parents?|mothers?|fathers?|moms?|mums?|dads?)"
+_AGE_WORDS = (  # the people described, before whom they are described by ("parents of teenagers" are not teens)
+    (r"grand(?:mother|father|parent|ma|pa|mum|mom|dad)s?", 55, 85),
+    (rf"{_PARENTS} of (?:toddlers?|babies|infants?|newborns?|young (?:children|kids)|small children)", 22, 40),
+    (rf"{_PARENTS} of (?:teen(?:ager)?s?|adolescents?|students?)", 38, 58),
+    (rf"(?:new |first[- ]time |single |working |stay[- ]at[- ]home )?{_PARENTS}", 24, 55),
     (r"teen(?:ager|age)?s?|adolescents?", 13, 19), (r"high school|secondary school|pupils?", 14, 18),
     (r"students?|undergrad(?:uate)?s?", 18, 26), (r"young adults?|gen(?:eration)? ?z", 18, 28),
     (r"millennials?", 29, 44), (r"middle[- ]aged", 40, 60), (r"gen(?:eration)? ?x", 45, 60),
@@ -259,3 +264,23 @@ def _age_range(text: str) -> tuple[int, int] | None:
         hi = int(m[1]) - 1
         return (18 if hi >= 22 else max(0, hi - 6), hi) if 1 <= hi <= 110 else None
     return next(((lo, hi) for word, lo, hi in _AGE_WORDS if re.search(rf"\b(?:{word})\b", t)), None)
+
+
+_SHE = re.compile(
+    r"\b(?:women|woman|female|girls?|ladies|lady|mothers?|moms?|mums?|grand(?:mother|ma|mum|mom)s?|wives|wife"
+    r"|daughters?|sisters?|nuns?|widows?|queens?|actresses|waitresses|midwives|she/her)\b",
+    re.I,
+)
+_HE = re.compile(
+    r"\b(?:men|man|male|boys?|gentlemen|fathers?|dads?|grand(?:father|pa|dad)s?|husbands?|sons?|brothers?"
+    r"|monks?|widowers?|kings?|he/him)\b",
+    re.I,
+)
+
+
+def pronouns_named(text: str) -> str | None:
+    """The pronouns a description implies when it names only women or only men ("single mothers")."""
+    she, he = _SHE.search(text) is not None, _HE.search(text) is not None
+    if she == he:  # neither, or both ("mothers and fathers")
+        return None
+    return "she/her" if she else "he/him"
