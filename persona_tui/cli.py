@@ -524,7 +524,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> in
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings, err: Console) -> int:
-    run = RunStore(settings.runs_dir).latest_sync(args.run)
+    try:
+        run = RunStore(settings.runs_dir).latest_sync(args.run)
+    except StoreError as exc:
+        raise CliError(exc.message, exc.hint, EXIT_USAGE) from None
     if run is None:
         if args.run:
             raise CliError(f"No run's id starts with {args.run!r}.", "Run `persona-tui report` for the last run.")
@@ -545,7 +548,8 @@ def cmd_report(args: argparse.Namespace, settings: Settings, err: Console) -> in
     out.print(Text(f"Run {run.id[:8]} of {when}: {strip_control(run.request.description, keep_newlines=False)}"))
     missing = len(set(run.persona_ids) - {r.id for r in records})
     if missing:
-        out.print(Text(f"{missing} of its personas were deleted since; the report covers the rest.", style="yellow"))
+        were = "was" if missing == 1 else "were"
+        out.print(Text(f"{missing} of its personas {were} deleted since; the report covers the rest.", style="yellow"))
     for line in report_lines(report):
         out.print(Text(line))
     return EXIT_OK

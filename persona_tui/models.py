@@ -8,7 +8,9 @@ contract with the model and the validation of its answer can never drift apart.
 from __future__ import annotations
 
 import copy
+import difflib
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -25,8 +27,13 @@ LifeStage = Literal["child", "student", "working", "parent", "retired"]
 LIFE_STAGES: tuple[LifeStage, ...] = ("child", "student", "working", "parent", "retired")
 """In the order of the ages they usually come at."""
 PRONOUNS = ("she/her", "he/him", "they/them")
-PINNABLE = ("name", "age", "pronouns", "location", "occupation", "tech_savviness", "communication_style")
-"""Persona fields a user may pin to one value for a whole batch."""
+KNOWN_PRONOUNS = (
+    *PRONOUNS, "she/they", "he/they", "they/she", "they/he", "xe/xem", "ze/zir", "ze/hir", "ey/em", "fae/faer",
+    "it/its", "any/all",
+)  # fmt: skip
+"""Pronouns a mix or a pin may name; others are most likely typos ("shee/her")."""
+PINNABLE = ("age", "pronouns", "location", "occupation", "tech_savviness", "communication_style")
+"""Persona fields a user may pin to one value for a whole batch (not the name: names never repeat in a batch)."""
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
@@ -197,20 +204,36 @@ class Mix(BaseModel):
             raise ValueError(f"the youngest age ({value[0]}) is above the oldest ({value[1]})")
         return value
 
+    @field_validator("pronouns")
+    @classmethod
+    def _pronouns(cls, value: dict[str, float]) -> dict[str, float]:
+        _known_pronouns(value)
+        return value
+
     @field_validator("pins")
     @classmethod
     def _pinnable(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
             if key not in PINNABLE:
                 raise ValueError(f"{key!r} cannot be pinned; these can: {', '.join(PINNABLE)}")
-        if "age" in value and not value["age"].isdigit():
-            raise ValueError(f"a pinned age must be a whole number, got {value['age']!r}")
+        if "age" in value and not (value["age"].isdigit() and int(value["age"]) <= 120):
+            raise ValueError(f"a pinned age must be a whole number from 0 to 120, got {value['age']!r}")
+        if "pronouns" in value:
+            _known_pronouns([value["pronouns"]])
         if "tech_savviness" in value and value["tech_savviness"] not in TECH_LEVELS:
             raise ValueError(f"tech_savviness must be one of {', '.join(TECH_LEVELS)}")
         return value
 
     def is_empty(self) -> bool:
         return self == Mix()
+
+
+def _known_pronouns(values: Iterable[str]) -> None:
+    for pronouns in values:
+        if pronouns.strip().lower() not in KNOWN_PRONOUNS:
+            near = difflib.get_close_matches(pronouns.lower(), KNOWN_PRONOUNS, n=1, cutoff=0.6)
+            guess = f" (did you mean {near[0]}?)" if near else f"; use one of {', '.join(KNOWN_PRONOUNS)}"
+            raise ValueError(f"{pronouns!r} are not pronouns I know{guess}")
 
 
 class Slot(BaseModel):
@@ -242,6 +265,8 @@ class Plan(BaseModel):
     mix: Mix = Field(default_factory=Mix)
     sources: dict[str, str] = Field(default_factory=dict)
     """Where each dimension came from, in words: ``{"places": "the organization's region (Kenya)"}``."""
+    warnings: tuple[str, ...] = ()
+    """What in the plan contradicts itself ("3 slots younger than Bus Driver usually starts (18)")."""
 
 
 RUN_KIND = "persona-tui/run"

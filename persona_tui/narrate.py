@@ -352,8 +352,9 @@ def _counted(values: Sequence[str], most: int = 6) -> str:
 def plan_lines(plan: Plan) -> list[str]:
     """The plan as a small table, one row a dimension: what each value gets, and where it came from."""
     slots = plan.slots
+    warnings = [f"  ! {one_line(warning)}" for warning in plan.warnings]
     if len(slots) == 1:
-        return [f"  slot         {slot_summary(slots[0])}"]
+        return [f"  slot         {slot_summary(slots[0])}", *warnings]
     src = plan.sources
     ages = sorted(slot.age for slot in slots)
     decades = Counter(f"{age // 10 * 10}s" for age in ages)
@@ -371,7 +372,7 @@ def plan_lines(plan: Plan) -> list[str]:
         lines.append(f"  {name:<12} {values}{where}")
     for field, value in plan.mix.pins.items():
         lines.append(f"  {'pinned':<12} {field} = {one_line(value)}")
-    return lines
+    return lines + warnings
 
 
 def _town(location: str | None) -> str:
@@ -381,7 +382,9 @@ def _town(location: str | None) -> str:
 def event_details(event: ev.Event) -> list[str]:
     """Lines to show under an event's own line: the plan's table, the diversity report."""
     if isinstance(event, ev.PlanDrawn):
-        return plan_lines(event.plan) if len(event.plan.slots) > 1 else []  # one slot is said in its own line
+        if len(event.plan.slots) == 1:  # one slot is said in its own line
+            return [f"  ! {one_line(warning)}" for warning in event.plan.warnings]
+        return plan_lines(event.plan)
     if isinstance(event, ev.DiversityReported):
         return report_lines(event.report)
     return []
@@ -580,7 +583,7 @@ def _row(label: str, text: str) -> str:
 def _spread_words(spread: FieldSpread, unit: str) -> str:
     words = f"{_plural(spread.distinct, unit)}, spread {spread.entropy:.2f}"
     if spread.distinct > 1 and spread.top_count > 1:
-        words += f", most {one_line(spread.top)} ({spread.top_count})"
+        words += _most(spread)
     return words
 
 
@@ -592,12 +595,19 @@ def _places_words(report: DiversityReport) -> str | None:
     words = f"{_plural(towns.distinct, 'town')} in {lands}"
     words += f", spread {towns.entropy:.2f}"
     if towns.distinct > 1 and towns.top_count > 1:
-        words += f", most {one_line(towns.top)} ({towns.top_count})"
+        words += _most(towns)
     return words
 
 
+def _most(spread: FieldSpread) -> str:
+    """ ", most Kisumu (4)", or with others as common ", most Kisumu and 2 more (2 each)"."""
+    if spread.tied:
+        return f", most {one_line(spread.top)} and {spread.tied} more ({spread.top_count} each)"
+    return f", most {one_line(spread.top)} ({spread.top_count})"
+
+
 def _plan_lines(plan: PlanHeld) -> list[str]:
-    held = f"{plan.held} of {plan.planned} held their slot"
+    held = f"{plan.held} of {plan.planned} held " + ("its slot" if plan.planned == 1 else "their slot")
     if not plan.broken:
         return [_row("plan", f"{held}, none broke it")]
     lines = [_row("plan", f"{held}; {plan.broke} broke it:")]

@@ -318,6 +318,9 @@ class OrganizationStore:
         return org
 
 
+RUN_LIST_HINT = "Give more of the id; the runs are files named run-DATE-TIME-ID.json in the data folder's runs/."
+
+
 class RunStore:
     """Runs (one per generation), one JSON file each, named so that the newest sorts last."""
 
@@ -343,11 +346,20 @@ class RunStore:
             raise StoreError(f"The runs in {self.root} could not be read: {exc.strerror or exc}.") from exc
 
     def latest_sync(self, id_prefix: str = "") -> RunRecord | None:
-        """The newest run (or the newest whose id starts with ``id_prefix``) that can be read; None when none."""
+        """The newest run (or the one whose id starts with ``id_prefix``) that can be read; None when none.
+
+        A prefix must have at least 4 characters and fit one run only (:class:`StoreError` says which fit).
+        """
         wanted = id_prefix.strip().lower()
-        for path in reversed(self._files()):
-            if wanted and not path.stem.rsplit("-", 1)[-1].startswith(wanted):
-                continue
+        paths = list(reversed(self._files()))
+        if wanted:
+            if len(wanted) < 4:
+                raise StoreError(f"A run id needs at least 4 characters (got {id_prefix!r}).", RUN_LIST_HINT)
+            paths = [path for path in paths if path.stem.rsplit("-", 1)[-1].startswith(wanted)]
+            if len(paths) > 1:
+                ids = ", ".join(path.stem.rsplit("-", 1)[-1][:8] for path in paths[:5])
+                raise StoreError(f"{len(paths)} runs have ids starting with {id_prefix!r} ({ids}).", RUN_LIST_HINT)
+        for path in paths:
             try:
                 return RunRecord.model_validate_json(path.read_bytes())
             except (OSError, ValidationError) as exc:

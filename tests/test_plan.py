@@ -296,3 +296,46 @@ def test_a_description_that_names_only_women_or_men_sets_the_pronouns(descriptio
 )
 def test_who_they_are_the_parents_of_does_not_set_their_age(description: str, lo: int, hi: int) -> None:
     assert all(lo <= slot.age <= hi for slot in plan_for(description, 10).slots)
+
+
+@pytest.mark.parametrize(
+    ("description", "mix", "warning"),
+    [
+        ("bus drivers in Leeds", "ages 5-10", "younger than Bus Driver usually starts (18)"),
+        ("bus drivers", "stage child:1", "with a life stage its age rarely has (child at"),
+        ("nurses aged 30 to 40", "ages 70-80", "the mix's ages 70-80 replace the description's 30-40"),
+        ("retired teachers", "ages 20-25", "retired at 2"),
+    ],
+)
+def test_a_plan_that_contradicts_itself_says_so_before_the_first_call(description: str, mix: str, warning: str) -> None:
+    plan = plan_for(description, 6, mix=parse_mix(mix))
+    assert any(warning in said for said in plan.warnings), plan.warnings
+    assert not plan_for(description, 6).warnings
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("pin age=200", "a pinned age must be a whole number from 0 to 120"),
+        ("shee/her 60%", "'shee/her' are not pronouns I know (did you mean she/her?)"),
+        ("she/her 70%; he/him 50%", "add up to more than 100% (she/her 70% + he/him 50%)"),
+        ("tech novce:1", "'novce' is not a tech level (did you mean novice?)"),
+        ("places", "says nothing after 'places'"),
+        ("pin name=Ann Smith", "'name' cannot be pinned"),
+    ],
+)
+def test_mix_mistakes_found_by_trying_it(text: str, words: str) -> None:
+    with pytest.raises(RequestError) as caught:
+        parse_mix(text)
+    assert words in caught.value.message
+
+
+def test_toml_ages_must_be_a_pair_of_numbers() -> None:
+    with pytest.raises(RequestError, match=r"like ages = \[25, 60\]"):
+        mix_from_table({"ages": "30-45"})
+
+
+def test_a_town_the_tables_do_not_know_is_placed_in_the_described_country() -> None:
+    plan = plan_for("bus drivers in Leeds", 3, mix=parse_mix("places York, Bradford, Atlantis"))
+    places = {slot.location for slot in plan.slots}
+    assert places == {"York, United Kingdom", "Bradford, United Kingdom", "Atlantis, United Kingdom"}

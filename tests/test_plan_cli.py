@@ -100,7 +100,7 @@ def test_report_says_when_personas_of_the_run_were_deleted(env: dict[str, str]) 
     first = json.loads(out.stdout)[0]["id"]
     assert cli(env, "delete", first).returncode == 0
     words = cli(env, "report")
-    assert "1 of its personas were deleted since" in words.stdout and "Diversity of 2 personas" in words.stdout
+    assert "1 of its personas was deleted since" in words.stdout and "Diversity of 2 personas" in words.stdout
 
 
 def test_plan_lines_count_each_dimension() -> None:
@@ -112,3 +112,15 @@ def test_plan_lines_count_each_dimension() -> None:
     assert any("pinned" in line and "communication_style = terse" in line for line in lines)
     single = plan_lines(draw_plan(GenerationRequest.create(KENYA, 1), seed=5))
     assert len(single) == 1 and single[0].split()[0] == "slot"
+
+
+def test_a_run_prefix_must_be_long_enough_and_fit_one_run(env: dict[str, str]) -> None:
+    assert cli(env, "generate", KENYA, "-n", "2").returncode == 0
+    run_id = json.loads(cli(env, "report", "--json").stdout)["run"]["id"]
+    short = cli(env, "report", run_id[:2])
+    assert short.returncode == 2 and "A run id needs at least 4 characters" in short.stderr
+    runs = Path(env["PERSONA_TUI_DATA_DIR"]) / "runs"
+    original = next(runs.glob("*.json"))
+    (runs / original.name.replace(run_id, run_id[:6] + "f" * 26)).write_bytes(original.read_bytes())
+    both = cli(env, "report", run_id[:6])
+    assert both.returncode == 2 and "2 runs have ids starting with" in both.stderr, both.stderr

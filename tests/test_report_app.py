@@ -117,3 +117,21 @@ async def test_the_report_writes_a_near_duplicate_again_and_replaces_it(
         assert recorded is not None and recorded.replaced == [second.id]
         assert second.id not in recorded.persona_ids and len(recorded.persona_ids) == 2
     await asyncio.sleep(0)
+
+
+async def test_the_mix_field_shows_its_text_when_wrong_and_its_error_goes_once_touched(
+    app_factory: AppFactory,
+) -> None:
+    app = app_factory(OfflineProvider(seed=3, tokens_per_second=0), population_plan=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.query_one("#description", Input).value = "nurses"
+        mix = app.query_one("#mix", Input)
+        mix.value = "shee/her 60%"
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert mix.has_class("-invalid") and mix.content_region.height == 1, "the text row is still there"
+        assert "did you mean she/her?" in str(app.query_one("#form-error").render())
+        await pilot.press("backspace")
+        await pilot.pause()
+        assert not mix.has_class("-invalid")
+        assert not app.query_one("#form-error").has_class("-shown")

@@ -61,8 +61,11 @@ class FieldSpread(_Frozen):
     entropy: float
     """Shannon entropy over log(distinct): 0..1, 0 with one value (or none)."""
     top: str
-    """The most common value ("" when none); ties go to the value seen first."""
+    """The most common value ("" when none); of values tied for it, the first in alphabetical order, so the
+    same personas give the same answer in whatever order they are read."""
     top_count: int
+    tied: int = 0
+    """Other values as common as ``top``."""
 
 
 class BrokenSlot(_Frozen):
@@ -201,7 +204,8 @@ def _spread(field: str, values: Iterable[str]) -> FieldSpread:
             continue
         counts[key] += 1
         shown.setdefault(key, value.strip())
-    top, top_count = counts.most_common(1)[0] if counts else ("", 0)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    top, top_count = ranked[0] if ranked else ("", 0)
     return FieldSpread(
         field=field,
         counted=sum(counts.values()),
@@ -209,6 +213,7 @@ def _spread(field: str, values: Iterable[str]) -> FieldSpread:
         entropy=evenness(counts.values()),
         top=shown.get(top, ""),
         top_count=top_count,
+        tied=sum(1 for _, n in ranked[1:] if n == top_count),
     )
 
 

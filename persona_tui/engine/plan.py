@@ -13,6 +13,7 @@ The user shapes the plan with a :class:`~persona_tui.models.Mix`, written compac
 
 from __future__ import annotations
 
+import difflib
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -25,7 +26,6 @@ from persona_tui.engine.world.reading import Place, fold, pronouns_named, read_d
 from persona_tui.engine.world.tables import Job, load_tables
 from persona_tui.models import (
     LIFE_STAGES,
-    PRONOUNS,
     TECH_LEVELS,
     GenerationRequest,
     LifeStage,
@@ -106,7 +106,42 @@ def draw_plan(request: GenerationRequest, org: Organization | None = None, seed:
     stages = _stages(slots, mix, retired, student, bool(others), rng)
     slots = [slot.model_copy(update={"life_stage": stage}) for slot, stage in zip(slots, stages, strict=True)]
     sources["stages"] = "your mix" if mix.stages else "from age and occupation"
-    return Plan(seed=seed, slots=tuple(slots), mix=mix, sources=sources)
+    warnings = _warnings(mix, wanted.age_range, others, slots)
+    return Plan(seed=seed, slots=tuple(slots), mix=mix, sources=sources, warnings=warnings)
+
+
+def _warnings(
+    mix: Mix, described: tuple[int, int] | None, jobs: Sequence[Job], slots: Sequence[Slot]
+) -> tuple[str, ...]:
+    """What in the plan contradicts itself, said before anything is sent (the personas would read oddly)."""
+    said = []
+    if mix.ages and described and tuple(mix.ages) != described:
+        said.append(
+            f"the mix's ages {mix.ages[0]}-{mix.ages[1]} replace the description's {described[0]}-{described[1]}"
+        )
+    if jobs and slots:
+        start = min(start_age(title) for title in jobs[0].titles)
+        young = [slot for slot in slots if slot.age < start]
+        if young:
+            said.append(f"{_count(len(young), 'slot')} younger than {jobs[0].titles[0]} usually starts ({start})")
+    odd = [slot for slot in slots if not _stage_fits(slot.life_stage, slot.age)]
+    if odd:
+        example = odd[0]
+        said.append(
+            f"{_count(len(odd), 'slot')} with a life stage its age rarely has ({example.life_stage} at {example.age})"
+        )
+    return tuple(said)
+
+
+def _count(n: int, word: str) -> str:
+    return f"1 {word}" if n == 1 else f"{n} {word}s"
+
+
+def _stage_fits(stage: LifeStage, age: int) -> bool:
+    low, high = {"child": (0, 12), "student": (10, 40), "working": (16, 80), "parent": (16, 90), "retired": (50, 120)}[
+        stage
+    ]
+    return low <= age <= high
 
 
 def _default_ages(jobs: Sequence[Job]) -> tuple[int, int]:
@@ -161,9 +196,11 @@ def _places(mix: Mix, named: Sequence[Place], org: Organization | None, sources:
     """The places to spread over: the mix's, else the description's, else the organization's region."""
     if mix.places:
         found: list[Place] = []
+        countries = {place.country for place in named}
+        country = countries.pop() if len(countries) == 1 else ""  # an unknown town is in the described country
         for text in mix.places:
             places = read_description(text).places
-            found.extend(places or [Place((text,), "")])
+            found.extend(places or [Place((text,), country)])
         sources["places"] = "your mix"
         return found
     if named:
@@ -358,6 +395,7 @@ _KEYS = {
     "pin": "pins",
     "seed": "seed",
 }
+MIX_KEYS = "clauses start with ages, pronouns, tech, stage, places, jobs, pin or seed, or are like 'she/her 60%'"
 MIX_HELP = (
     "clauses separated by ';', for example: ages 25-60; she/her 60%; tech novice:2 expert:1; "
     "places Nairobi, Mombasa; jobs Ward Nurse, Midwife; stage parent:1 working:2; pin location=Nairobi; seed 7"
@@ -372,6 +410,9 @@ def parse_mix(text: str, base: Mix | None = None) -> Mix:
         if _clause(clause, data):
             shares.add(_KEYS.get(clause.split()[0].lower().rstrip(":"), "pronouns"))
     for key in shares:
+        if sum(data[key].values()) > 100:
+            given = " + ".join(f"{k} {_num(v)}%" for k, v in data[key].items())
+            raise RequestError("mix", f"The {key} shares add up to more than 100% ({given}).")
         data[key] = _with_rest(key, data[key])
     return _validated(data)
 
@@ -405,29 +446,38 @@ def _clause(clause: str, data: dict[str, Any]) -> bool:
     word, _, rest = clause.partition(" ")
     key = _KEYS.get(word.lower().rstrip(":"))
     rest = rest.strip()
-    if key is None or not rest:
-        raise RequestError("mix", f"The mix clause {clause!r} is not one I know: use {MIX_HELP}.")
+    if key is None:
+        raise RequestError("mix", f"The mix clause {clause!r} is not one I know; {MIX_KEYS}.")
+    if not rest:
+        raise RequestError("mix", f"The mix clause {clause!r} says nothing after {word!r}; {MIX_KEYS}.")
     if key == "ages":
         raise RequestError("mix", f"Ages are written as a range, like 'ages 25-60' (got {clause!r}).")
     if key in ("pronouns", "tech", "stages"):
-        pairs = _WEIGHTED.findall(rest)
-        if not pairs or _WEIGHTED.sub("", rest).strip(" ,"):
-            example = f"{word} novice:2 expert:1"
-            raise RequestError("mix", f"Write weights as name:number, like '{example}' (got {clause!r}).")
-        data[key].update({name.lower(): float(weight) for name, weight in pairs})
-        return "%" in rest
-    elif key in ("places", "occupations"):
+        return _weights(key, word, rest, clause, data)
+    if key in ("places", "occupations"):
         data[key] = tuple(data[key]) + tuple(p.strip() for p in rest.split(",") if p.strip())
     elif key == "pins":
         field, eq, value = rest.partition("=")
         if not eq or not value.strip():
             raise RequestError("mix", f"Write a pin as field=value, like 'pin location=Nairobi' (got {clause!r}).")
         data["pins"][field.strip().lower()] = value.strip()
-    elif key == "seed":
-        if not rest.isdigit():
-            raise RequestError("mix", f"The seed must be a whole number (got {rest!r}).")
+    elif not rest.isdigit():
+        raise RequestError("mix", f"The seed must be a whole number (got {rest!r}).")
+    else:
         data["seed"] = int(rest)
     return False
+
+
+def _weights(key: str, word: str, rest: str, clause: str, data: dict[str, Any]) -> bool:
+    """A weighted clause ("tech novice:2 expert:1", "pronouns she/her:60% he/him:40%"); True for per cent."""
+    pairs = _WEIGHTED.findall(rest)
+    if not pairs or _WEIGHTED.sub("", rest).strip(" ,"):
+        example = {"tech": "tech novice:2 expert:1", "stages": "stage parent:1 working:2"}.get(
+            key, "pronouns she/her:3"
+        )
+        raise RequestError("mix", f"Write weights as name:number, like '{example}' (got {clause!r}).")
+    data[key].update({name.lower(): float(weight) for name, weight in pairs})
+    return "%" in rest
 
 
 def mix_from_table(table: Mapping[str, Any], base: Mix | None = None) -> Mix:
@@ -458,10 +508,26 @@ def _weight(value: object) -> object:
     return value
 
 
+_LEVEL_WORDS = {"tech": TECH_LEVELS, "stages": LIFE_STAGES}
+
+
 def _validated(data: dict[str, Any]) -> Mix:
-    unknown = [p for p in data.get("pronouns", {}) if p not in PRONOUNS and "/" not in p]
+    """The mix, or :class:`RequestError` with one plain sentence on the first thing wrong."""
+    unknown = [p for p in data.get("pronouns", {}) if "/" not in p]
     if unknown:
         raise RequestError("mix", f"{unknown[0]!r} is not pronouns; write them like she/her, he/him or they/them.")
+    for key, known in _LEVEL_WORDS.items():
+        for name in data.get(key, {}):
+            if name not in known:
+                near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                guess = f" (did you mean {near[0]}?)" if near else ""
+                word = "tech level" if key == "tech" else "life stage"
+                raise RequestError("mix", f"{name!r} is not a {word}{guess}; use {', '.join(known)}.")
+    ages = data.get("ages")
+    if ages is not None and not (
+        isinstance(ages, list | tuple) and len(ages) == 2 and all(isinstance(a, int) and 0 <= a <= 120 for a in ages)
+    ):
+        raise RequestError("mix", f"Ages are two whole numbers from 0 to 120, like ages = [25, 60] (got {ages!r}).")
     try:
         return Mix.model_validate(data)
     except ValidationError as exc:

@@ -200,6 +200,8 @@ class PersonaApp(App[None]):
         self.last_report: DiversityReport | None = None
         """The diversity report of the last run in this session (ctrl+d shows it)."""
         self.last_description = ""
+        self._refused_mix: str | None = None
+        """The mix text last refused: its error stays until the text changes."""
 
     def _model_title(self, *, wide: bool = True) -> str:
         """The header's words on the model: its name and server (the server's text, on one line); when
@@ -477,6 +479,7 @@ class PersonaApp(App[None]):
             )
         except RequestError as exc:
             target = {"count": count_input, "mix": mix_input}.get(exc.field, description)
+            self._refused_mix = mix_input.value if target is mix_input else None
             self._show_form_error(exc.message, target)
             return
         if error.has_class("-shown"):  # touched only when an error shows: each update lays the screen out
@@ -621,9 +624,10 @@ class PersonaApp(App[None]):
 
     def _reported(self, event: ev.DiversityReported) -> None:
         self.last_report = event.report
-        if self.count > 1:
-            self.log_pane.message("ctrl+d shows this report again, and writes near-duplicates again")
         near = len(event.report.near_duplicates)
+        if self.count > 1:
+            again = ", and r there writes the near-duplicates again" if near else ""
+            self.log_pane.message(f"ctrl+d shows this report again{again}")
         if near and self.count > 1:
             pairs = "1 near-duplicate pair" if near == 1 else f"{near} near-duplicate pairs"
             self.notify(
@@ -765,6 +769,18 @@ class PersonaApp(App[None]):
     @on(Button.Pressed, "#cancel")
     def _cancel_pressed(self) -> None:
         self.action_cancel()
+
+    @on(Input.Changed, "#mix")
+    def _mix_changed(self) -> None:
+        """A mix being fixed: its error goes as soon as it is touched (the description's and the count's go on the
+        next ctrl+g, which reads them again)."""
+        mix = self.query_one("#mix", Input)
+        if self._refused_mix is not None and mix.value != self._refused_mix:
+            self._refused_mix = None
+            mix.remove_class("-invalid")
+            error = self.query_one("#form-error", Label)
+            error.update("")
+            error.remove_class("-shown")
 
     @on(Input.Submitted)
     def _submitted(self) -> None:

@@ -207,6 +207,11 @@ _NOT_JOBS = {
     "subscriber", "subscribers", "follower", "followers", "guy", "guys", "girl", "girls", "boy", "boys", "pet",
     "pets", "dog", "dogs", "cat", "cats", "retiree", "retirees", "pensioner", "pensioners", "student", "students",
     "parent", "parents", "worker", "workers", "employee", "employees", "professional", "professionals",
+    "staff", "crew", "crews", "mother", "mothers", "father", "fathers", "grandmother", "grandmothers",
+    "grandfather", "grandfathers", "grandparent", "grandparents", "sister", "sisters", "brother", "brothers",
+    "daughter", "daughters", "son", "sons", "wife", "wives", "husband", "husbands", "partner", "partners",
+    "volunteer", "volunteers", "learner", "learners", "visitor", "visitors", "tenant", "tenants", "homeowner",
+    "homeowners", "renter", "renters", "client", "clients", "caller", "callers", "stakeholder", "stakeholders",
 }  # fmt: skip
 # Word endings that name someone by what they do: "driver", "cyclist", "technician", "accountant".
 _AGENT = re.compile(
