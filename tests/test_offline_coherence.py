@@ -452,7 +452,7 @@ BRITISH = re.compile(
     r"|holidays?|pavement|food shop|cup of tea|home for tea|maths|mum|a flat|flatmates|adverts?|rotas?|nappies"
     r"|allotment|at weekends|marking|armbands|break time|school dinners|five-a-side|pocket money|queue"
     r"|mobile signal|sceptic\w*|stallholders|leaflets|home deposit|packed lunches|school runs|good marks"
-    r"|shops?)\b",
+    r"|member's shop)\b",
     re.IGNORECASE,
 )
 
