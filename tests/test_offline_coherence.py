@@ -9,10 +9,11 @@ from collections import Counter
 
 import pytest
 
-from persona_tui.engine.plan import draw_plan, slot_breaks
+from persona_tui.engine.plan import draw_plan, parse_mix, slot_breaks
 from persona_tui.engine.providers.offline import OfflineProvider
+from persona_tui.engine.providers.offline.compose import _article, _count, _inline
 from persona_tui.engine.world.reading import read_description
-from persona_tui.engine.world.tables import load_tables
+from persona_tui.engine.world.tables import Pool, load_tables
 from persona_tui.engine.world.wording import is_us, localize
 from persona_tui.models import GenerationRequest, Persona, Slot
 
@@ -333,3 +334,168 @@ def test_occupation_families(title: str, family: str) -> None:
     from persona_tui.engine.world.occupations import family_of
 
     assert family_of(title) == family
+
+
+# --- what QA found in the offline writing (issue 15b) ---------------------------------------------------------------
+
+STAGES = ("child", "student", "working", "parent", "retired")
+
+
+def _pools() -> list[tuple[str, Pool]]:
+    phrases = load_tables().phrases
+    return [("adults", phrases.adults), *phrases.stages.items(), *phrases.families.items()]
+
+
+def _text(persona: Persona) -> str:
+    return " ".join([persona.background, persona.quote, *persona.goals, *persona.frustrations])
+
+
+def test_every_pin_is_kept() -> None:
+    pins = {"communication_style": "Blunt", "name": "Ada Okafor", "quote": "Less talk, more fixing.",
+            "personality_traits": "stubborn", "age": "47", "goals": "Open a second shop"}  # fmt: skip
+    for seed in range(60):
+        s = slot(index=seed, age=47, life_stage=STAGES[2 + seed % 3], occupation=None, pins=pins)
+        persona = OfflineProvider(seed=seed).compose("people", seed, slot=s)
+        assert slot_breaks(s, persona) == [], slot_breaks(s, persona)
+        assert "Blunt" in persona.communication_style and persona.name == "Ada Okafor"
+        assert persona.quote == "Less talk, more fixing." and "stubborn" in persona.personality_traits
+        assert "Ada" in persona.background, "the background calls the persona by the pinned name"
+
+
+def test_a_pin_from_the_mix_reaches_the_persona() -> None:
+    request = GenerationRequest.create("nurses in Kenya", 12, mix=parse_mix("pin communication_style=Blunt"))
+    plan = draw_plan(request, seed=3)
+    provider = OfflineProvider(seed=3)
+    for s in plan.slots:
+        persona = provider.compose("nurses in Kenya", s.index, slot=s)
+        assert "blunt" in persona.communication_style.casefold() and slot_breaks(s, persona) == []
+
+
+def test_goals_frustrations_and_quotes_never_name_the_persona() -> None:
+    for where, pool in _pools():
+        for field in ("goals", "ambitions", "frustrations", "quotes"):
+            for text in getattr(pool, field):
+                assert "{first}" not in text and "{their}" not in text, (where, field, text)
+    for seed in range(300):
+        s = slot(index=seed, age=(9, 16, 20, 35, 38, 70)[seed % 6], life_stage=("child", "student", "student",
+                 "working", "parent", "retired")[seed % 6], occupation=None, location=None)  # fmt: skip
+        persona = OfflineProvider(seed=seed).compose("people", seed, slot=s)
+        first = persona.name.split()[0]
+        for text in [persona.quote, *persona.goals, *persona.frustrations]:
+            assert not re.search(rf"\b{re.escape(first)}\b", text), (first, text)
+
+
+def test_one_year_is_not_years() -> None:
+    assert (_count(1, "year"), _count(0, "year"), _count(12, "year")) == ("1 year", "0 years", "12 years")
+    ones = 0
+    for seed in range(300):
+        young = slot(
+            index=seed, age=1 + seed % 3, life_stage="child", occupation="Toddler", location="Leeds, United Kingdom"
+        )
+        worker = slot(index=seed, age=20 + seed % 2, occupation="Plumber", life_stage="working")
+        for s in (young, worker):
+            persona = OfflineProvider(seed=seed).compose("people", seed, slot=s)
+            assert not re.search(r"\b1 years\b", _text(persona)), persona.background
+            ones += bool(re.search(r"\b1 year\b", persona.background))
+    assert ones, "some backgrounds say '1 year'"
+
+
+def test_a_background_tells_a_hobby_once() -> None:
+    hobbies = {h for _, pool in _pools() for h in pool.hobbies}
+    for seed in range(400):
+        s = slot(index=seed, age=(8, 16, 21, 40, 36, 72)[seed % 6], occupation=None, location="Leeds, United Kingdom",
+                 life_stage=("child", "student", "student", "working", "parent", "retired")[seed % 6])  # fmt: skip
+        background = OfflineProvider(seed=seed).compose("people", seed, slot=s).background
+        told = [h for h in hobbies for _ in range(background.count(h))]
+        assert len(told) <= 1, background
+        sentences = re.split(r"(?<=\.) ", background)
+        assert len(sentences) == len(set(sentences)), background
+
+
+YOUNG_CHILDREN = re.compile(r"part-time|outgrow|packed lunches|school runs|holding a child|childcare|night's sleep"
+                            r"|tablet better|school newsletter", re.I)  # fmt: skip
+CAREER_STORY = re.compile(r"line of work|doing this work|in the job|the job|went part-time|colleagues", re.I)
+
+
+@pytest.mark.parametrize("occupation", [None, "Nurse", "CEO", "Founder", "Stay-at-Home Parent", "Plumber"])
+def test_parents_are_written_for_their_childrens_age_and_their_job(occupation: str | None) -> None:
+    for seed in range(120):
+        age = 27 + seed % 34  # 27 to 60
+        s = slot(index=seed, age=age, life_stage="parent", occupation=occupation, location="Leeds, United Kingdom")
+        persona = OfflineProvider(seed=seed).compose("parents", seed, slot=s)
+        text = _text(persona)
+        if age >= 42:
+            assert not YOUNG_CHILDREN.search(text), (age, text)
+        if occupation in ("CEO", "Founder"):
+            assert "part-time" not in text, text
+        if persona.occupation in ("Stay-at-Home Parent", "Homemaker"):
+            assert not CAREER_STORY.search(persona.background), persona.background
+
+
+UNIVERSITY = re.compile(r"\brent\b|loan|\bflat\b|apartment|lecture|coursework|tutor|graduat|part-time job|shifts?\b"
+                        r"|entry-level|laundry|student discount|college|uni\b", re.I)  # fmt: skip
+
+
+def test_school_students_are_not_at_university() -> None:
+    for seed in range(300):
+        age = 13 + seed % 5
+        where = ("Leeds, United Kingdom", "Columbus, United States", "Nairobi, Kenya")[seed % 3]
+        s = slot(index=seed, age=age, life_stage="student", occupation=None, location=where)
+        persona = OfflineProvider(seed=seed).compose("teenagers", seed, slot=s)
+        text = _text(persona)
+        assert not UNIVERSITY.search(text), (age, text)
+        assert not GROWN_UP_WORRIES.search(text), (age, text)
+
+
+BRITISH = re.compile(
+    r"\b(?:organis\w*|favourite|colour\w*|centre|neighbour\w*|travell\w*|programme|whilst|humour|practis\w*"
+    r"|holidays?|pavement|food shop|cup of tea|home for tea|maths|mum|a flat|flatmates|adverts?|rotas?|nappies"
+    r"|allotment|at weekends|marking|armbands|break time|school dinners|five-a-side|pocket money|queue"
+    r"|mobile signal|sceptic\w*|stallholders|leaflets|home deposit|packed lunches|school runs|good marks"
+    r"|member's shop)\b",
+    re.IGNORECASE,
+)
+
+
+def test_every_phrase_reads_as_us_english_in_the_us() -> None:
+    phrases = load_tables().phrases
+    texts = [*phrases.intros, *phrases.traits]
+    texts += [text for _, pool in _pools() for field in Pool._fields for text in getattr(pool, field)]
+    for text in texts:
+        us = localize(text, "United States").replace("ticket queue", "")
+        assert not BRITISH.search(us), (text, us)
+
+
+def test_ohio_plumbers_write_american() -> None:
+    for _s, persona in planned("plumbers in Ohio", 30, 1) + planned("parents in Ohio", 30, 2):
+        text = " ".join([_text(persona), persona.communication_style, *persona.personality_traits])
+        assert not BRITISH.search(text.replace("ticket queue", "")), text
+
+
+def test_kenyan_men_have_no_womens_names() -> None:
+    from faker.providers.person import en_KE
+
+    women = set(en_KE.Provider.first_names_female) | load_tables().women_only["en_KE"]
+    assert {"Njoki", "Chebet", "Njeri", "Nelima", "Wanjiru", "Akinyi", "Achieng"} <= women
+    surnames = set()
+    for seed in range(400):
+        s = slot(index=seed, pronouns="he/him", location=("Nairobi, Kenya", "Rural area near Eldoret, Kenya")[seed % 2])
+        name = OfflineProvider(seed=seed).compose("farmers", seed, slot=s).name
+        first, last = name.split()[0], name.split()[-1]
+        assert first not in women and last not in women, name
+        surnames.add(last)
+    assert len(surnames) > 100, "men's surnames still vary"
+    s = slot(pronouns="he/him", location="Nairobi, Kenya")
+    assert OfflineProvider(seed=5).compose("x", 0, slot=s).name == OfflineProvider(seed=5).compose("x", 0, slot=s).name
+
+
+def test_languages_and_nationalities_keep_their_capitals_mid_sentence() -> None:
+    assert _inline("Retired English Teacher") == "retired English teacher"
+    assert _inline("French/Spanish Interpreter") == "French/Spanish interpreter"
+    assert _inline("Senior IT Manager") == "senior IT manager"
+    assert _inline("Maths Teacher") == "maths teacher"
+    assert _article("English teacher") == "an English teacher"
+    s = slot(age=70, life_stage="retired", occupation="Retired English Teacher", location="Leeds, United Kingdom")
+    for seed in range(10):
+        background = OfflineProvider(seed=seed).compose("retired teachers", seed, slot=s).background
+        assert "retired English teacher" in background and "english" not in background, background

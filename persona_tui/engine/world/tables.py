@@ -102,6 +102,7 @@ class Tables(NamedTuple):
     former_jobs: tuple[str, ...]  # for "retired" with no other job named
     phrases: Phrases
     own_names: dict[str, NamePool]  # by locale
+    women_only: dict[str, frozenset[str]]  # by locale: women's given names, never a man's given name or surname
     wording: Wording
 
 
@@ -178,6 +179,11 @@ def load_tables() -> Tables:
         ),
         former_jobs=_strings(jobs, "former_jobs"),
         phrases=_phrases(_read("phrases.toml")),
-        own_names={locale: NamePool(*(_strings(pool, k) for k in NamePool._fields)) for locale, pool in names.items()},
+        own_names={
+            locale: NamePool(*(_strings(pool, k) for k in NamePool._fields))
+            for locale, pool in names.items()
+            if locale != "women_only"
+        },
+        women_only={locale: frozenset(_strings(names["women_only"], locale)) for locale in names.get("women_only", {})},
         wording=_wording(_read("wording.toml")),
     )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from persona_tui.engine.providers.offline.names import seeded, unused_name
 from persona_tui.engine.world.occupations import family_of, start_age
-from persona_tui.engine.world.reading import Wanted, read_description
+from persona_tui.engine.world.reading import Wanted, fold, read_description
 from persona_tui.engine.world.tables import Pool, Tables, load_tables
 from persona_tui.engine.world.wording import localize
 from persona_tui.models import LifeStage, Persona, Slot, TechSavviness
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 _LEVELS: tuple[TechSavviness, ...] = ("novice", "basic", "intermediate", "advanced", "expert")
 _RURAL = "Rural area near "
 _STEPS = (7, 11, 13, 17, 19, 23, 29, 31)  # strides through a pool: each coprime with most pool sizes
+_SLOT_FIELDS = ("age", "pronouns", "location", "occupation", "tech_savviness")  # pins the slot already holds
+_HOME_MAKER = re.compile(r"stay-at-home|homemaker|housewife|househusband", re.IGNORECASE)
+_YOUNG_CHILDREN_UNTIL = 42  # parents younger than this have young children; older ones teenagers or grown-ups
 
 
 class _Home(NamedTuple):
@@ -61,7 +64,7 @@ def compose(
     tables = load_tables()
     home = _slot_home(slot.location, rng, tables) if slot and slot.location else _home(wanted, rng, index, spread)
     pronouns, female = _pronouns(rng, slot)
-    first, name = unused_name(home.fake, home.locale, female, avoid, rng)
+    first, name = _pinned_name(slot, *unused_name(home.fake, home.locale, female, avoid, rng))
     life = _slot_life(slot, wanted, rng, tables) if slot else _life(wanted, rng, tables)
     occupation = localize(life.occupation, home.country)
     pool = _pool(tables, life.stage, occupation, life.age)
@@ -73,7 +76,7 @@ def compose(
     def say(text: str) -> str:
         return localize(text.format(**words), home.country)
 
-    return Persona(
+    persona = Persona(
         name=name,
         age=life.age,
         pronouns=pronouns,
@@ -82,11 +85,40 @@ def compose(
         background=say(background),
         goals=[say(g) for g in rng.sample(pool.goals, rng.randint(2, 4))],
         frustrations=[say(f) for f in rng.sample(pool.frustrations, rng.randint(2, 4))],
-        personality_traits=rng.sample(tables.phrases.traits, rng.randint(3, 5)),
+        personality_traits=[say(t) for t in rng.sample(tables.phrases.traits, rng.randint(3, 5))],
         tech_savviness=tech,
         communication_style=say(rng.choice(pool.styles)),
-        quote=say(_quote(tables, life.stage, occupation, index, spread)),
+        quote=say(_quote(tables, life.stage, occupation, life.age, index, spread)),
     )
+    return _pinned(persona, slot.pins) if slot else persona
+
+
+def _pinned_name(slot: Slot | None, first: str, name: str) -> tuple[str, str]:
+    """(given name, full name): the slot's pinned name when it has one (drawn all the same, to keep the draws)."""
+    pinned = slot.pins.get("name", "").strip() if slot else ""
+    return (pinned.split()[0], pinned) if pinned else (first, name)
+
+
+def _pinned(persona: Persona, pins: dict[str, str]) -> Persona:
+    """The persona with each pinned field it has set to the pin (the slot's own fields are already the slot's).
+
+    A pinned text field is the pin; a list gets the pin first; the background gets it as a last sentence
+    unless it already says it.
+    """
+    update: dict[str, object] = {}
+    for field, value in pins.items():
+        if field in _SLOT_FIELDS or field not in Persona.model_fields or not value.strip():
+            continue
+        current = getattr(persona, field)
+        if fold(value) in fold(str(current)):
+            continue
+        if isinstance(current, list):
+            update[field] = [value, *current[:-1]] if len(current) > 1 else [value]
+        elif field == "background":
+            update[field] = f"{current} {value.rstrip('.')}."
+        else:
+            update[field] = value
+    return persona.model_copy(update=update)
 
 
 # ----- where -----
@@ -213,17 +245,44 @@ def _years(life: _Life, rng: random.Random, tables: Tables) -> int:
 def _pool(tables: Tables, stage: LifeStage, occupation: str, age: int) -> Pool:
     """The stage's phrases, the occupation family's (for working people and parents) and the adults'.
 
-    Ambitions (a deposit, a promotion) join the goals for the under-50s only.
+    Ambitions (a deposit, a promotion) join the goals for the under-50s only. Stay-at-home parents
+    and homemakers tell of running the home instead of a career.
     """
     phrases = tables.phrases
-    parts = [phrases.stages[stage]]
+    parts = _stage_pools(tables, stage, occupation, age)
     family = family_of(occupation, tables)
     if stage in ("working", "parent") and family in phrases.families:
         parts.append(phrases.families[family])
-    if stage != "child":
+    if not _young(stage, age):
         parts.append(phrases.adults)
     merged = Pool(*(tuple(item for part in parts for item in getattr(part, field)) for field in Pool._fields))
+    if stage in ("working", "parent") and _HOME_MAKER.search(occupation):
+        merged = merged._replace(work=phrases.stages["home"].work)
     return merged._replace(goals=merged.goals + merged.ambitions) if age < 50 else merged
+
+
+def _young(stage: LifeStage, age: int) -> bool:
+    """A child, or a student still at school (under 18): no adults' phrases."""
+    return stage == "child" or (stage == "student" and age < 18)
+
+
+def _stage_pools(tables: Tables, stage: LifeStage, occupation: str, age: int) -> list[Pool]:
+    """The life stage's pools: school or university for students, the children's age for parents.
+
+    "Went part-time" is for parents of young children who work for someone else: not for
+    homemakers, nor for those who run a company (the business family).
+    """
+    stages = tables.phrases.stages
+    if stage == "student":
+        return [stages["school" if age < 18 else "student"]]
+    if stage != "parent":
+        return [stages[stage]]
+    if age >= _YOUNG_CHILDREN_UNTIL:
+        return [stages["parent"], stages["parent_older"]]
+    parts = [stages["parent"], stages["parent_young"]]
+    if not _HOME_MAKER.search(occupation) and family_of(occupation, tables) != "business":
+        parts.append(stages["parent_part_time"])
+    return parts
 
 
 def _words(first: str, age: int, occupation: str, place: str, pronouns: str, years: int) -> dict[str, object]:
@@ -231,36 +290,50 @@ def _words(first: str, age: int, occupation: str, place: str, pronouns: str, yea
     return {
         "first": first,
         "age": age,
+        "age_years": _count(age, "year"),
         "a_age": f"{'an' if str(age).startswith('8') or age in (11, 18) else 'a'} {age}",
         "place": place,
         "occ": occ,
         "a_occ": _article(occ),
         "their": {"she/her": "her", "he/him": "his"}.get(pronouns, "their"),
-        "years": years,
+        "years": _count(years, "year") if years else "",
     }
 
 
+def _count(number: int, noun: str) -> str:
+    """The number with its noun, plural unless it is one: "1 year", "12 years"."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _background(pool: Pool, words: dict[str, object], rng: random.Random) -> str:
-    """An intro, what the persona does, and up to two sentences about the rest of life."""
+    """An intro, what the persona does, and up to two sentences about the rest of life.
+
+    At most one of the life sentences tells the hobby: two would say the same thing twice
+    ("After school, Sam builds things. At weekends, Sam builds things.").
+    """
     work = [s for s in pool.work if "{years}" not in s or words["years"]]
     intro = rng.choice(load_tables().phrases.intros)
-    sentences = [intro, rng.choice(work), *rng.sample(pool.life, 2)]
+    life = rng.sample(pool.life, 2)
+    plain = [s for s in pool.life if "{hobby}" not in s]
+    if all("{hobby}" in s for s in life) and plain:
+        life[1] = rng.choice(plain)
+    sentences = [intro, rng.choice(work), *life]
     return " ".join(sentences[: rng.randint(2, 4)])
 
 
-def _quote(tables: Tables, stage: LifeStage, occupation: str, index: int, spread: int) -> str:
+def _quote(tables: Tables, stage: LifeStage, occupation: str, age: int, index: int, spread: int) -> str:
     """A quote taken in turns: from the stage's, the family's or the adults' quotes, by index.
 
     Within each pool, consecutive turns stride through it (a stride coprime with its size), so a
     batch uses every quote of a pool before any repeats.
     """
     phrases = tables.phrases
-    stage_quotes = phrases.stages[stage].quotes
+    stage_quotes = tuple(q for part in _stage_pools(tables, stage, occupation, age) for q in part.quotes)
     family = phrases.families.get(family_of(occupation, tables))
     pools = [
         stage_quotes,
         family.quotes if family and stage in ("working", "parent") else stage_quotes,
-        phrases.adults.quotes if stage != "child" else stage_quotes,
+        stage_quotes if _young(stage, age) else phrases.adults.quotes,
     ]
     pool = pools[index % 3]
     step = next(s for s in _STEPS if math.gcd(s, len(pool)) == 1)
@@ -278,9 +351,26 @@ def _faker_job(fake: Faker) -> str:
     return title.replace(" / ", "/")
 
 
+# Words that keep their capital mid-sentence: languages and nationalities ("a retired English teacher").
+_PROPER = frozenset((
+    "african", "american", "arabic", "asian", "australian", "bengali", "brazilian", "british", "canadian",
+    "cantonese", "chinese", "czech", "danish", "dutch", "english", "european", "filipino", "finnish", "french",
+    "gaelic", "german", "greek", "hausa", "hebrew", "hindi", "hungarian", "igbo", "indian", "indonesian", "irish",
+    "italian", "japanese", "kenyan", "korean", "latin", "mandarin", "mexican", "nigerian", "norwegian", "persian",
+    "polish", "portuguese", "punjabi", "romanian", "russian", "scottish", "spanish", "swahili", "swedish", "tamil",
+    "thai", "turkish", "ukrainian", "urdu", "vietnamese", "welsh", "yoruba", "zulu",
+))  # fmt: skip
+
+
 def _inline(title: str) -> str:
-    """A title as it reads mid-sentence: lower case except acronyms."""
-    return " ".join(w if w.isupper() and len(w) > 1 else w.lower() for w in title.split())
+    """A title as it reads mid-sentence: lower case except acronyms, languages and nationalities."""
+    return " ".join("/".join(map(_inline_word, word.split("/"))) for word in title.split())
+
+
+def _inline_word(word: str) -> str:
+    if (word.isupper() and len(word) > 1) or word.casefold() in _PROPER:
+        return word
+    return word.lower()
 
 
 def _article(phrase: str) -> str:
@@ -289,5 +379,6 @@ def _article(phrase: str) -> str:
     if word.isupper() and len(word) > 1:  # read letter by letter: "an IT", "a UX"
         vowel = word[0] in "AEFHILMNORSX"
     else:
+        word = word.lower()
         vowel = word[0] in "aeio" or (word[0] == "u" and not word.startswith(("uni", "us")))
     return f"{'an' if vowel else 'a'} {phrase}"

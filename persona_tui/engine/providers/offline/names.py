@@ -41,10 +41,30 @@ def draw_name(fake: Faker, locale: str, female: bool) -> tuple[str, str]:
     if locale in _ROMANIZED:
         first = fake.first_romanized_name_female() if female else fake.first_romanized_name_male()
         return first, f"{first} {fake.last_romanized_name()}"
+    if not female and locale in load_tables().women_only:
+        return _mans_name(fake, locale)
     first = fake.first_name_female() if female else fake.first_name_male()
     if locale in _FAMILY_FIRST:
         return first, f"{fake.last_name()}{_FAMILY_FIRST[locale]}{first}"
     return first, f"{first} {fake.last_name()}"
+
+
+def _mans_name(fake: Faker, locale: str) -> tuple[str, str]:
+    """(given name, full name) for a man where the locale's pools file women's names among men's names and
+    surnames (names.toml, women_only): drawn again until neither is a woman's, as a surname comes from the father.
+    """
+    person = fake.factories[0].provider("faker.providers.person")
+    women = load_tables().women_only[locale] | set(getattr(person, "first_names_female", ()))
+    first, last = fake.first_name_male(), fake.last_name()
+    for _ in range(50):  # a handful of redraws at most in practice
+        if first not in women:
+            break
+        first = fake.first_name_male()
+    for _ in range(50):
+        if last not in women:
+            break
+        last = fake.last_name()
+    return first, f"{first} {last}"
 
 
 def unused_name(fake: Faker, locale: str, female: bool, avoid: Set[str], rng: random.Random) -> tuple[str, str]:
