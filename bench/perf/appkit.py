@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import DESCRIPTION
+from common import DESCRIPTION, bench_settings
 
 SIZE = (120, 36)
 
@@ -38,8 +38,22 @@ def make_bench_app(data_dir: Path, base_url: str, **settings: Any) -> Any:
         "api_key": "bench-key",
         "max_attempts": 1,
     }
+    known = set(Settings.__dataclass_fields__)
+    values.update({name: _typed(raw) for name, raw in bench_settings().items() if name in known})
     values.update(settings)
     return make_app(Settings(**values))
+
+
+def _typed(raw: str) -> Any:
+    """A PERF_SETTINGS value as a Settings field takes it (true/false, a number, else the text)."""
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
 
 
 def simulate_terminal(app: Any) -> None:

@@ -9,13 +9,17 @@
 2. Whole processes: ``persona-tui generate`` (stderr to a pipe) against a plain
    client script, both run as subprocesses on the same stream.
 
-Run alone: ``python bench/perf/bench_stream.py [--runs N] [--quick]``.
+Run alone: ``python bench/perf/bench_stream.py [--runs N] [--quick]``. ``PERF_GENERATE_ARGS`` adds
+arguments to ``persona-tui generate`` (e.g. a ``--mix`` whose pins the scripted persona fits);
+``PERF_SETTINGS`` sets the app's settings (see ``common.BENCH_SETTINGS``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -136,7 +140,14 @@ def cli_once(server: ServerProcess, tokens: int) -> float:
     with tempfile.TemporaryDirectory(prefix="perf-cli-") as tmp:
         start = time.perf_counter()
         done = subprocess.run(
-            [CLI, "generate", DESCRIPTION, "--provider", "openai"],
+            [
+                CLI,
+                "generate",
+                DESCRIPTION,
+                "--provider",
+                "openai",
+                *shlex.split(os.environ.get("PERF_GENERATE_ARGS", "")),
+            ],
             env=_env(Path(tmp), server.base_url),
             stdin=subprocess.DEVNULL,
             capture_output=True,
