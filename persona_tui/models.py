@@ -73,8 +73,9 @@ class RequestInfo(BaseModel):
     """The organization's name, as it was when the persona was made."""
     organization_id: str | None = None
     enrich: bool = False
-    mix: Mix | None = None
-    """How the user shaped the batch, when they did."""
+    mix: Mix | None = Field(default=None, exclude_if=lambda value: value is None)
+    """How the user shaped the batch, when they did (left out of the file when not: a field set on every
+    loaded record costs memory across thousands)."""
 
 
 class Source(BaseModel):
@@ -153,9 +154,9 @@ class PersonaRecord(BaseModel):
     """The web pages that grounded the persona, when enrichment was on."""
     usage: Usage | None = None
     """What the server counted for this persona over every attempt, when it said."""
-    slot: Slot | None = None
+    slot: Slot | None = Field(default=None, exclude_if=lambda value: value is None)
     """The persona's slot in its batch's population plan."""
-    run_id: str | None = None
+    run_id: str | None = Field(default=None, exclude_if=lambda value: value is None)
     """The run (one ``generate``) the persona was made in."""
 
     def summary(self) -> dict[str, Any]:

@@ -29,14 +29,17 @@ from textual.widgets import Input
 
 from persona_tui.config import Settings
 from persona_tui.engine import events as ev
+from persona_tui.engine.diversity import diversity_report
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.events import Stage
 from persona_tui.engine.parsing import parse_partial
+from persona_tui.engine.plan import draw_plan
 from persona_tui.engine.providers.base import Provider
 from persona_tui.engine.providers.offline import OfflineProvider
 from persona_tui.models import GenerationRequest, PersonaRecord, Plan, Slot
 from persona_tui.storage import PersonaStore
 from persona_tui.tui.app import PersonaApp, make_app
+from persona_tui.tui.screens.report import ReportScreen
 from tests.conftest import FIXED_NOW, SAMPLE_PEOPLE, FakeClock, make_record  # also pins TZ=UTC
 from tests.helpers import ScriptedProvider, Step, persona_dict, tokens_of
 
@@ -579,6 +582,69 @@ async def scene_batch(pilot: Pilot[None]) -> None:
     await settle(pilot)
 
 
+POPULATION = "nurses in Kenya aged 30 to 60"
+
+
+async def scene_plan(pilot: Pilot[None]) -> None:
+    """11. A batch of 20 just planned: the plan's table in the log before the first call."""
+    await settle(pilot)
+    feed = await start_run(pilot, POPULATION, count=20)
+    plan = draw_plan(GenerationRequest.create(POPULATION, 20), seed=5)
+    feed(ev.StageStarted(Stage.PREPARING, f"20 persona(s) with {LABEL}"))
+    feed.at(0.012)(ev.StageFinished(Stage.PREPARING, 0.012))
+    feed(
+        ev.StageSkipped(Stage.ORGANIZATION, "no organization chosen"),
+        ev.StageSkipped(Stage.ENRICHING, "not requested"),
+        ev.StageStarted(Stage.PLANNING, "20 slots"),
+    )
+    feed.at(0.014)(ev.StageFinished(Stage.PLANNING, 0.002, note="seed 5"), ev.PlanDrawn(plan))
+    feed(ev.Progress(0.0, feed.elapsed, 52.0))
+    feed.done()
+    await settle(pilot)
+
+
+def _twins() -> list[PersonaRecord]:
+    """Five nurses of one run, two of them near-duplicates and one off its slot."""
+    plan = draw_plan(GenerationRequest.create(POPULATION, 5), seed=5)
+    stories = [
+        "Runs a maternity ward in a county hospital and coaches a youth football team on Saturdays.",
+        "Travels by motorbike between village clinics with a cool box of vaccines and a solar charger.",
+        "Left banking to study nursing at thirty and now trains the new graduates on night shifts.",
+        "Runs a maternity ward in a county hospital and coaches a youth football team on Saturdays.",
+        "Keeps the dialysis unit going through power cuts and studies for a masters by phone.",
+    ]
+    names = ["Achieng Otieno", "Kiprono Langat", "Mary Wambui", "Grace Wanjiru", "Joseph Kamau"]
+    records = []
+    for i, (slot, story, name) in enumerate(zip(plan.slots, stories, names, strict=True)):
+        fields = {
+            "age": slot.age if i != 2 else slot.ages[0] - 9,
+            "pronouns": slot.pronouns,
+            "location": slot.location,
+            "occupation": slot.occupation,
+            "tech_savviness": slot.tech_savviness,
+            "background": story,
+            "quote": "The ward is mine at night." if i in (0, 3) else f"Every shift teaches me something ({i}).",
+        }
+        record = make_record(name, 40 - i, **fields)
+        records.append(record.model_copy(update={"slot": slot, "run_id": "5" * 32}))
+    return records
+
+
+async def scene_report(pilot: Pilot[None]) -> None:
+    """12. ctrl+d after a batch: the diversity report, a near-duplicate pair flagged, r offered."""
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, PersonaApp)
+    app.last_report = diversity_report(_twins())
+    app.last_description = POPULATION
+    await pilot.press("ctrl+d")
+    for _ in range(50):  # the report's worker waits on its screen: settle() would wait for it too
+        await pilot.pause()
+        if isinstance(app.screen, ReportScreen):
+            break
+    await pilot.pause()
+
+
 # ----- the catalogue -----
 
 
@@ -610,6 +676,8 @@ SCENES: dict[str, Scene] = {
         Scene("input_error", "Blank description", scene_input_error),
         Scene("batch", "A batch of three", scene_batch),
         Scene("thinking", "A reasoning model thinking", scene_thinking, thinker=True),
+        Scene("plan", "A batch of 20 planned", scene_plan),
+        Scene("report", "The diversity report", scene_report),
     )
 }
 

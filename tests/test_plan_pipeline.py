@@ -212,3 +212,16 @@ async def test_every_request_to_a_real_server_carries_its_slot(server: FakeOpenA
     records = saved(events)
     assert sorted(r.persona.age for r in records) == sorted(slot.age for slot in slots)
     assert json.loads(records[0].model_dump_json())["slot"]["index"] in (0, 1, 2)
+
+
+async def test_a_record_made_without_a_plan_or_mix_writes_none_of_them(tmp_path: Path) -> None:
+    """Fields left unset are left out of the file: set on every loaded record they cost memory (BENCHMARKS.md)."""
+    provider = OfflineProvider(seed=5, tokens_per_second=0)
+    events = await run(provider, tmp_path, GenerationRequest.create(KENYA, 1), population_plan=False)
+    (record,) = saved(events)
+    written = json.loads(next((tmp_path / "personas").glob("*.json")).read_text())
+    assert "mix" not in written["request"] and "slot" not in written
+    assert written["run_id"] == record.run_id  # the run is always recorded
+    planned = await run(provider, tmp_path / "b", GenerationRequest.create(KENYA, 1))
+    assert saved(planned)[0].slot is not None
+    assert "slot" in json.loads(next((tmp_path / "b" / "personas").glob("*.json")).read_text())

@@ -568,7 +568,7 @@ class PersonaApp(App[None]):
             key = f"heartbeat-{index}" if isinstance(event, ev.Heartbeat) else None
             self.log_pane.message(line.text, key=key)
             for detail in event_details(event):
-                self.log_pane.message(detail)
+                self.log_pane.message(detail, table=True)
         react = _REACTIONS.get(type(event))
         if react is not None:
             react(self, event)
@@ -892,7 +892,7 @@ class PersonaApp(App[None]):
         if self.running:
             self.action_generate_busy()
             return
-        report, title = self.last_report, f"Diversity of the last run: {self.last_description}"
+        report, title = self.last_report, f"The last run: {self.last_description}"
         if report is None:
             found = await asyncio.to_thread(self._recorded_report)
             if found is None:
@@ -911,7 +911,7 @@ class PersonaApp(App[None]):
         if not records:
             return None
         report = diversity_report(records, threshold=self.settings.similarity_threshold)
-        return report, f"Diversity of the last run: {run.request.description}"
+        return report, f"The last run: {run.request.description}"
 
     def _rewrite(self, report: DiversityReport) -> None:
         """Write the later of each near-duplicate pair again, in its own slot."""

@@ -167,7 +167,8 @@ async def _planning(run: Run, runs: RunStore | None) -> AsyncIterator[Event]:
         started = run.clock()
         count = run.request.count
         yield StageStarted(Stage.PLANNING, "1 slot" if count == 1 else f"{count} slots")
-        plan = run.plan = draw_plan(run.request, run.org, seed=run.settings.seed)
+        # In a thread: the first plan of a process reads the world tables and builds their regexes (~55 ms).
+        plan = run.plan = await asyncio.to_thread(draw_plan, run.request, run.org, seed=run.settings.seed)
     else:
         yield StageSkipped(Stage.PLANNING, "turned off (population_plan = false)")
     run.record = RunRecord(
@@ -195,7 +196,7 @@ async def _replanning(run: Run, rewrite: Rewrite, runs: RunStore | None) -> Asyn
     """For a rewrite: the replaced personas' own slots, and the record of the run they came from."""
     started = run.clock()
     yield StageStarted(Stage.PLANNING, "the slots of the personas to write again")
-    plan = run.plan = rewrite.plan(run.request, run.settings.seed)
+    plan = run.plan = await asyncio.to_thread(rewrite.plan, run.request, run.settings.seed)
     run.runs = runs
     run.record = await original_run(runs, rewrite)
     run.run_id = run.record.id if run.record is not None else rewrite.records[0].run_id or ""
@@ -301,7 +302,7 @@ async def _batch(run: Run, lanes: int) -> AsyncIterator[Event]:
     report = None
     final = _final(run, tally.saved)
     if final:
-        report = diversity_report(final, threshold=run.settings.similarity_threshold)
+        report = await asyncio.to_thread(diversity_report, final, threshold=run.settings.similarity_threshold)
         yield DiversityReported(report)
     if run.record is not None:
         if run.rewrite is None:

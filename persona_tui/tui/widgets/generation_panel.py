@@ -194,7 +194,8 @@ class GenerationPanel(Widget):
         if state.is_batch and state.lanes:
             words = batch_status(state.count, state.saved, state.failed, len(state.lanes))
             return Text(f"{spin} {words}", style="bold")
-        batch = f"[{state.index + 1}/{state.count}] " if state.is_batch else ""
+        # A persona's tag only on a persona's stage: preparing and planning belong to the whole batch.
+        batch = f"[{state.index + 1}/{state.count}] " if state.is_batch and state.stage in PER_PERSONA else ""
         if state.stage is Stage.STREAMING:
             return Text(f"{spin} {batch}{streaming_status(state.tokens, state.rate)}", style="bold")
         if state.stage is Stage.THINKING and state.thinking_since is not None:

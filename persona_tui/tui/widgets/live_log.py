@@ -153,18 +153,20 @@ class LiveLog(Log):
         if keyed:
             self._keyed_at = self.writes
 
-    def message(self, text: str, *, key: str | None = None) -> None:
+    def message(self, text: str, *, key: str | None = None, table: bool = False) -> None:
         """A timestamped line (flushes any pending tokens first).
 
         With a ``key``, a message of the same key among the keyed messages that end the log is
         rewritten in place, with the new time, instead of adding a line; any other write ends them.
+        A ``table`` row keeps its runs of spaces (the columns of the plan and the report).
         """
         if self._backlog is not None:
             self._backlog.append(text)
             return
         self.flush()
         stamp = self.now().strftime("%H:%M:%S")
-        self._say(f"{stamp}  {strip_control(text, keep_newlines=False)}", key)
+        clean = strip_control(text.replace("\n", " "), keep_newlines=True) if table else None
+        self._say(f"{stamp}  {clean or strip_control(text, keep_newlines=False)}", key)
 
     def _say(self, stamped: str, key: str | None) -> None:
         """Fold a stamped message at the log's width and write it (or rewrite its keyed line)."""
