@@ -32,6 +32,8 @@ SHOTS: dict[str, tuple[str, tuple[int, int]]] = {
     "failure": ("failure", (120, 36)),
     "cancelled": ("cancelled", (120, 36)),
     "mid-stream-80x24": ("mid_stream", (80, 24)),
+    "plan": ("plan", (120, 36)),
+    "report": ("report", (120, 36)),
 }
 """File name (without .svg): the scene it shows and the terminal size (columns, rows)."""
 
