@@ -70,7 +70,17 @@ def scenarios(count: int, first_token: float, token_delay: float, chunk: int) ->
 
 async def one_batch(server: FakeOpenAIServer, n: int, k: int, data: Path) -> dict[str, float]:
     provider = OpenAIProvider(model="bench-model", api_key=None, base_url=server.base_url, read_timeout=60)
-    settings = Settings(data_dir=data, concurrency=k, max_attempts=1, first_token_timeout=30, idle_timeout=30)
+    settings = Settings(
+        data_dir=data,
+        concurrency=k,
+        max_attempts=1,
+        first_token_timeout=30,
+        idle_timeout=30,
+        # The fake server's persona is fixed: it fits no slot and every one reads alike. Without these
+        # each persona would be asked for twice (a correction, a rewrite) and the batch would measure that.
+        population_plan=False,
+        regenerate_duplicates=False,
+    )
     sent: dict[int, float] = {}
     streams: list[float] = []
     tokens = 0
