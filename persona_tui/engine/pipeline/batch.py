@@ -301,7 +301,7 @@ async def _batch(run: Run, lanes: int) -> AsyncIterator[Event]:
         log.warning("could not save estimate history: %s", exc)
     report = None
     final = _final(run, tally.saved)
-    if final:
+    if len(final) > 1:  # the diversity of one persona says nothing
         report = await asyncio.to_thread(diversity_report, final, threshold=run.settings.similarity_threshold)
         yield DiversityReported(report)
     if run.record is not None:
