@@ -68,7 +68,7 @@ from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
 TALL_ROWS = 40
-COUNT_SENTENCE = f"The count must be a whole number from 1 to {COUNT_MAX}."
+COUNT_SENTENCE = f"The count must be a whole number from 1 to {COUNT_MAX:,}."
 NO_EXA_KEY = (
     "EXA_API_KEY is not set, so the web search will be skipped and the personas made without it. "
     "Set EXA_API_KEY=… in the environment and start persona-tui again to ground them in search results."
@@ -223,7 +223,7 @@ class PersonaApp(App[None]):
                 )
                 description.border_title = "Description"
                 yield description
-                count = Input(value="1", id="count", type="integer", max_length=3, tooltip=f"1 to {COUNT_MAX}")
+                count = Input(value="1", id="count", type="integer", max_length=5, tooltip=f"1 to {COUNT_MAX:,}")
                 count.border_title = "Count"
                 yield count
                 yield Button("Generate", id="generate", variant="primary", tooltip="ctrl+g")
