@@ -464,7 +464,8 @@ def _run_to_resume(args: argparse.Namespace, settings: Settings) -> RunRecord:
     state = run_state(run)
     if state == "finished":
         raise CliError(
-            f"Run {run.id[:8]} is finished: all {run.count:,} of its personas are saved, so there is nothing to resume.",
+            f"Run {run.id[:8]} is finished: all {run.count:,} of its personas are saved, "
+            "so there is nothing to resume.",
             "Start a new run with `persona-tui generate`; `persona-tui runs` shows which runs are unfinished.",
             EXIT_USAGE,
         )

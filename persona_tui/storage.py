@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import re
+import threading
 import time
 import unicodedata
 import uuid
@@ -25,9 +27,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import hashlib
-import threading
 
 import aiofiles
 import aiofiles.os
@@ -100,8 +99,7 @@ class PersonaStore:
             if isinstance(exc, OSError):
                 raise StoreError(
                     f"The persona could not be saved to {self.root}: {exc.strerror or exc}.",
-                    "Check that the data folder is writable and the disk has space, "
-                    "or choose another with --data-dir.",
+                    "Check that the data folder is writable and the disk has space, or choose another with --data-dir.",
                 ) from exc
             raise
         await asyncio.to_thread(self.index.end, record, "+")
@@ -233,18 +231,18 @@ class NamesIndex:
     """Per description, the personas made for it, kept beside the store so a run's start reads no persona file.
 
     One append-only JSON-lines file per description (``<data>/.index/personas/names-HASH.jsonl``:
-    ``["+", entry]`` on a save, ``["-", id]`` on a delete), and ``state.json`` there holding the persona folder's modification
-    time (in ns) as of the last change the index saw. Any other change of the folder (another program
-    adding or removing a file, a crash between a save and its index line) leaves that time behind: the
-    index is then stale and rebuilt from the files, once, in a worker thread. A file edited in place (not
-    moved into place as this program writes) is not noticed. The index is only a shortcut: its files are
-    written without fsync, and an unreadable one means a rebuild.
+    ``["+", entry]`` on a save, ``["-", id]`` on a delete), and ``state.json`` there holding the persona
+    folder's modification time (in ns) as of the last change the index saw. Any other change of the
+    folder (another program adding or removing a file, a crash between a save and its index line) leaves
+    that time behind: the index is then stale and rebuilt from the files, once, in a worker thread. A file
+    edited in place (not moved into place as this program writes) is not noticed. The index is only a
+    shortcut: its files are written without fsync, and an unreadable one means a rebuild.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.folder = root.parent / INDEX_FOLDER / (root.name or "personas")
-        """Beside the persona folder, not in it (``<data>/.index/personas/``): its writes leave that folder's time alone."""
+        """Beside the persona folder, not in it (``<data>/.index/personas/``): writing it leaves that folder's time."""
         self._lock = threading.Lock()
         self._pending = 0
         self._ok = False
@@ -264,8 +262,10 @@ class NamesIndex:
             state = json.loads((self.folder / "state.json").read_bytes())
         except (OSError, ValueError):
             return False
-        return isinstance(state, dict) and state.get("version") == INDEX_VERSION and state.get("mtime_ns") == (
-            self._folder_mtime()
+        return (
+            isinstance(state, dict)
+            and state.get("version") == INDEX_VERSION
+            and state.get("mtime_ns") == (self._folder_mtime())
         )
 
     def _mark(self) -> None:

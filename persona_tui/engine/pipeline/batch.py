@@ -320,6 +320,13 @@ async def _manifest_writer(run: Run) -> None:
         await asyncio.sleep(MANIFEST_EVERY)
 
 
+def _seen(run: Run, event: Event) -> Event:
+    """An event passing through: a persona's failure is kept for its line in the manifest."""
+    if isinstance(event, Failed) and event.index is not None:
+        run.failures[event.index] = event.kind.value
+    return event
+
+
 def _note(run: Run, index: int, outcome: JobOutcome) -> None:
     """One persona's end, in the run's manifest (which is written soon after)."""
     run.in_flight.discard(index)
@@ -381,9 +388,7 @@ async def _batch(run: Run, lanes: int) -> AsyncIterator[Event]:
         while pending:
             item = await queue.get()
             if not isinstance(item, _Done):
-                if isinstance(item, Failed) and item.index is not None:
-                    run.failures[item.index] = item.kind.value
-                yield item
+                yield _seen(run, item)
                 continue
             pending -= 1
             _note(run, item.index, item.outcome)
