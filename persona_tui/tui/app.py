@@ -45,7 +45,7 @@ from persona_tui.engine.providers import Provider, make_provider, server_models,
 from persona_tui.engine.providers.listing import lister_of
 from persona_tui.engine.providers.registry import key_hint
 from persona_tui.export import export_target, export_text
-from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, RequestError
+from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, RequestError, RunRecord
 from persona_tui.narrate import (
     app_hint,
     describe_event,
@@ -68,6 +68,7 @@ from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
 TALL_ROWS = 40
+RESUME_KEY = "ctrl+shift+r"
 COUNT_SENTENCE = f"The count must be a whole number from 1 to {COUNT_MAX:,}."
 NO_EXA_KEY = (
     "EXA_API_KEY is not set, so the web search will be skipped and the personas made without it. "
@@ -149,6 +150,15 @@ class PersonaApp(App[None]):
             show=False,  # a priority key would lead the footer; the end of a batch names it instead
             priority=True,  # also from the description field, where ctrl+d would delete one character (Delete does)
             tooltip="How diverse the last run came out; writes its near-duplicates again",
+        ),
+        Binding(
+            RESUME_KEY,
+            "resume_run",
+            "Resume",
+            id="resume-run",
+            show=False,
+            priority=True,
+            tooltip="Continue the newest unfinished run where it stopped",
         ),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
         Binding(
@@ -348,6 +358,7 @@ class PersonaApp(App[None]):
                 gc.enable()
         self._title_table()
         self.call_after_refresh(self._settle)
+        await self._offer_resume()
         if result.records:
             self.persona_view.show_record(result.records[0])
         else:
@@ -503,9 +514,49 @@ class PersonaApp(App[None]):
         self.log_pane.message(f"Generating {request.count} persona(s): {one_line(request.description)[:200]}")
         return self._cancel
 
+    async def _offer_resume(self) -> None:
+        """At start: an unfinished run is named, with the key that continues it."""
+        try:
+            run = await RunStore(self.settings.runs_dir).unfinished()
+        except StoreError:
+            return
+        if run is None:
+            return
+        saved = len(run.saved) or len(run.persona_ids)
+        self.notify(
+            f"An unfinished run ({one_line(run.request.description)[:60]}) has {saved:,} of {run.count:,} saved: "
+            f"{RESUME_KEY} or the palette's 'Resume run' continues it.",
+            title="Unfinished run",
+            markup=False,
+            timeout=15,
+        )
+
+    @work(exclusive=True, group="resume", exit_on_error=False)
+    async def action_resume_run(self) -> None:
+        """Continue the newest unfinished run in the generation worker: its plan, only the personas not saved."""
+        if self.running:
+            self.action_generate_busy()
+            return
+        try:
+            run = await RunStore(self.settings.runs_dir).unfinished()
+        except StoreError as err:
+            self.notify(err.message, title="Runs not read", severity="error", markup=False)
+            return
+        if run is None:
+            self.notify("There is no unfinished run to resume.", markup=False)
+            return
+        request = run.to_request()
+        cancel = self.begin_run(request)
+        self.log_pane.message(f"Resuming run {run.id[:8]} with {self.provider.label}")
+        self._generation = self._run_generation(request, cancel, resume=run)
+
     @work(exclusive=True, group="generation", exit_on_error=False)
     async def _run_generation(
-        self, request: GenerationRequest, cancel: asyncio.Event, rewrite: Rewrite | None = None
+        self,
+        request: GenerationRequest,
+        cancel: asyncio.Event,
+        rewrite: Rewrite | None = None,
+        resume: RunRecord | None = None,
     ) -> None:
         problem = await self.store.problem()
         if problem is not None:  # refused before anything is sent: a model's answer must have somewhere to go
@@ -523,6 +574,7 @@ class PersonaApp(App[None]):
             organizations=self.org_store,
             runs=RunStore(self.settings.runs_dir),
             rewrite=rewrite,
+            resume=resume,
         ):
             self.handle_event(event)
 
@@ -855,6 +907,12 @@ class PersonaApp(App[None]):
             )
         else:
             yield SystemCommand("Cancel generation", "Stop the running generation (Esc)", self.action_cancel)
+        if not self.running:
+            yield SystemCommand(
+                "Resume run",
+                f"Continue the newest unfinished run where it stopped ({RESUME_KEY})",
+                self.action_resume_run,
+            )
         yield SystemCommand(
             "Delete selected persona", "Delete the persona selected in the table", self.action_delete_selected
         )
