@@ -118,7 +118,14 @@ class PersonaStore:
 
     async def problem(self) -> StoreError | None:
         """Why personas could not be saved here, found before anything is paid for; None when the folder is usable."""
-        return await asyncio.to_thread(folder_problem, self.root)
+        return await asyncio.to_thread(self._problem_sync)
+
+    def _problem_sync(self) -> StoreError | None:
+        self.index.begin()  # the probe file comes and goes: the folder's time moves, its personas do not
+        try:
+            return folder_problem(self.root)
+        finally:
+            self.index.end()
 
     async def load_all(self) -> LoadResult:
         """Read every persona in one worker thread (thousands of small files)."""
