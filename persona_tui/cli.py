@@ -491,10 +491,13 @@ def cmd_resume(args: argparse.Namespace, settings: Settings, err: Console) -> in
     problem = asyncio.run(store.problem())
     if problem is not None:
         raise CliError(problem.message, problem.hint, EXIT_USAGE)
+    from persona_tui.engine.pipeline.batch import already_saved
+
     provider = make_provider(settings)
-    saved = len(run.saved) or len(run.persona_ids)
-    err.print(Text(f"Resuming run {run.id[:8]} ({saved:,} of {run.count:,} recorded as saved) with {provider.label}"))
-    summary = asyncio.run(_generate(run.to_request(), provider, store, settings, err, resume=run))
+    saved = len(already_saved(run, asyncio.run(store.names(run.request.description))))
+    err.print(Text(f"Resuming run {run.id[:8]} ({saved:,} of {run.count:,} saved) with {provider.label}"))
+    request = run.to_request()
+    summary = asyncio.run(_generate(request, provider, store, settings, err, resume=run, left=run.count - saved))
     return _finish(summary, args, err)
 
 
@@ -505,6 +508,7 @@ async def _generate(
     settings: Settings,
     err: Console,
     resume: RunRecord | None = None,
+    left: int | None = None,
 ) -> ev.Summary:
     from persona_tui.engine.pipeline import generate
 
@@ -526,8 +530,9 @@ async def _generate(
     estimates = await asyncio.to_thread(EstimateBook.load, settings.data_dir)
     summary: ev.Summary | None = None
     saved: list[PersonaRecord] = []
+    count = request.count if left is None else max(left, 1)  # on resume, the personas left
     try:
-        with HeadlessRenderer(err, count=request.count, provider_label=provider.label) as view:
+        with HeadlessRenderer(err, count=count, provider_label=provider.label) as view:
             async for event in generate(
                 request,
                 provider=provider,
@@ -546,7 +551,7 @@ async def _generate(
                     summary = event.summary
     except asyncio.CancelledError:
         summary = ev.Summary(tuple(saved), 0, True, 0.0, 0)
-        err.print(Text(f"Interrupted; {len(saved)} of {request.count} saved", style="bold yellow"))
+        err.print(Text(f"Interrupted; {len(saved)} of {count} saved", style="bold yellow"))
     finally:
         with contextlib.suppress(NotImplementedError):
             loop.remove_signal_handler(signal.SIGINT)

@@ -130,7 +130,9 @@ async def generate(
     names = await names_for(request.description, existing, store)
     done = already_saved(resume, names.entries) if resume is not None else {}
     todo = [index for index in range(request.count) if index not in done]
-    if not todo:
+    if not todo:  # a run killed after its last save, before its manifest said so: now it does
+        if resume is not None:
+            await _close(resume, done, runs)
         yield StageFinished(Stage.PREPARING, clock() - start, note="nothing left to make")
         yield Finished(Summary((), 0, False, clock() - start, 0, run_id=resume.id if resume else ""))
         return
@@ -171,6 +173,20 @@ async def generate(
     yield run.progress_event(todo[0])
     async for event in _batch(run, lanes):
         yield event
+
+
+async def _close(record: RunRecord, done: dict[int, str], runs: RunStore | None) -> None:
+    """Record a resumed run whose every persona turned out to be saved already as finished."""
+    if runs is None or (record.complete and record.finished_at is not None):
+        return
+    record.saved = dict(sorted(done.items()))
+    record.persona_ids = list(record.saved.values())
+    record.failed, record.in_flight, record.stopped, record.pid = {}, [], False, None
+    record.finished_at = datetime.now(UTC)
+    try:
+        await runs.save(record)
+    except StoreError as err:
+        log.warning("%s", err.message)
 
 
 def already_saved(resume: RunRecord, entries: list[IndexEntry]) -> dict[int, str]:
