@@ -299,3 +299,32 @@ def test_sigkill_mid_run_then_resume_saves_all_once(env: dict[str, str]) -> None
     run = RunStore(folder.parent / "runs").latest_sync()
     assert run is not None and run.plan == plan_before and run_state(run) == "finished"
     assert json.loads(cli(env, "runs", "--json").stdout)[0]["state"] == "finished"
+
+
+# ----- the app -----
+
+
+@pytest.mark.asyncio
+async def test_app_offers_to_resume_and_ctrl_shift_r_continues(tmp_path: Path, app_factory: Any) -> None:
+    s = settings(tmp_path)
+    await drive(s, GenerationRequest.create(DESCRIPTION, 10), stop_after=3)
+    run = RunStore(s.runs_dir).latest_sync()
+    assert run is not None and run_state(run) == "unfinished"
+    app = app_factory(
+        OfflineProvider(seed=1, tokens_per_second=0), population_plan=True, seed=3, offline_tokens_per_second=0
+    )
+    async with app.run_test(size=(120, 36)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if app._notifications:
+                break
+        said = [f"{n.title}: {n.message}" for n in app._notifications]
+        assert any("An unfinished run (bakers in Porto) has" in m and "ctrl+shift+r" in m for m in said), said
+        await pilot.press("ctrl+shift+r")
+        for _ in range(300):
+            await pilot.pause(0.02)
+            if not app.running and len(stored(s.personas_dir)) == 10:
+                break
+    done = RunStore(s.runs_dir).latest_sync()
+    assert done is not None and done.id == run.id and run_state(done) == "finished"
+    assert_whole_run(s, done, 10)
