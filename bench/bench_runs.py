@@ -47,7 +47,7 @@ DESCRIPTIONS = 200
 RUN_DESCRIPTION = "description 0"
 
 
-def write_store(folder: Path, count: int) -> None:
+def write_store(folder: Path, count: int, descriptions: int = DESCRIPTIONS) -> None:
     """``count`` persona files, written as JSON directly (no pipeline), over ``DESCRIPTIONS`` descriptions."""
     folder.mkdir(parents=True, exist_ok=True)
     template = PersonaRecord.model_validate(
@@ -62,7 +62,7 @@ def write_store(folder: Path, count: int) -> None:
     ).model_dump(mode="json")
     for i in range(count):
         template["id"] = uuid.uuid4().hex
-        template["request"]["description"] = f"description {i % DESCRIPTIONS}"
+        template["request"]["description"] = f"description {i % descriptions}"
         template["persona"]["name"] = f"Person Number{i}"
         (folder / f"person-{template['id']}.json").write_text(json.dumps(template))
 
@@ -83,19 +83,20 @@ async def preparing_seconds(data: Path) -> float:
     raise RuntimeError("no preparing stage")
 
 
-def start_times(sizes: list[int], repeats: int) -> list[str]:
+def start_times(sizes: list[int], repeats: int, descriptions: int = DESCRIPTIONS) -> list[str]:
     lines = []
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp)
-            write_store(data / "personas", size)
+            write_store(data / "personas", size, descriptions)
             first = asyncio.run(preparing_seconds(data))
             warm = statistics.median(asyncio.run(preparing_seconds(data)) for _ in range(repeats))
             started = time.perf_counter()
             PersonaStore(data / "personas").load_all_sync()
             old = time.perf_counter() - started
         lines.append(
-            f"stored={size:,}: run start {warm * 1000:.1f} ms (median of {repeats}); first start, building the "
+            f"stored={size:,} over {descriptions} description(s): run start {warm * 1000:.1f} ms "
+            f"(median of {repeats}); first start, building the "
             f"index: {first * 1000:.0f} ms; reading every file (the old way): {old * 1000:.0f} ms"
         )
         print(lines[-1], flush=True)
@@ -149,9 +150,14 @@ def resume_after_kill(count: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument(
+        "--worst", action="store_true", help="also the worst case: every stored persona made for the run's description"
+    )
     args = parser.parse_args()
     sizes = [0, 500, 2_000] if args.quick else [0, 10_000, 50_000]
     start_times(sizes, 3 if args.quick else 7)
+    if args.worst:
+        start_times(sizes[1:], 3 if args.quick else 7, descriptions=1)
     resume_after_kill(40 if args.quick else 200)
 
 

@@ -290,17 +290,17 @@ class NamesIndex:
                 return []
             except OSError:
                 return None
-        found: dict[str, IndexEntry] = {}
-        try:
-            for line in lines:
-                op, value = json.loads(line)
+        try:  # one parse for the whole file: 50,000 lines in one call, not 50,000 calls
+            ops = json.loads(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
+            found: dict[str, list[Any]] = {}
+            for op, value in ops:
                 if op == "+":
-                    found[value[0]] = IndexEntry(*value)
+                    found[value[0]] = value
                 else:
                     found.pop(value, None)
+            return [IndexEntry(*value) for value in found.values()]
         except (ValueError, TypeError):
             return None
-        return list(found.values())
 
     def begin(self) -> None:
         """A save or delete of this process is about to change the folder: is the index up to date before it?"""
