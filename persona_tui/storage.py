@@ -112,8 +112,12 @@ class PersonaStore:
     def names_sync(self, description: str) -> list[IndexEntry]:
         entries = self.index.entries(description)
         if entries is None:
-            self.index.rebuild(reversed(self.load_all_sync().records))  # oldest first, as saves append
-            entries = self.index.entries(description) or []
+            records = list(reversed(self.load_all_sync().records))  # oldest first, as saves append
+            self.index.rebuild(records)
+            entries = self.index.entries(description)
+            if entries is None:  # the index could not be written: the files still say who exists
+                wanted = description.casefold()
+                entries = [index_entry(r) for r in records if r.request.description.casefold() == wanted]
         return entries
 
     async def problem(self) -> StoreError | None:

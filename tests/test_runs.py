@@ -328,3 +328,13 @@ async def test_app_offers_to_resume_and_ctrl_shift_r_continues(tmp_path: Path, a
     done = RunStore(s.runs_dir).latest_sync()
     assert done is not None and done.id == run.id and run_state(done) == "finished"
     assert_whole_run(s, done, 10)
+
+
+@pytest.mark.asyncio
+async def test_names_come_from_the_files_when_the_index_cannot_be_written(tmp_path: Path) -> None:
+    store = PersonaStore(tmp_path / "personas")
+    await store.save(record_for("Ana Sousa"))
+    (tmp_path / ".index").write_text("a file where the index's folder would be")
+    assert [e.name for e in await store.names(DESCRIPTION)] == ["Ana Sousa"]
+    await store.save(record_for("Rui Costa"))  # a save is not stopped by it either
+    assert sorted(e.name for e in await store.names(DESCRIPTION)) == ["Ana Sousa", "Rui Costa"]

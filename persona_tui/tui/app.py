@@ -39,7 +39,7 @@ from persona_tui.config import (
 from persona_tui.engine import events as ev
 from persona_tui.engine.diversity import DiversityReport, diversity_report
 from persona_tui.engine.estimate import EstimateBook
-from persona_tui.engine.pipeline import Rewrite, generate, pairs_to_rewrite
+from persona_tui.engine.pipeline import Rewrite, already_saved, generate, pairs_to_rewrite
 from persona_tui.engine.plan import MIX_HELP, parse_mix
 from persona_tui.engine.providers import Provider, make_provider, server_models, setup_hint
 from persona_tui.engine.providers.listing import lister_of
@@ -56,7 +56,7 @@ from persona_tui.narrate import (
     thinking_fold_sentence,
 )
 from persona_tui.present import one_line
-from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write
+from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write, index_entry
 from persona_tui.tui.screens.confirm import ConfirmScreen
 from persona_tui.tui.screens.detail import DetailScreen
 from persona_tui.tui.screens.models import ModelPickerScreen
@@ -500,18 +500,20 @@ class PersonaApp(App[None]):
             error.remove_class("-shown")
         self._generation = self._run_generation(request, self.begin_run(request))
 
-    def begin_run(self, request: GenerationRequest) -> asyncio.Event:
+    def begin_run(self, request: GenerationRequest, count: int | None = None) -> asyncio.Event:
         """Show a run as started (panel, buttons, log) and return the event that cancels it.
 
         What a key press does before the worker starts; the scenes of the tests start a run with
-        it too, then feed hand-made events to :meth:`handle_event`.
+        it too, then feed hand-made events to :meth:`handle_event`. ``count``: the personas to
+        make, when fewer than the request's (a resumed run's rest).
         """
-        self.count = request.count
+        count = request.count if count is None else count
+        self.count = count
         self.last_description = request.description
         self._cancel = asyncio.Event()
-        self.panel.begin(request.count)
+        self.panel.begin(count)
         self._set_running(True)
-        self.log_pane.message(f"Generating {request.count} persona(s): {one_line(request.description)[:200]}")
+        self.log_pane.message(f"Generating {count} persona(s): {one_line(request.description)[:200]}")
         return self._cancel
 
     async def _offer_resume(self) -> None:
@@ -546,8 +548,12 @@ class PersonaApp(App[None]):
             self.notify("There is no unfinished run to resume.", markup=False)
             return
         request = run.to_request()
-        cancel = self.begin_run(request)
-        self.log_pane.message(f"Resuming run {run.id[:8]} with {self.provider.label}")
+        mine = [index_entry(r) for r in self.table.records.values() if r.run_id == run.id]
+        saved = len(already_saved(run, mine))
+        cancel = self.begin_run(request, max(run.count - saved, 1))
+        self.log_pane.message(
+            f"Resuming run {run.id[:8]} ({saved:,} of {run.count:,} saved) with {self.provider.label}"
+        )
         self._generation = self._run_generation(request, cancel, resume=run)
 
     @work(exclusive=True, group="generation", exit_on_error=False)
