@@ -15,6 +15,7 @@ import signal
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,12 +42,13 @@ from persona_tui.models import (
     Organization,
     PersonaRecord,
     RequestError,
+    RunRecord,
     plain_reason,
 )
 from persona_tui.narrate import report_lines
 from persona_tui.present import CURRENT_MARK, describe, fmt_when, model_cells, one_line
 from persona_tui.render import HeadlessRenderer
-from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write
+from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write, run_state
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ORG_FIELDS = Organization.CONTEXT_FIELDS
@@ -150,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         interrupted=True,
     )
     gen.add_argument("description", help="who the personas are, e.g. 'field nurses in rural Kenya aged 40 to 60'")
-    gen.add_argument("-n", "--count", type=int, default=1, help=f"how many personas (1 to {COUNT_MAX}, default 1)")
+    gen.add_argument("-n", "--count", type=int, default=1, help=f"how many personas (1 to {COUNT_MAX:,}, default 1)")
     gen.add_argument(
         "-j", "--concurrency", type=int, default=None, help="streams at once (env PERSONA_TUI_CONCURRENCY, default 4)"
     )
@@ -181,6 +183,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("run", nargs="?", default="", help="a run id or its first characters (default: the last run)")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    runs = _command(
+        sub,
+        "runs",
+        "list the runs (generations), newest first, and whether each finished",
+        "List the recorded runs, newest first: id, when, description, personas asked for, saved and failed, "
+        "and state (finished, unfinished: `persona-tui resume` continues it, or running).",
+    )
+    runs.add_argument("--json", action="store_true", help="print them as a JSON array")
+    _common(runs, suppress=True)
+
+    resume = _command(
+        sub,
+        "resume",
+        "continue an unfinished run where it stopped",
+        "Continue a run that was interrupted (cancelled, killed, or with personas that failed): the same plan, "
+        "run id and settings; only the personas not yet saved are made. Default: the newest unfinished run.",
+        models=True,
+        interrupted=True,
+    )
+    resume.add_argument("run", nargs="?", default="", help="a run id or its first characters (at least 4)")
+    resume.add_argument("-j", "--concurrency", type=int, default=None, help="streams at once")
+    resume.add_argument("--json", action="store_true", help="print the records saved now as a JSON array on stdout")
+    _common(resume, suppress=True)
+    _model_flags(resume, suppress=True)
 
     lst = _command(
         sub,
@@ -290,6 +317,8 @@ def main(argv: Sequence[str] | None = None, *, open_app: Callable[[Settings], in
             "org": cmd_org,
             "models": cmd_models,
             "report": cmd_report,
+            "runs": cmd_runs,
+            "resume": cmd_resume,
         }
         return command[args.command](args, settings, err)
     except (SettingsError, RequestError) as exc:
@@ -362,18 +391,124 @@ def cmd_generate(args: argparse.Namespace, settings: Settings, err: Console) -> 
             Text(f"Using the {provider.label}: personas are composed locally from templates.{hint}", style="yellow")
         )
     summary = asyncio.run(_generate(request, provider, store, settings, err))
+    return _finish(summary, args, err)
+
+
+def _finish(summary: ev.Summary, args: argparse.Namespace, err: Console) -> int:
+    """After a run: the records on stdout with --json; the exit code."""
     if args.json:
         sys.stdout.write(records_to_json(summary.saved) + "\n")
         sys.stdout.flush()
     if summary.cancelled:
         for record in summary.saved:
             err.print(Text(f"  kept {record.id[:8]}  {strip_control(record.persona.name, keep_newlines=False)}"))
+        if summary.run_id:
+            err.print(Text(f"Continue it with: persona-tui resume {summary.run_id[:8]}"))
         return EXIT_INTERRUPTED
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
+def cmd_runs(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    rows = [
+        {
+            "id": run.id,
+            "created_at": run.created_at.isoformat(),
+            "description": run.request.description,
+            "count": run.count,
+            "saved": len(run.saved) or len(run.persona_ids),
+            "failed": len(run.failed),
+            "state": run_state(run),
+        }
+        for run in RunStore(settings.runs_dir).all_sync()
+    ]
+    if args.json:
+        sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    out = console()
+    if not rows:
+        out.print('No run has been recorded yet. Start one with: persona-tui generate "nurses" -n 10')
+        return EXIT_OK
+    table = Table(title=f"{len(rows)} run(s)", title_justify="left")
+    for column in ("id", "when", "description", "count", "saved", "failed", "state"):
+        table.add_column(column)
+    for row in rows:
+        when = datetime.fromisoformat(str(row["created_at"])).astimezone().strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            str(row["id"])[:8],
+            when,
+            one_line(str(row["description"])),
+            f"{row['count']:,}",
+            f"{row['saved']:,}",
+            f"{row['failed']:,}",
+            str(row["state"]),
+        )
+    out.print(table)
+    return EXIT_OK
+
+
+def _run_to_resume(args: argparse.Namespace, settings: Settings) -> RunRecord:
+    """The run ``resume`` continues, or the one sentence that says why there is none."""
+    store = RunStore(settings.runs_dir)
+    try:
+        run = store.latest_sync(args.run) if args.run else store.unfinished_sync()
+    except StoreError as exc:
+        raise CliError(exc.message, exc.hint, EXIT_USAGE) from None
+    if run is None:
+        if args.run:
+            raise CliError(f"No run's id starts with {args.run!r}.", "See `persona-tui runs` for the ids.", EXIT_USAGE)
+        raise CliError(
+            "There is no unfinished run to resume.",
+            "`persona-tui runs` lists the runs; start a new one with: persona-tui generate 'nurses' -n 10",
+            EXIT_USAGE,
+        )
+    state = run_state(run)
+    if state == "finished":
+        raise CliError(
+            f"Run {run.id[:8]} is finished: all {run.count:,} of its personas are saved, "
+            "so there is nothing to resume.",
+            "Start a new run with `persona-tui generate`; `persona-tui runs` shows which runs are unfinished.",
+            EXIT_USAGE,
+        )
+    if state == "running":
+        raise CliError(
+            f"Run {run.id[:8]} is still running (process {run.pid}).",
+            "Let it finish or stop it (Ctrl-C) first; then resume it if it is unfinished.",
+            EXIT_USAGE,
+        )
+    return run
+
+
+def cmd_resume(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    run = _run_to_resume(args, settings)
+    # The run's own provider, model and seed, unless a flag says otherwise.
+    settings = replace(
+        settings,
+        provider=settings.provider if getattr(args, "provider", None) else run.provider,
+        model=settings.model if getattr(args, "model", None) else run.model,
+        seed=settings.seed if getattr(args, "seed", None) is not None else run.seed,
+    )
+    store = PersonaStore(settings.personas_dir)
+    problem = asyncio.run(store.problem())
+    if problem is not None:
+        raise CliError(problem.message, problem.hint, EXIT_USAGE)
+    from persona_tui.engine.pipeline.batch import already_saved
+
+    provider = make_provider(settings)
+    saved = len(already_saved(run, asyncio.run(store.names(run.request.description))))
+    err.print(Text(f"Resuming run {run.id[:8]} ({saved:,} of {run.count:,} saved) with {provider.label}"))
+    request = run.to_request()
+    summary = asyncio.run(_generate(request, provider, store, settings, err, resume=run, left=run.count - saved))
+    return _finish(summary, args, err)
+
+
 async def _generate(
-    request: GenerationRequest, provider: Provider, store: PersonaStore, settings: Settings, err: Console
+    request: GenerationRequest,
+    provider: Provider,
+    store: PersonaStore,
+    settings: Settings,
+    err: Console,
+    resume: RunRecord | None = None,
+    left: int | None = None,
 ) -> ev.Summary:
     from persona_tui.engine.pipeline import generate
 
@@ -395,8 +530,9 @@ async def _generate(
     estimates = await asyncio.to_thread(EstimateBook.load, settings.data_dir)
     summary: ev.Summary | None = None
     saved: list[PersonaRecord] = []
+    count = request.count if left is None else max(left, 1)  # on resume, the personas left
     try:
-        with HeadlessRenderer(err, count=request.count, provider_label=provider.label) as view:
+        with HeadlessRenderer(err, count=count, provider_label=provider.label) as view:
             async for event in generate(
                 request,
                 provider=provider,
@@ -406,6 +542,7 @@ async def _generate(
                 cancel=cancel,
                 organizations=OrganizationStore(settings.organizations_dir),
                 runs=RunStore(settings.runs_dir),
+                resume=resume,
             ):
                 view.handle(event)
                 if isinstance(event, ev.PersonaSaved):
@@ -414,7 +551,7 @@ async def _generate(
                     summary = event.summary
     except asyncio.CancelledError:
         summary = ev.Summary(tuple(saved), 0, True, 0.0, 0)
-        err.print(Text(f"Interrupted; {len(saved)} of {request.count} saved", style="bold yellow"))
+        err.print(Text(f"Interrupted; {len(saved)} of {count} saved", style="bold yellow"))
     finally:
         with contextlib.suppress(NotImplementedError):
             loop.remove_signal_handler(signal.SIGINT)

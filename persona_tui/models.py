@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 DESCRIPTION_MAX = 4000
-COUNT_MAX = 50
+COUNT_MAX = 10_000
 RECORD_KIND = "persona-tui/persona"
 SCHEMA_VERSION = 1
 
@@ -292,6 +292,36 @@ class RunRecord(BaseModel):
     """The personas the run saved (those replaced as near-duplicates are left out)."""
     replaced: list[str] = Field(default_factory=list)
     """Ids of near-duplicates the run regenerated and removed."""
+    seed: int | None = None
+    """The seed setting the run was started with (its plan keeps the seed it was drawn with)."""
+    saved: dict[int, str] = Field(default_factory=dict)
+    """The manifest: persona ``index`` -> the id of the persona saved for it."""
+    failed: dict[int, str] = Field(default_factory=dict)
+    """Persona ``index`` -> the kind of failure that ended it (tried again on resume)."""
+    in_flight: list[int] = Field(default_factory=list)
+    """Indexes being made when the manifest was last written; the rest are planned."""
+    stopped: bool = False
+    """The run ended before every persona was tried (cancelled); resume continues it."""
+    pid: int | None = None
+    """The process making it, while it runs."""
+
+    def to_request(self) -> GenerationRequest:
+        """The request that started the run (to continue it)."""
+        info = self.request
+        return GenerationRequest(
+            description=info.description,
+            count=self.count,
+            organization=info.organization,
+            enrich=info.enrich,
+            mix=info.mix or Mix(),
+        )
+
+    @property
+    def complete(self) -> bool:
+        """Every persona of the run is saved (or it is a legacy record that finished without a manifest)."""
+        if self.finished_at is not None and not self.saved and not self.failed and not self.stopped:
+            return True
+        return len(self.saved) >= self.count
 
 
 class RequestError(ValueError):
@@ -353,7 +383,7 @@ def _explain(field: str, description: object, count: object) -> str:
         length = len(description.strip())
         return f"The description is {length:,} characters long; at most {DESCRIPTION_MAX:,} are allowed."
     if field == "count":
-        return f"The count must be a whole number from 1 to {COUNT_MAX} (got {count!r})."
+        return f"The count must be a whole number from 1 to {COUNT_MAX:,} (got {count!r})."
     return f"The {field} is not valid."
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import re
+import threading
 import time
 import unicodedata
 import uuid
@@ -83,22 +85,51 @@ class PersonaStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.index = NamesIndex(self.root)
 
     async def save(self, record: PersonaRecord) -> Path:
-        """Write ``record`` atomically and return its path."""
+        """Write ``record`` atomically and return its path (the names index is told)."""
         final = self.root / file_name_for(record)
+        data = record.model_dump_json(indent=2).encode("utf-8") + b"\n"
+        await asyncio.to_thread(self.index.begin)
         try:
-            await atomic_write(final, record.model_dump_json(indent=2).encode("utf-8") + b"\n")
-        except OSError as exc:
-            raise StoreError(
-                f"The persona could not be saved to {self.root}: {exc.strerror or exc}.",
-                "Check that the data folder is writable and the disk has space, or choose another with --data-dir.",
-            ) from exc
+            await atomic_write(final, data)
+        except BaseException as exc:
+            self.index.end()  # the folder may have changed (a temporary file came and went), nothing else did
+            if isinstance(exc, OSError):
+                raise StoreError(
+                    f"The persona could not be saved to {self.root}: {exc.strerror or exc}.",
+                    "Check that the data folder is writable and the disk has space, or choose another with --data-dir.",
+                ) from exc
+            raise
+        await asyncio.to_thread(self.index.end, record, "+")
         return final
+
+    async def names(self, description: str) -> list[IndexEntry]:
+        """The personas made for ``description`` (any case), from the names index; rebuilt first when stale."""
+        return await asyncio.to_thread(self.names_sync, description)
+
+    def names_sync(self, description: str) -> list[IndexEntry]:
+        entries = self.index.entries(description)
+        if entries is None:
+            records = list(reversed(self.load_all_sync().records))  # oldest first, as saves append
+            self.index.rebuild(records)
+            entries = self.index.entries(description)
+            if entries is None:  # the index could not be written: the files still say who exists
+                wanted = description.casefold()
+                entries = [index_entry(r) for r in records if r.request.description.casefold() == wanted]
+        return entries
 
     async def problem(self) -> StoreError | None:
         """Why personas could not be saved here, found before anything is paid for; None when the folder is usable."""
-        return await asyncio.to_thread(folder_problem, self.root)
+        return await asyncio.to_thread(self._problem_sync)
+
+    def _problem_sync(self) -> StoreError | None:
+        self.index.begin()  # the probe file comes and goes: the folder's time moves, its personas do not
+        try:
+            return folder_problem(self.root)
+        finally:
+            self.index.end()
 
     async def load_all(self) -> LoadResult:
         """Read every persona in one worker thread (thousands of small files)."""
@@ -154,10 +185,15 @@ class PersonaStore:
 
     async def delete(self, id_or_prefix: str) -> PersonaRecord:
         record, path = await self.find(id_or_prefix)
+        await asyncio.to_thread(self.index.begin)
         try:
             await aiofiles.os.remove(path)
-        except OSError as exc:
-            raise StoreError(f"{path.name} could not be deleted: {exc.strerror or exc}.") from exc
+        except BaseException as exc:
+            self.index.end()
+            if isinstance(exc, OSError):
+                raise StoreError(f"{path.name} could not be deleted: {exc.strerror or exc}.") from exc
+            raise
+        await asyncio.to_thread(self.index.end, record, "-")
         return record
 
     def _persona_files(self) -> list[os.DirEntry[str]]:
@@ -172,6 +208,165 @@ class PersonaStore:
             ) from exc
         _sweep_stale_temps(e for e in entries if e.name.startswith(TEMP_PREFIX))
         return [e for e in entries if e.name.endswith(".json") and not e.name.startswith(".")]
+
+
+INDEX_FOLDER = ".index"
+INDEX_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One persona as the names index knows it: enough to start a run without reading its file."""
+
+    id: str
+    name: str
+    people: str
+    """The short line the model is told: "Name (age, occupation, location)"."""
+    run_id: str = ""
+    slot: int = -1
+    """Its slot's index in its run's plan; -1 without a plan."""
+
+
+def index_entry(record: PersonaRecord) -> IndexEntry:
+    p = record.persona
+    return IndexEntry(
+        record.id,
+        p.name,
+        f"{p.name} ({p.age}, {p.occupation}, {p.location})",
+        record.run_id or "",
+        record.slot.index if record.slot is not None else -1,
+    )
+
+
+class NamesIndex:
+    """Per description, the personas made for it, kept beside the store so a run's start reads no persona file.
+
+    One append-only JSON-lines file per description (``<data>/.index/personas/names-HASH.jsonl``:
+    ``["+", entry]`` on a save, ``["-", id]`` on a delete), and ``state.json`` there holding the persona
+    folder's modification time (in ns) as of the last change the index saw. Any other change of the
+    folder (another program adding or removing a file, a crash between a save and its index line) leaves
+    that time behind: the index is then stale and rebuilt from the files, once, in a worker thread. A file
+    edited in place (not moved into place as this program writes) is not noticed. The index is only a
+    shortcut: its files are written without fsync, and an unreadable one means a rebuild.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.folder = root.parent / INDEX_FOLDER / (root.name or "personas")
+        """Beside the persona folder, not in it (``<data>/.index/personas/``): writing it leaves that folder's time."""
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._ok = False
+
+    def _shard(self, description: str) -> Path:
+        digest = hashlib.sha1(description.casefold().encode("utf-8")).hexdigest()[:16]
+        return self.folder / f"names-{digest}.jsonl"
+
+    def _folder_mtime(self) -> int:
+        try:
+            return os.stat(self.root).st_mtime_ns
+        except OSError:
+            return -1
+
+    def fresh(self) -> bool:
+        try:
+            state = json.loads((self.folder / "state.json").read_bytes())
+        except (OSError, ValueError):
+            return False
+        return (
+            isinstance(state, dict)
+            and state.get("version") == INDEX_VERSION
+            and state.get("mtime_ns") == (self._folder_mtime())
+        )
+
+    def _mark(self) -> None:
+        state = {"version": INDEX_VERSION, "mtime_ns": self._folder_mtime()}
+        _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
+
+    def entries(self, description: str) -> list[IndexEntry] | None:
+        """The personas made for ``description``; None when the index is missing or stale."""
+        with self._lock:
+            if not self.fresh():
+                return None
+            try:
+                lines = self._shard(description).read_bytes().splitlines()
+            except FileNotFoundError:
+                return []
+            except OSError:
+                return None
+        try:  # one parse for the whole file: 50,000 lines in one call, not 50,000 calls
+            ops = json.loads(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
+            found: dict[str, list[Any]] = {}
+            for op, value in ops:
+                if op == "+":
+                    found[value[0]] = value
+                else:
+                    found.pop(value, None)
+            return [IndexEntry(*value) for value in found.values()]
+        except (ValueError, TypeError):
+            return None
+
+    def begin(self) -> None:
+        """A save or delete of this process is about to change the folder: is the index up to date before it?"""
+        with self._lock:
+            if self._pending == 0:
+                self._ok = self.fresh()
+            self._pending += 1
+
+    def end(self, record: PersonaRecord | None = None, op: str = "+") -> None:
+        """The change is done (``record`` saved with "+", deleted with "-", or nothing when it failed).
+
+        The last change of this process in flight marks the index up to date again, if it was before they
+        began: the folder's new time is then this process's doing only.
+        """
+        with self._lock:
+            self._pending = max(self._pending - 1, 0)
+            try:
+                if record is not None and self.folder.is_dir():
+                    e = index_entry(record)
+                    line = ["+", [e.id, e.name, e.people, e.run_id, e.slot]] if op == "+" else ["-", record.id]
+                    with self._shard(record.request.description).open("ab") as fh:
+                        fh.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
+                if self._pending == 0 and self._ok:
+                    self._mark()
+            except OSError as exc:
+                log.warning("could not update the names index: %s", exc)
+
+    def rebuild(self, records: Iterable[PersonaRecord]) -> None:
+        """Write the index again from ``records`` (all of the store, read just now)."""
+        with self._lock:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                log.warning("could not write the names index: %s", exc)
+                return
+            mtime = self._folder_mtime()
+            shards: dict[Path, list[bytes]] = {}
+            for record in records:
+                e = index_entry(record)
+                line = json.dumps(["+", [e.id, e.name, e.people, e.run_id, e.slot]], ensure_ascii=False)
+                shards.setdefault(self._shard(record.request.description), []).append(line.encode("utf-8"))
+            try:
+                for old in self.folder.glob("names-*.jsonl"):
+                    if old not in shards:
+                        old.unlink()
+                for path, lines in shards.items():
+                    _write_quick(path, b"\n".join(lines) + b"\n")
+                state = {"version": INDEX_VERSION, "mtime_ns": mtime}
+                _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
+            except OSError as exc:
+                log.warning("could not write the names index: %s", exc)
+
+
+def _write_quick(final: Path, data: bytes) -> None:
+    """Replace ``final`` with ``data`` through a temporary file, without fsync (for caches that can be rebuilt)."""
+    temp = final.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+    try:
+        temp.write_bytes(data)
+        os.replace(temp, final)
+    except BaseException:
+        _remove_quietly(temp)
+        raise
 
 
 def _is_regular_file(entry: os.DirEntry[str]) -> bool:
@@ -333,8 +528,9 @@ class RunStore:
     async def save(self, run: RunRecord) -> Path:
         """Write the run atomically (again as it goes: the same file each time)."""
         final = self.path_for(run)
+        data = await asyncio.to_thread(run.model_dump_json, indent=2)  # a 10,000-slot plan takes a while
         try:
-            await atomic_write(final, run.model_dump_json(indent=2).encode("utf-8") + b"\n")
+            await atomic_write(final, data.encode("utf-8") + b"\n")
         except OSError as exc:
             raise StoreError(f"The run could not be recorded in {self.root}: {exc.strerror or exc}.") from exc
         return final
@@ -368,6 +564,42 @@ class RunStore:
 
     async def latest(self, id_prefix: str = "") -> RunRecord | None:
         return await asyncio.to_thread(self.latest_sync, id_prefix)
+
+    def all_sync(self) -> list[RunRecord]:
+        """Every run that can be read, newest first."""
+        runs: list[RunRecord] = []
+        for path in reversed(self._files()):
+            try:
+                runs.append(RunRecord.model_validate_json(path.read_bytes()))
+            except (OSError, ValidationError) as exc:
+                log.warning("skipping unreadable run %s: %s", path.name, exc)
+        return runs
+
+    def unfinished_sync(self) -> RunRecord | None:
+        """The newest run that stopped (or was stopped) before all its personas were saved, and is not running."""
+        return next((run for run in self.all_sync() if run_state(run) == "unfinished"), None)
+
+    async def unfinished(self) -> RunRecord | None:
+        return await asyncio.to_thread(self.unfinished_sync)
+
+
+def run_state(run: RunRecord) -> str:
+    """``finished`` (every persona saved), ``running`` (its process is alive) or ``unfinished`` (resume it)."""
+    if run.complete:
+        return "finished"
+    if run.finished_at is None and run.pid is not None and _alive(run.pid):
+        return "running"
+    return "unfinished"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, under another user
+        return True
+    return True
 
 
 ESTIMATES_FILE = "estimates.json"

@@ -295,9 +295,9 @@ async def test_failure_explains_and_keeps_the_request(app_factory: AppFactory) -
     ("description", "count", "message", "field"),
     [
         ("   ", "1", "description is empty", "#description"),
-        ("nurses", "0", "1 to 50", "#count"),
-        ("nurses", "51", "1 to 50", "#count"),
-        ("nurses", "", "The count must be a whole number from 1 to 50.", "#count"),
+        ("nurses", "0", "1 to 10,000", "#count"),
+        ("nurses", "10001", "1 to 10,000", "#count"),
+        ("nurses", "", "The count must be a whole number from 1 to 10,000.", "#count"),
     ],
 )
 async def test_input_errors_are_shown_beside_the_form(  # type: ignore[no-untyped-def]

@@ -59,3 +59,11 @@ def test_diversity_benchmark_smoke() -> None:
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("n=")]
     assert len(lines) == 2 and all("matches brute force: True" in line for line in lines)
+
+
+def test_runs_benchmark_smoke() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_runs.py"), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "40 saved, 40 distinct slots, 0 duplicates; runs says finished" in result.stdout

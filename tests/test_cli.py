@@ -107,8 +107,8 @@ def test_generate_failure_exits_1_with_one_sentence(env: dict[str, str], server:
     ("args", "message"),
     [
         (["generate", "   "], "description is empty"),
-        (["generate", "nurses", "-n", "0"], "1 to 50"),
-        (["generate", "nurses", "-n", "51"], "1 to 50"),
+        (["generate", "nurses", "-n", "0"], "1 to 10,000"),
+        (["generate", "nurses", "-n", "10001"], "1 to 10,000"),
         (["generate", "x" * 4001], "at most 4,000"),
         (["generate", "nurses", "--provider", "magic"], "invalid choice"),
         (["generate"], "required"),

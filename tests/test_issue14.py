@@ -148,8 +148,8 @@ async def test_ctrl_g_while_running_says_what_enter_says(app_factory) -> None:  
         await pilot.press("escape")
 
 
-@pytest.mark.parametrize("typed", ["-", "", "0", "51", "123", "-1"])
-async def test_a_count_that_is_not_1_to_50_is_explained_not_changed(app_factory, typed: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("typed", ["-", "", "0", "10001", "12345", "-1"])
+async def test_a_count_that_is_not_1_to_10000_is_explained_not_changed(app_factory, typed: str) -> None:  # type: ignore[no-untyped-def]
     provider = ScriptedProvider([ok_step()])
     app = app_factory(provider)
     async with app.run_test(size=(120, 36)) as pilot:
@@ -162,7 +162,7 @@ async def test_a_count_that_is_not_1_to_50_is_explained_not_changed(app_factory,
         assert count.value == typed, "nothing typed is cut off"
         await pilot.press("ctrl+g")
         await pilot.pause()
-        assert str(app.query_one("#form-error").render()) == "The count must be a whole number from 1 to 50."
+        assert str(app.query_one("#form-error").render()) == "The count must be a whole number from 1 to 10,000."
         assert "got" not in str(app.query_one("#form-error").render())
         assert count.has_class("-invalid") and app.focused is count
         assert provider.calls == []

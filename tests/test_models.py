@@ -67,7 +67,7 @@ def test_count_out_of_range(count: int) -> None:
     with pytest.raises(RequestError) as info:
         GenerationRequest.create("nurses", count)
     assert info.value.field == "count"
-    assert f"1 to {COUNT_MAX}" in info.value.message
+    assert f"1 to {COUNT_MAX:,}" in info.value.message
 
 
 def test_record_round_trip_and_id() -> None:

@@ -28,7 +28,7 @@ import heapq
 import itertools
 import math
 import re
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
@@ -416,17 +416,23 @@ def _pairs(
     return tuple(out)
 
 
-class SimilarityIndex:
-    """The personas of a run so far, to ask how close a new one comes to any of them before it is saved.
+SIMILAR_WINDOW = 200
+"""How many of a run's latest personas a new one is compared with before it is saved."""
 
-    The same measure as the report (TF-IDF cosine, idf over the run so far and the newcomer), with each
-    persona's terms counted once. A query costs one pass over the personas held: fine for a batch (at most
-    ``COUNT_MAX``), not meant for a whole store.
+
+class SimilarityIndex:
+    """The latest personas of a run, to ask how close a new one comes to any of them before it is saved.
+
+    The same measure as the report (TF-IDF cosine, idf over the personas held and the newcomer), with each
+    persona's terms counted once. A query costs one pass over the personas held, so only the last
+    ``limit`` (200) are held: comparing each of a 10,000-persona run with every earlier one would be
+    O(n^2) (50 million comparisons); a near-duplicate of an older persona is left to the end-of-run report.
     """
 
-    def __init__(self) -> None:
-        self._bags: list[tuple[Persona, Counter[str]]] = []
+    def __init__(self, limit: int = SIMILAR_WINDOW) -> None:
+        self._bags: deque[tuple[Persona, Counter[str]]] = deque()
         self._df: Counter[str] = Counter()
+        self.limit = limit
 
     def __len__(self) -> int:
         return len(self._bags)
@@ -435,6 +441,9 @@ class SimilarityIndex:
         bag = terms(persona)
         self._bags.append((persona, bag))
         self._df.update(bag.keys())
+        if len(self._bags) > self.limit:
+            _, old = self._bags.popleft()
+            self._df.subtract(old.keys())
 
     def nearest(self, persona: Persona) -> tuple[Persona, float] | None:
         """The persona held that ``persona`` reads most like, and how alike (0..1); None when none is held."""

@@ -39,13 +39,13 @@ from persona_tui.config import (
 from persona_tui.engine import events as ev
 from persona_tui.engine.diversity import DiversityReport, diversity_report
 from persona_tui.engine.estimate import EstimateBook
-from persona_tui.engine.pipeline import Rewrite, generate, pairs_to_rewrite
+from persona_tui.engine.pipeline import Rewrite, already_saved, generate, pairs_to_rewrite
 from persona_tui.engine.plan import MIX_HELP, parse_mix
 from persona_tui.engine.providers import Provider, make_provider, server_models, setup_hint
 from persona_tui.engine.providers.listing import lister_of
 from persona_tui.engine.providers.registry import key_hint
 from persona_tui.export import export_target, export_text
-from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, RequestError
+from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, RequestError, RunRecord
 from persona_tui.narrate import (
     app_hint,
     describe_event,
@@ -56,7 +56,7 @@ from persona_tui.narrate import (
     thinking_fold_sentence,
 )
 from persona_tui.present import one_line
-from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write
+from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write, index_entry
 from persona_tui.tui.screens.confirm import ConfirmScreen
 from persona_tui.tui.screens.detail import DetailScreen
 from persona_tui.tui.screens.models import ModelPickerScreen
@@ -68,7 +68,8 @@ from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
 TALL_ROWS = 40
-COUNT_SENTENCE = f"The count must be a whole number from 1 to {COUNT_MAX}."
+RESUME_KEY = "ctrl+shift+r"
+COUNT_SENTENCE = f"The count must be a whole number from 1 to {COUNT_MAX:,}."
 NO_EXA_KEY = (
     "EXA_API_KEY is not set, so the web search will be skipped and the personas made without it. "
     "Set EXA_API_KEY=… in the environment and start persona-tui again to ground them in search results."
@@ -150,6 +151,15 @@ class PersonaApp(App[None]):
             priority=True,  # also from the description field, where ctrl+d would delete one character (Delete does)
             tooltip="How diverse the last run came out; writes its near-duplicates again",
         ),
+        Binding(
+            RESUME_KEY,
+            "resume_run",
+            "Resume",
+            id="resume-run",
+            show=False,
+            priority=True,
+            tooltip="Continue the newest unfinished run where it stopped",
+        ),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
         Binding(
             "ctrl+c",
@@ -223,7 +233,7 @@ class PersonaApp(App[None]):
                 )
                 description.border_title = "Description"
                 yield description
-                count = Input(value="1", id="count", type="integer", max_length=3, tooltip=f"1 to {COUNT_MAX}")
+                count = Input(value="1", id="count", type="integer", max_length=5, tooltip=f"1 to {COUNT_MAX:,}")
                 count.border_title = "Count"
                 yield count
                 yield Button("Generate", id="generate", variant="primary", tooltip="ctrl+g")
@@ -348,6 +358,7 @@ class PersonaApp(App[None]):
                 gc.enable()
         self._title_table()
         self.call_after_refresh(self._settle)
+        await self._offer_resume()
         if result.records:
             self.persona_view.show_record(result.records[0])
         else:
@@ -489,23 +500,69 @@ class PersonaApp(App[None]):
             error.remove_class("-shown")
         self._generation = self._run_generation(request, self.begin_run(request))
 
-    def begin_run(self, request: GenerationRequest) -> asyncio.Event:
+    def begin_run(self, request: GenerationRequest, count: int | None = None) -> asyncio.Event:
         """Show a run as started (panel, buttons, log) and return the event that cancels it.
 
         What a key press does before the worker starts; the scenes of the tests start a run with
-        it too, then feed hand-made events to :meth:`handle_event`.
+        it too, then feed hand-made events to :meth:`handle_event`. ``count``: the personas to
+        make, when fewer than the request's (a resumed run's rest).
         """
-        self.count = request.count
+        count = request.count if count is None else count
+        self.count = count
         self.last_description = request.description
         self._cancel = asyncio.Event()
-        self.panel.begin(request.count)
+        self.panel.begin(count)
         self._set_running(True)
-        self.log_pane.message(f"Generating {request.count} persona(s): {one_line(request.description)[:200]}")
+        self.log_pane.message(f"Generating {count} persona(s): {one_line(request.description)[:200]}")
         return self._cancel
+
+    async def _offer_resume(self) -> None:
+        """At start: an unfinished run is named, with the key that continues it."""
+        try:
+            run = await RunStore(self.settings.runs_dir).unfinished()
+        except StoreError:
+            return
+        if run is None:
+            return
+        saved = len(run.saved) or len(run.persona_ids)
+        self.notify(
+            f"An unfinished run ({one_line(run.request.description)[:60]}) has {saved:,} of {run.count:,} saved: "
+            f"{RESUME_KEY} or the palette's 'Resume run' continues it.",
+            title="Unfinished run",
+            markup=False,
+            timeout=15,
+        )
+
+    @work(exclusive=True, group="resume", exit_on_error=False)
+    async def action_resume_run(self) -> None:
+        """Continue the newest unfinished run in the generation worker: its plan, only the personas not saved."""
+        if self.running:
+            self.action_generate_busy()
+            return
+        try:
+            run = await RunStore(self.settings.runs_dir).unfinished()
+        except StoreError as err:
+            self.notify(err.message, title="Runs not read", severity="error", markup=False)
+            return
+        if run is None:
+            self.notify("There is no unfinished run to resume.", markup=False)
+            return
+        request = run.to_request()
+        mine = [index_entry(r) for r in self.table.records.values() if r.run_id == run.id]
+        saved = len(already_saved(run, mine))
+        cancel = self.begin_run(request, max(run.count - saved, 1))
+        self.log_pane.message(
+            f"Resuming run {run.id[:8]} ({saved:,} of {run.count:,} saved) with {self.provider.label}"
+        )
+        self._generation = self._run_generation(request, cancel, resume=run)
 
     @work(exclusive=True, group="generation", exit_on_error=False)
     async def _run_generation(
-        self, request: GenerationRequest, cancel: asyncio.Event, rewrite: Rewrite | None = None
+        self,
+        request: GenerationRequest,
+        cancel: asyncio.Event,
+        rewrite: Rewrite | None = None,
+        resume: RunRecord | None = None,
     ) -> None:
         problem = await self.store.problem()
         if problem is not None:  # refused before anything is sent: a model's answer must have somewhere to go
@@ -523,6 +580,7 @@ class PersonaApp(App[None]):
             organizations=self.org_store,
             runs=RunStore(self.settings.runs_dir),
             rewrite=rewrite,
+            resume=resume,
         ):
             self.handle_event(event)
 
@@ -855,6 +913,12 @@ class PersonaApp(App[None]):
             )
         else:
             yield SystemCommand("Cancel generation", "Stop the running generation (Esc)", self.action_cancel)
+        if not self.running:
+            yield SystemCommand(
+                "Resume run",
+                f"Continue the newest unfinished run where it stopped ({RESUME_KEY})",
+                self.action_resume_run,
+            )
         yield SystemCommand(
             "Delete selected persona", "Delete the persona selected in the table", self.action_delete_selected
         )

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from persona_tui.engine.pipeline.batch import generate
+from persona_tui.engine.pipeline.batch import already_saved, generate
 from persona_tui.engine.pipeline.rewrite import Rewrite, pairs_to_rewrite
 
-__all__ = ["Rewrite", "generate", "pairs_to_rewrite"]
+__all__ = ["Rewrite", "already_saved", "generate", "pairs_to_rewrite"]

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -48,9 +49,12 @@ from persona_tui.engine.pipeline.run import Run
 from persona_tui.engine.plan import draw_plan
 from persona_tui.engine.providers.base import Provider
 from persona_tui.models import GenerationRequest, PersonaRecord, RequestInfo, RunRecord
-from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError
+from persona_tui.storage import IndexEntry, OrganizationStore, PersonaStore, RunStore, StoreError
 
 log = logging.getLogger(__name__)
+
+MANIFEST_EVERY = 0.5
+"""Seconds between writes of a run's manifest (plus one at the start and one at the end)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +101,15 @@ async def generate(
     organizations: OrganizationStore | None = None,
     runs: RunStore | None = None,
     rewrite: Rewrite | None = None,
+    resume: RunRecord | None = None,
 ) -> AsyncIterator[Event]:
     """Generate ``request.count`` personas, yielding every step as an event.
 
     With ``rewrite`` (and its :meth:`~Rewrite.request`), the personas it names are written
     again in their own slots instead, each replacing its old file once saved.
+
+    With ``resume`` (a run's record, and ``request`` its :meth:`~RunRecord.to_request`), the run goes
+    on where it stopped: same id and plan, only the slots with no persona in the store are made.
 
     The last event is always :class:`Finished`, unless the iterating task
     itself is cancelled.
@@ -119,23 +127,34 @@ async def generate(
         estimate = estimates.get(provider.name, provider.model, Estimate())
     else:  # the offline generator's pace is a setting, not something to learn
         estimate = offline_default(settings.offline_tokens_per_second)
-    lanes = min(settings.concurrency, request.count)
+    names = await names_for(request.description, existing, store)
+    done = already_saved(resume, names.entries) if resume is not None else {}
+    todo = [index for index in range(request.count) if index not in done]
+    if not todo:  # a run killed after its last save, before its manifest said so: now it does
+        if resume is not None:
+            await _close(resume, done, runs)
+        yield StageFinished(Stage.PREPARING, clock() - start, note="nothing left to make")
+        yield Finished(Summary((), 0, False, clock() - start, 0, run_id=resume.id if resume else ""))
+        return
+    lanes = min(settings.concurrency, len(todo))
     run = Run(
         request=request,
         provider=provider,
         store=store,
         settings=settings,
         estimates=estimates,
-        progress=ProgressModel(request.count, estimate, lanes),
+        progress=ProgressModel(len(todo), estimate, lanes),
         cancel=cancel,
         rng=rng or random.Random(),
         clock=clock,
         existing=existing,
         organizations=organizations,
         start=start,
-        names=await names_for(request.description, existing, store),
+        names=names,
         rewrite=rewrite,
+        todo=todo,
     )
+    run.done = done
     if rewrite is not None:  # the new personas must read unlike the rest of their run
         for record in (*rewrite.keep, *rewrite.partners):
             run.similar.add(record.persona)
@@ -149,17 +168,59 @@ async def generate(
         yield Cancelled(run.elapsed(), ())
         yield Finished(Summary((), 0, True, run.elapsed(), 0))
         return
-    async for event in _planning(run, runs):
+    async for event in _planning(run, runs, resume):
         yield event
-    yield run.progress_event(0)
+    yield run.progress_event(todo[0])
     async for event in _batch(run, lanes):
         yield event
 
 
-async def _planning(run: Run, runs: RunStore | None) -> AsyncIterator[Event]:
+async def _close(record: RunRecord, done: dict[int, str], runs: RunStore | None) -> None:
+    """Record a resumed run whose every persona turned out to be saved already as finished."""
+    if runs is None or (record.complete and record.finished_at is not None):
+        return
+    record.saved = dict(sorted(done.items()))
+    record.persona_ids = list(record.saved.values())
+    record.failed, record.in_flight, record.stopped, record.pid = {}, [], False, None
+    record.finished_at = datetime.now(UTC)
+    try:
+        await runs.save(record)
+    except StoreError as err:
+        log.warning("%s", err.message)
+
+
+def already_saved(resume: RunRecord, entries: list[IndexEntry]) -> dict[int, str]:
+    """Of a run being resumed: persona index -> id, for each persona of the run still in the store.
+
+    The store is the truth (the manifest is written at most twice a second, so a killed run may have
+    saved a few more than it says); a persona without a slot (no plan) fills the first index free.
+    """
+    present = {entry.id: entry for entry in entries if entry.run_id == resume.id}
+    done: dict[int, str] = {}
+    loose: list[str] = []
+    for entry in present.values():
+        if 0 <= entry.slot < resume.count and entry.slot not in done:
+            done[entry.slot] = entry.id
+        else:
+            loose.append(entry.id)
+    for index, persona_id in resume.saved.items():  # the manifest places the ones without a slot
+        if persona_id in loose and index not in done:
+            done[index] = persona_id
+            loose.remove(persona_id)
+    free = (index for index in range(resume.count) if index not in done)
+    for persona_id, index in zip(loose, free, strict=False):
+        done[index] = persona_id
+    return done
+
+
+async def _planning(run: Run, runs: RunStore | None, resume: RunRecord | None) -> AsyncIterator[Event]:
     """Draw the population plan (seeded: the setting's seed, else a fresh one kept with the run) and record the run."""
     if run.rewrite is not None:
         async for event in _replanning(run, run.rewrite, runs):
+            yield event
+        return
+    if resume is not None:
+        async for event in _resuming(run, runs, resume):
             yield event
         return
     plan = None
@@ -183,6 +244,8 @@ async def _planning(run: Run, runs: RunStore | None) -> AsyncIterator[Event]:
         ),
         count=run.request.count,
         plan=plan,
+        seed=run.settings.seed,
+        pid=os.getpid(),
     )
     run.run_id = run.record.id
     run.runs = runs
@@ -190,6 +253,23 @@ async def _planning(run: Run, runs: RunStore | None) -> AsyncIterator[Event]:
     if plan is not None:
         yield StageFinished(Stage.PLANNING, run.clock() - started, note=f"seed {plan.seed}")
         yield PlanDrawn(plan, run.run_id)
+
+
+async def _resuming(run: Run, runs: RunStore | None, resume: RunRecord) -> AsyncIterator[Event]:
+    """Of a resumed run: its own plan and record, marked as running again."""
+    yield StageStarted(Stage.PLANNING, f"resuming run {resume.id[:8]}")
+    run.plan = resume.plan
+    run.record = resume
+    run.run_id = resume.id
+    run.runs = runs
+    resume.saved = dict(sorted(run.done.items()))
+    resume.failed, resume.in_flight, resume.stopped = {}, [], False
+    resume.finished_at, resume.pid = None, os.getpid()
+    await _record(run)
+    note = f"{len(run.done)} of {resume.count} already saved, {len(run.todo)} to make"
+    yield StageFinished(Stage.PLANNING, run.clock() - run.start, note=note)
+    if resume.plan is not None:
+        yield PlanDrawn(resume.plan, resume.id)
 
 
 async def _replanning(run: Run, rewrite: Rewrite, runs: RunStore | None) -> AsyncIterator[Event]:
@@ -232,28 +312,72 @@ async def _record(run: Run) -> None:
     """Write the run's record; a run that cannot be recorded still generates (each persona keeps its slot)."""
     if run.runs is None or run.record is None:
         return
+    snapshot = run.record.model_copy(
+        update={
+            "saved": dict(run.record.saved),
+            "failed": dict(run.record.failed),
+            "in_flight": sorted(run.in_flight),
+            "persona_ids": list(run.record.persona_ids),
+            "replaced": list(run.record.replaced),
+        }
+    )
     try:
-        await run.runs.save(run.record)
+        await run.runs.save(snapshot)
     except StoreError as err:
         log.warning("%s", err.message)
 
 
-async def _job(run: Run, index: int, lane: asyncio.Semaphore, queue: asyncio.Queue[Event | _Done]) -> None:
-    """One persona in its lane; whatever happens, the batch hears that it is done."""
+async def _manifest_writer(run: Run) -> None:
+    """Write the run's manifest after a persona is saved or given up, at most every ``MANIFEST_EVERY`` seconds."""
+    while True:
+        await run.dirty.wait()
+        run.dirty.clear()
+        await _record(run)
+        await asyncio.sleep(MANIFEST_EVERY)
+
+
+def _seen(run: Run, event: Event) -> Event:
+    """An event passing through: a persona's failure is kept for its line in the manifest."""
+    if isinstance(event, Failed) and event.index is not None:
+        run.failures[event.index] = event.kind.value
+    return event
+
+
+def _note(run: Run, index: int, outcome: JobOutcome) -> None:
+    """One persona's end, in the run's manifest (which is written soon after)."""
+    run.in_flight.discard(index)
+    record = run.record
+    if record is None or run.rewrite is not None:
+        return
+    if outcome.record is not None:
+        record.saved[index] = outcome.record.id
+    elif not outcome.cancelled:
+        record.failed[index] = run.failures.get(index, "not started" if not outcome.started else "failed")
+    run.dirty.set()
+
+
+async def _lane(run: Run, indexes: Iterator[int], queue: asyncio.Queue[Event | _Done]) -> None:
+    """One of the batch's ``lanes`` workers: takes the next persona left until there is none."""
+    for index in indexes:
+        run.in_flight.add(index)
+        await _job(run, index, queue)
+
+
+async def _job(run: Run, index: int, queue: asyncio.Queue[Event | _Done]) -> None:
+    """One persona; whatever happens, the batch hears that it is done."""
     outcome = JobOutcome()
     try:
-        async with lane:
-            if run.cancelled():
-                outcome = JobOutcome(cancelled=True)
-            elif run.halted:
-                outcome = JobOutcome(started=False)
-            else:
-                unlike = run.rewrite.unlike(index) if run.rewrite is not None else ()
-                async for item in PersonaJob(run, index, unlike).events():
-                    if isinstance(item, JobOutcome):
-                        outcome = item
-                    else:
-                        queue.put_nowait(item)
+        if run.cancelled():
+            outcome = JobOutcome(cancelled=True)
+        elif run.halted:
+            outcome = JobOutcome(started=False)
+        else:
+            unlike = run.rewrite.unlike(index) if run.rewrite is not None else ()
+            async for item in PersonaJob(run, index, unlike).events():
+                if isinstance(item, JobOutcome):
+                    outcome = item
+                else:
+                    queue.put_nowait(item)
     except Exception as exc:  # a bug in one persona's path must be reported, not end the batch silently
         log.exception("persona %d failed unexpectedly", index)
         queue.put_nowait(
@@ -270,28 +394,29 @@ async def _job(run: Run, index: int, lane: asyncio.Semaphore, queue: asyncio.Que
 
 async def _batch(run: Run, lanes: int) -> AsyncIterator[Event]:
     """Run the jobs, passing their events on as they come; then the summary."""
-    count = run.request.count
     queue: asyncio.Queue[Event | _Done] = asyncio.Queue()
-    lane = asyncio.Semaphore(lanes)
     tally = _Tally()
-    workers = [asyncio.create_task(_job(run, index, lane, queue)) for index in range(count)]
+    indexes = iter(run.todo)
+    workers = [asyncio.create_task(_lane(run, indexes, queue)) for _ in range(lanes)]
+    writer = asyncio.create_task(_manifest_writer(run))
     try:
-        pending = count
+        pending = len(run.todo)
         while pending:
             item = await queue.get()
             if not isinstance(item, _Done):
-                yield item
+                yield _seen(run, item)
                 continue
             pending -= 1
+            _note(run, item.index, item.outcome)
             if not tally.add(item.outcome):
                 run.progress.dropped(item.index)
             elif run.rewrite is not None and item.outcome.record is not None:
                 async for event in _replace(run, item.index, item.outcome.record):
                     yield event
     finally:
-        for task in workers:
+        for task in (*workers, writer):
             task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*workers, writer, return_exceptions=True)
     stopped = tally.stopped or run.cancelled()
     if stopped:
         yield Cancelled(run.elapsed(), tuple(tally.saved))
@@ -306,7 +431,9 @@ async def _batch(run: Run, lanes: int) -> AsyncIterator[Event]:
         yield DiversityReported(report)
     if run.record is not None:
         if run.rewrite is None:
-            run.record.persona_ids = [record.id for record in tally.saved]
+            run.record.persona_ids = [run.record.saved[i] for i in sorted(run.record.saved)]
+            run.record.stopped = stopped
+            run.record.pid = None
         run.record.finished_at = datetime.now(UTC)
         await _record(run)
     summary = Summary(

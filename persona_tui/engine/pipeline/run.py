@@ -58,6 +58,15 @@ class Run:
     """A fault that will hit every persona (a rejected key, a full disk): start no more."""
     reported: set[tuple[str, str]] = field(default_factory=set)
     """Failures already told, so parallel streams hitting the same fault say it once."""
+    todo: list[int] = field(default_factory=list)
+    """The persona indexes to make (all of them, or on resume those with no persona saved)."""
+    done: dict[int, str] = field(default_factory=dict)
+    """On resume: persona index -> the id already saved for it."""
+    in_flight: set[int] = field(default_factory=set)
+    failures: dict[int, str] = field(default_factory=dict)
+    """Persona index -> the kind of the failure that ended it."""
+    dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    """The manifest has news to write."""
 
     def __post_init__(self) -> None:
         self.gate = RateGate(self.clock)
