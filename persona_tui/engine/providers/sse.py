@@ -24,10 +24,12 @@ DONE = b"[DONE]"
 class SSEReader:
     """Feed it the body as it arrives; it returns the data of each complete event."""
 
-    __slots__ = ("_data", "_event", "_last_id", "_rest", "_retry", "done")
+    __slots__ = ("_cr", "_data", "_event", "_last_id", "_rest", "_retry", "done")
 
     def __init__(self) -> None:
         self._rest = b""
+        self._cr = False
+        """The last piece ended in CR: a LF that starts the next one is the rest of a CRLF."""
         self._data: list[bytes] = []
         self._event = False
         """A named ``event:`` (or a ``retry:``) was given for the event being read."""
@@ -41,9 +43,15 @@ class SSEReader:
         """The data of the events this piece of the body completes (nothing once ``done``)."""
         if self.done:
             return []
+        if self._cr and raw:
+            self._cr = False
+            if raw[0] == 10:
+                raw = raw[1:]
         buf = self._rest + raw if self._rest else raw
         if b"\r" in buf:
-            lines, self._rest = _split_with_cr(buf)
+            self._cr = buf.endswith(b"\r")
+            lines = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+            self._rest = lines.pop()
         else:
             lines = buf.split(b"\n")
             self._rest = lines.pop()
@@ -95,12 +103,3 @@ def _is_int(value: bytes) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _split_with_cr(buf: bytes) -> tuple[list[bytes], bytes]:
-    """Lines ended by CR, LF or CRLF; a CR at the very end is held back, for it may be half of a CRLF."""
-    held = buf.endswith(b"\r")
-    body = buf[:-1] if held else buf
-    lines = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-    rest = lines.pop()
-    return lines, rest + b"\r" if held else rest
