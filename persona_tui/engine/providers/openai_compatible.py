@@ -6,6 +6,15 @@ server streams beside the answer (``reasoning``, ``reasoning_content``, or
 Retries are the pipeline's (so each one can be shown), never the client's:
 ``max_retries=0``.
 
+The client makes the request (``with_streaming_response``: its auth, headers,
+timeouts, connection pool and status errors), but the body is read here
+(:mod:`.sse`, then jiter into plain dicts): the client's typed stream builds a
+pydantic chunk per token, ten times the cost of the read itself. What the
+typed stream did is kept: ``[DONE]`` ends it and the rest of the body is read
+so the connection is reused, an ``{"error": ...}`` event fails it, data that is
+not JSON is unreadable, a timeout or a lost connection is raised as the
+client's own error.
+
 Servers differ in what they accept. The request starts from the strongest
 form (strict ``json_schema``, a temperature, usage asked for) and steps down
 one refusal at a time (:mod:`.adapt`), remembering per server and model in the
