@@ -6,6 +6,15 @@ server streams beside the answer (``reasoning``, ``reasoning_content``, or
 Retries are the pipeline's (so each one can be shown), never the client's:
 ``max_retries=0``.
 
+The client makes the request (``with_streaming_response``: its auth, headers,
+timeouts, connection pool and status errors), but the body is read here
+(:mod:`.sse`, then jiter into plain dicts): the client's typed stream builds a
+pydantic chunk per token, ten times the cost of the read itself. What the
+typed stream did is kept: ``[DONE]`` ends it and the rest of the body is read
+so the connection is reused, an ``{"error": ...}`` event fails it, data that is
+not JSON is unreadable, a timeout or a lost connection is raised as the
+client's own error.
+
 Servers differ in what they accept. The request starts from the strongest
 form (strict ``json_schema``, a temperature, usage asked for) and steps down
 one refusal at a time (:mod:`.adapt`), remembering per server and model in the
@@ -24,14 +33,16 @@ never waits for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
+from jiter import from_json
 from pydantic import BaseModel, Field
 
 from persona_tui.config import DEFAULT_MODEL, Settings, SettingsError
@@ -62,6 +73,7 @@ from persona_tui.engine.providers.parts import (
     StreamPart,
     UsagePart,
 )
+from persona_tui.engine.providers.sse import SSEReader
 from persona_tui.engine.providers.think import ThinkSplitter
 from persona_tui.models import Usage
 from persona_tui.storage import SERVERS_FILE, NotesFile
@@ -195,6 +207,13 @@ class OpenAIProvider:
     # ----- the stream -----
 
     async def stream(self, spec: PromptSpec) -> AsyncGenerator[StreamPart, None]:
+        """The parts of one answer, read from the raw SSE body.
+
+        The client makes the request (auth, headers, timeouts, connection pool) and raises its errors for a
+        failed status, as ever; the body is then read here, each event parsed by jiter into plain dicts, not
+        into the client's pydantic chunks (which cost ten times the read itself). Leaving the ``async with``
+        (the end, an error, or the consumer closing this generator on cancel) closes the HTTP response at once.
+        """
         client = self._get_client()
         import openai  # imported by _get_client; this only binds the name
 
@@ -206,18 +225,20 @@ class OpenAIProvider:
         request = self._request(spec, notes)
         sent = ServerNotes.from_json(notes.to_json())  # what this request was built from
         try:
-            stream = await client.chat.completions.create(**request)
-            if self.thinks_hidden:
-                yield HiddenReasoning()
-            async with stream:
-                async for chunk in stream:
-                    for part in ending.parts_of(chunk):
-                        yield part
+            async with client.chat.completions.with_streaming_response.create(**request) as response:
+                if self.thinks_hidden:
+                    yield HiddenReasoning()
+                async with contextlib.aclosing(_parts_of_body(response.http_response, ending)) as body:
+                    async for parts in body:
+                        for part in parts:
+                            yield part
         except openai.APIStatusError as exc:
             raise await self._refused(exc, spec, notes, sent, _optional_sent(request)) from None
         except openai.APIError as exc:
             raise self._explain(exc) from None
-        except ValueError:  # a data line that is not JSON (a proxy's keep-alive text): the client cannot read on
+        except _ErrorEvent as event:  # ``data: {"error": ...}``: the server failed after HTTP 200
+            raise self._stream_error(event.body) from None
+        except ValueError:  # a data line that is not JSON (a proxy's keep-alive text): the stream cannot be read on
             raise self._unreadable() from None
         for part in ending.flush():
             yield part
@@ -325,8 +346,11 @@ class OpenAIProvider:
                 "Check the network, and that OPENAI_BASE_URL points at a running server.",
                 retryable=True,
             )
-        if isinstance(exc.body, dict):  # an error object inside a stream that began with HTTP 200
-            return explain_stream_error(ServerError.from_body(0, exc.body), where=where, secret=self._secret)
+        return self._stream_error(exc.body)
+
+    def _stream_error(self, body: object) -> GenerationError:
+        if isinstance(body, dict):  # an error object inside a stream that began with HTTP 200
+            return explain_stream_error(ServerError.from_body(0, body), where=self.endpoint, secret=self._secret)
         return self._unreadable()
 
     def _unreadable(self) -> GenerationError:
@@ -423,6 +447,58 @@ def _with_schema(spec: PromptSpec) -> list[dict[str, str]]:
     return messages
 
 
+class _ErrorEvent(Exception):
+    """An event whose data is an error object (``{"error": ...}``), as the client's own stream raises it."""
+
+    def __init__(self, body: object) -> None:
+        super().__init__("error event")
+        self.body = body
+
+
+def _read_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """What reading the body can raise for a timeout, and for a lost connection, in the client's own terms."""
+    try:  # openai 3 runs on httpx2 and says which exceptions it maps
+        from openai._httpx2 import request_exceptions, timeout_exceptions
+    except ImportError:  # pragma: no cover - openai 2 runs on httpx
+        import httpx
+
+        return (httpx.TimeoutException,), (httpx.RequestError,)
+    return timeout_exceptions(), request_exceptions()
+
+
+DRAIN_SECONDS = 0.1
+"""How long the rest of a body after ``[DONE]`` is read for, so an HTTP/1.1 connection goes back to the pool."""
+
+
+async def _drain(pieces: AsyncIterator[bytes], errors: tuple[type[BaseException], ...]) -> None:
+    """Read what follows ``[DONE]`` (the end of the chunked body), as the client does, without waiting long."""
+    with contextlib.suppress(TimeoutError, *errors):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in pieces:
+                pass
+
+
+async def _parts_of_body(body: Any, ending: _Ending) -> AsyncGenerator[list[StreamPart], None]:
+    """The parts of each piece of a streamed body as it is read; a failed read raised as the client raises it."""
+    import openai
+
+    timeouts, failures = _read_errors()
+    reader = SSEReader()
+    pieces = body.aiter_bytes()
+    try:
+        async for raw in pieces:
+            for data in reader.feed(raw):
+                yield ending.parts_of(data)
+            if reader.done:
+                break
+    except timeouts:
+        raise openai.APITimeoutError(request=body.request) from None
+    except failures:
+        raise openai.APIConnectionError(request=body.request) from None
+    if reader.done and body.http_version == "HTTP/1.1":
+        await _drain(pieces, timeouts + failures)
+
+
 class _Ending:
     """What a stream says about how it ends, gathered chunk by chunk while its parts go out."""
 
@@ -432,67 +508,78 @@ class _Ending:
         self.finish_reason: str | None = None
         self.error: ServerError | None = None
 
-    def parts_of(self, chunk: Any) -> list[StreamPart]:
-        """The parts of one chunk; any shape a server sends (no choices, a null delta, extra keys) is fine.
+    def parts_of(self, data: bytes) -> list[StreamPart]:
+        """The parts of one event's data; any shape a server sends (no choices, a null delta, extra keys) is fine.
 
-        This runs once per token of every answer, so it reads the chunk's declared fields directly and
-        the reasoning from the fields the client kept as extras, without a lookup that can miss.
+        This runs once per token of every answer: jiter reads the bytes into plain dicts, and only the
+        fields used are looked at. Data that is not JSON raises ValueError; an error object, _ErrorEvent.
         """
+        chunk = from_json(data)
+        if type(chunk) is not dict:
+            raise ValueError("an event that is not a JSON object")
         parts: list[StreamPart] = []
-        if chunk.usage is not None:
-            parts.append(UsagePart(_usage(chunk.usage)))
-        for choice in chunk.choices or ():
-            delta = choice.delta
-            if delta is not None:
-                self._delta(delta, parts)
-            if choice.finish_reason:
-                self._finish(choice)
+        if chunk.get("error"):  # the client's stream raises for these too (before reading anything else)
+            raise _ErrorEvent(chunk["error"])
+        usage = chunk.get("usage")
+        if usage is not None:
+            parts.append(UsagePart(_usage(usage)))
+        choices = chunk.get("choices")
+        if choices and type(choices) is list:
+            for choice in choices:
+                if type(choice) is dict:
+                    self._choice(choice, parts)
         return parts
 
-    def _delta(self, delta: Any, parts: list[StreamPart]) -> None:
-        if delta.refusal:
-            self.refusal.append(delta.refusal)
-        extra = delta.__pydantic_extra__
-        if extra:
-            reasoning = _reasoning_text(extra)
-            if reasoning:
-                parts.append(ReasoningPart(reasoning))
-        content = delta.content
-        if content:
+    def _choice(self, choice: dict[str, Any], parts: list[StreamPart]) -> None:
+        delta = choice.get("delta")
+        if delta and type(delta) is dict:
+            self._delta(delta, parts)
+        if choice.get("finish_reason"):
+            self._finish(choice)
+
+    def _delta(self, delta: dict[str, Any], parts: list[StreamPart]) -> None:
+        refusal = delta.get("refusal")
+        if refusal and isinstance(refusal, str):
+            self.refusal.append(refusal)
+        reasoning = _reasoning_text(delta)
+        if reasoning:
+            parts.append(ReasoningPart(reasoning))
+        content = delta.get("content")
+        if content and isinstance(content, str):
             if self.think.settled:
                 parts.append(AnswerPart(content))
             else:
                 parts += self.think.feed(content)
 
-    def _finish(self, choice: Any) -> None:
-        self.finish_reason = choice.finish_reason
+    def _finish(self, choice: dict[str, Any]) -> None:
+        self.finish_reason = choice["finish_reason"]
         if self.finish_reason == "error":  # OpenRouter: the error rides on the choice
-            extra = choice.__pydantic_extra__ or {}
-            self.error = ServerError.from_body(0, extra.get("error") or {})
+            self.error = ServerError.from_body(0, choice.get("error") or {})
 
     def flush(self) -> list[StreamPart]:
         return self.think.flush()
 
 
-def _reasoning_text(extra: dict[str, Any]) -> str:
-    """Reasoning streamed beside the answer: ``reasoning_content`` (llama.cpp, DeepSeek), ``reasoning`` (vLLM, Ollama).
-
-    The client keeps the fields it does not declare in the delta's extras.
-    """
+def _reasoning_text(delta: dict[str, Any]) -> str:
+    """Reasoning streamed beside the answer: ``reasoning_content`` (llama.cpp, DeepSeek), ``reasoning`` (vLLM,
+    Ollama)."""
     for key in ("reasoning_content", "reasoning"):
-        value = extra.get(key)
-        if isinstance(value, str) and value:
+        value = delta.get(key)
+        if value and isinstance(value, str):
             return value
     return ""
 
 
 def _usage(usage: Any) -> Usage:
-    details = getattr(usage, "completion_tokens_details", None)
-    reasoning = getattr(details, "reasoning_tokens", None) or 0
+    """The usage object as sent (anything not an object counts nothing, as the client's typed stream read it)."""
+    if type(usage) is not dict:
+        usage = {}
+    details = usage.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if type(details) is dict else None
     return Usage(
-        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-        reasoning_tokens=reasoning,
+        prompt_tokens=usage.get("prompt_tokens") or 0,
+        completion_tokens=usage.get("completion_tokens") or 0,
+        reasoning_tokens=reasoning or 0,
     )
 
 
