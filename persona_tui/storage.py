@@ -593,13 +593,18 @@ def run_state(run: RunRecord) -> str:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs; a killed one nobody has reaped yet (a zombie) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:  # it exists, under another user
         return True
-    return True
+    try:  # Linux: "PID (name) STATE ..."; elsewhere the signal's answer is all there is
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 ESTIMATES_FILE = "estimates.json"

@@ -338,3 +338,26 @@ async def test_names_come_from_the_files_when_the_index_cannot_be_written(tmp_pa
     assert [e.name for e in await store.names(DESCRIPTION)] == ["Ana Sousa"]
     await store.save(record_for("Rui Costa"))  # a save is not stopped by it either
     assert sorted(e.name for e in await store.names(DESCRIPTION)) == ["Ana Sousa", "Rui Costa"]
+
+
+def test_a_killed_process_nobody_reaped_is_not_running() -> None:
+    """In a container whose init does not reap, a SIGKILLed run stays a zombie: it must not count as running."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from persona_tui.storage import _alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert _alive(child.pid)
+        child.send_signal(signal.SIGKILL)
+        for _ in range(100):  # not reaped: a zombie until wait()
+            if not _alive(child.pid):
+                break
+            time.sleep(0.02)
+        assert not _alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
