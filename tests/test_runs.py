@@ -319,8 +319,8 @@ async def test_app_offers_to_resume_and_ctrl_shift_r_continues(tmp_path: Path, a
             if app._notifications:
                 break
         said = [f"{n.title}: {n.message}" for n in app._notifications]
-        assert any("An unfinished run (bakers in Porto) has" in m and "ctrl+shift+r" in m for m in said), said
-        await pilot.press("ctrl+shift+r")
+        assert any("An unfinished run (bakers in Porto) has" in m and "ctrl+b" in m for m in said), said
+        await pilot.press("ctrl+b")
         for _ in range(300):
             await pilot.pause(0.02)
             if not app.running and len(stored(s.personas_dir)) == 10:

@@ -68,7 +68,8 @@ from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
 TALL_ROWS = 40
-RESUME_KEY = "ctrl+shift+r"
+RESUME_KEY = "ctrl+b"
+"""Back to an unfinished batch. Not ctrl+shift+r: most terminals send it as ctrl+r, the fold key."""
 COUNT_SENTENCE = f"The count must be a whole number from 1 to {COUNT_MAX:,}."
 NO_EXA_KEY = (
     "EXA_API_KEY is not set, so the web search will be skipped and the personas made without it. "
