@@ -21,18 +21,21 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from persona_tui.batch_state import PER_PERSONA, BatchState, Lane
+from persona_tui.batch_state import PER_PERSONA, SLOWEST, BatchState, Lane
 from persona_tui.engine import events as ev
 from persona_tui.engine.events import Stage
 from persona_tui.narrate import (
     SHORT,
     Tone,
+    aggregate_line,
     batch_status,
     lane_brief,
     outcome_line,
     reasoning_rate,
     retry_sentence,
+    slow_lane_brief,
     slow_sentence,
+    slowest_heading,
     stage_done,
     step_sentence,
     streaming_status,
@@ -52,7 +55,11 @@ STYLES = {
     Tone.PROGRESS: "cyan",
 }
 QUIET = (ev.TokenDelta, ev.ReasoningDelta, ev.Progress, ev.PartialPersona, ev.Heartbeat)
-"""Events that change only text the next tick draws anyway: no layout for them."""
+"""Events that change only text the next tick draws anyway: not even a refresh for them."""
+SLOWEST_ROWS = SLOWEST
+"""The slowest personas a big batch still shows a row each."""
+Shape = tuple[object, ...]
+"""What the panel's height depends on (see :meth:`GenerationPanel.shape`)."""
 
 
 class GenerationPanel(Widget):
@@ -85,7 +92,7 @@ class GenerationPanel(Widget):
     def reset(self) -> None:
         """Back to the idle state, before any generation."""
         self.state = BatchState()
-        self._hint_lines = 0
+        self._shape: Shape = ()
 
     # The state's fields the app and the tests read through the panel.
     stage = property(lambda self: self.state.stage)
@@ -123,35 +130,60 @@ class GenerationPanel(Widget):
 
     def tick(self) -> None:
         """Redraw the clock and the spinner (the app calls this on its clock); lay out again only if
-        the hint changed its height.
+        the panel's height changed (a countdown or a wait crossing into another hint)."""
+        if self.running:
+            self._redraw()
 
-        Events that change the panel's shape refresh with layout themselves; a
-        tick changes text only, except when a countdown or a wait crosses into
-        another hint, and a layout every tick would cost the whole screen's.
+    def _redraw(self) -> None:
+        """Redraw the panel; lay out the screen again only when the panel's height may have changed.
+
+        A layout costs the whole screen's, and a batch of 16 in flight sends
+        dozens of stage events a second that change only text.
         """
+        shape = self.shape()
+        self.refresh(layout=shape != self._shape)
+        self._shape = shape
+
+    def shape(self) -> Shape:
+        """What the panel's height depends on: whether it runs, its hint's lines, its rows (a batch's
+        personas in flight, or the few of a big batch), the checklist's items (they wrap), and once the
+        run has ended the outcome's lines."""
+        state = self.state
+        if state.stage is None:
+            return ("idle", self.model_label)
+        hint = self._hint().plain.count("\n") + 1 if self.running else 0
         if not self.running:
-            return
-        lines = self._hint().plain.count("\n")
-        self.refresh(layout=lines != self._hint_lines)
-        self._hint_lines = lines
+            body: object = (self.outcome or Text("")).plain.count("\n")
+        elif state.is_batch and state.aggregated:
+            body = ("wide", min(len(state.lanes), SLOWEST_ROWS))
+        elif state.is_batch:
+            body = ("rows", len(state.lanes))
+        else:
+            body = None
+        checklist: object = None
+        if not state.is_batch:
+            tall = self.has_class("-tall")
+            checklist = len(state.checklist()) if tall else tuple(item.plain for item in self._short_items())
+        return (self.running, state.is_batch, hint, body, checklist)
 
     def begin(self, count: int) -> None:
         """Show the new generation at once, before the first event arrives."""
         self.reset()
         self.state = BatchState.begin(count, self.clock())
         self.running = True
+        self._shape = self.shape()
         self.refresh(layout=True)
 
     def elapsed(self) -> float:
         return self.state.elapsed(self.clock())
 
     def apply(self, event: ev.Event) -> None:
-        """Fold one engine event into the state; redraw at once only when the panel changes shape."""
+        """Fold one engine event into the state and redraw; lay out again only when the height changed."""
         self.state.apply(event, self.clock())
         if not isinstance(event, QUIET):
             if isinstance(event, ev.Finished):
                 self.running = False
-            self.refresh(layout=True)
+            self._redraw()
 
     # ----- drawing -----
 
@@ -166,21 +198,36 @@ class GenerationPanel(Widget):
             )
         # Once the run has ended there is no hint: its empty line would push the checklist's last row out at 80x24.
         hint = [self._hint()] if self.running else []
+        if self.is_batch and self.state.aggregated and self.running:
+            return Group(self._status(), self._bar(), *hint, *self._aggregate())
         if self.is_batch:
             return Group(self._status(), self._bar(), *hint, self._lanes())
         return Group(self._status(), self._bar(), *hint, self._checklist())
 
     def _lanes(self) -> Table:
         """One line per persona in flight: its stage, tokens and own small bar."""
+        now = self.clock()
+        lanes = [(index, self.lanes[index]) for index in sorted(self.lanes)]
+        return self._rows(lanes, lambda lane: lane_brief(lane, now))
+
+    def _aggregate(self) -> list[RenderableType]:
+        """More than a dozen in flight: how many in each stage and their tokens a second, then the slowest few."""
+        state, now = self.state, self.clock()
+        summary = state.aggregate(now, SLOWEST_ROWS)
+        shown: list[RenderableType] = [Text(aggregate_line(summary), style="cyan", no_wrap=True, overflow="ellipsis")]
+        if summary.slowest:
+            shown.append(Text(slowest_heading(len(summary.slowest), len(state.lanes)), style="dim"))
+            shown.append(self._rows(list(summary.slowest), lambda lane: slow_lane_brief(lane, now)))
+        return shown
+
+    def _rows(self, lanes: list[tuple[int, Lane]], brief: Callable[[Lane], str]) -> Table:
         grid = Table.grid(expand=True, padding=(0, 1))
         grid.add_column(no_wrap=True, ratio=3)
         grid.add_column(ratio=2)
         grid.add_column(no_wrap=True, width=4, justify="right")
-        now = self.clock()
-        for index in sorted(self.lanes):
-            lane = self.lanes[index]
+        for index, lane in lanes:
             grid.add_row(
-                Text(f"[{index + 1}/{self.state.count}] {lane_brief(lane, now)}"),
+                Text(f"[{index + 1}/{self.state.count}] {brief(lane)}"),
                 ProgressBar(total=1.0, completed=lane.fraction, width=None),
                 Text(f"{lane.fraction * 100:.0f}%"),
             )
