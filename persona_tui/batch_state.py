@@ -73,7 +73,7 @@ class Lane:
     """The model the request went to, until the next stage starts."""
     idle: float | None = None
     """Seconds of silence the last heartbeat reported, until something arrives."""
-    heard: float = 0.0
+    heard: float | None = None
     """When this persona last showed a sign of life (a stage, the request, a token, its thinking)."""
 
 
@@ -100,7 +100,7 @@ def slowest_lanes(lanes: dict[int, Lane], now: float, count: int = SLOWEST) -> t
 
     def lag(item: tuple[int, Lane]) -> tuple[float, float, int]:
         index, lane = item
-        silent = now - lane.heard if lane.heard else 0.0
+        silent = now - lane.heard if lane.heard is not None else 0.0
         return (-silent if silent > QUIET_AFTER else 0.0, lane.fraction, index)
 
     return tuple(sorted(lanes.items(), key=lag)[:count])

@@ -285,15 +285,21 @@ def lane_brief(lane: Lane, now: float) -> str:
     return SHORT.get(lane.stage, lane.stage.label)
 
 
-def stage_counts(aggregate: Aggregate) -> str:
-    """How many personas are in each stage: "calling 20 · thinking 8 · streaming 30 · saving 2"."""
-    return " · ".join(f"{STAGE_WORDS.get(stage, stage.value)} {n}" for stage, n in aggregate.stages)
+def stage_counts(aggregate: Aggregate, *, short: bool = False) -> str:
+    """How many personas are in each stage: "calling 20 · thinking 8 · streaming 30 · saving 2", or where
+    room is short "call 20 · think 8 · stream 30 · save 2"."""
+
+    def word(stage: Stage) -> str:
+        return SHORT[stage].lower() if short else STAGE_WORDS.get(stage, stage.value)
+
+    return " · ".join(f"{word(stage)} {n}" for stage, n in aggregate.stages)
 
 
-def aggregate_line(aggregate: Aggregate) -> str:
-    """A big batch's personas in flight in one line: by stage, then their tokens a second summed."""
+def aggregate_line(aggregate: Aggregate, *, short: bool = False) -> str:
+    """A big batch's personas in flight in one line: their tokens a second summed, then how many are in
+    each stage: "1,840 tok/s · calling 20 · thinking 8 · streaming 30 · saving 2"."""
     rate = f"{aggregate.rate:,.0f} tok/s" if aggregate.rate else ""
-    return " · ".join(part for part in (stage_counts(aggregate), rate) if part)
+    return " · ".join(part for part in (rate, stage_counts(aggregate, short=short)) if part)
 
 
 def slowest_heading(shown: int, in_flight: int) -> str:
@@ -303,7 +309,7 @@ def slowest_heading(shown: int, in_flight: int) -> str:
 
 def silence(lane: Lane, now: float) -> float:
     """Seconds since the persona's last sign of life, 0 until it counts (:data:`QUIET_AFTER`)."""
-    silent = now - lane.heard if lane.heard else 0.0
+    silent = now - lane.heard if lane.heard is not None else 0.0
     return silent if silent > QUIET_AFTER else 0.0
 
 
@@ -315,6 +321,17 @@ def slow_lane_brief(lane: Lane, now: float) -> str:
     if not quiet or (lane.stage is Stage.CALLING and lane.waiting_since is not None):
         return brief
     return f"{brief}, silent {quiet:.0f} s"
+
+
+def slow_lane_status(lane: Lane, now: float) -> str:
+    """A slow persona's bar on a terminal: its words, with the seconds it has been silent counted on
+    between heartbeats ("Waiting for the model: 12 s, gives up in 18 s")."""
+    quiet = silence(lane, now)
+    if not quiet or lane.idle is not None or lane.stage is Stage.THINKING:
+        return lane_status(lane, now=now)
+    if lane.stage is Stage.CALLING and lane.waiting_since is not None:
+        return waiting_status(now - lane.waiting_since, lane.timeout)
+    return f"{lane_status(lane, now=now)}, silent {quiet:.0f} s"
 
 
 def lane_status(lane: Lane, *, idle: bool = True, now: float | None = None) -> str:

@@ -33,6 +33,7 @@ from persona_tui.narrate import (
     event_details,
     lane_status,
     plain_progress,
+    slow_lane_status,
     slowest_heading,
 )
 from persona_tui.present import fmt_seconds
@@ -222,7 +223,7 @@ class HeadlessRenderer:
         for row, task in enumerate(self.slow):
             if row < len(summary.slowest):
                 index, lane = summary.slowest[row]
-                words = f"  [{index + 1}/{self.count}] {lane_status(lane, now=now)}"
+                words = f"  [{index + 1}/{self.count}] {slow_lane_status(lane, now)}"
                 self.progress.update(task, description=words, completed=lane.fraction, visible=True)
             else:
                 self.progress.update(task, visible=False)

@@ -214,7 +214,8 @@ class GenerationPanel(Widget):
         """More than a dozen in flight: how many in each stage and their tokens a second, then the slowest few."""
         state, now = self.state, self.clock()
         summary = state.aggregate(now, SLOWEST_ROWS)
-        shown: list[RenderableType] = [Text(aggregate_line(summary), style="cyan", no_wrap=True, overflow="ellipsis")]
+        line = Text(aggregate_line(summary, short=True), style="cyan", no_wrap=True, overflow="ellipsis")
+        shown: list[RenderableType] = [line]
         if summary.slowest:
             shown.append(Text(slowest_heading(len(summary.slowest), len(state.lanes)), style="dim"))
             shown.append(self._rows(list(summary.slowest), lambda lane: slow_lane_brief(lane, now)))
