@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from rich.text import Text
 
 from persona_tui.batch_state import AGGREGATE_ABOVE, BatchState
 from persona_tui.engine import events as ev
@@ -212,3 +213,17 @@ async def test_a_save_inserts_its_row_in_place_and_selects_it(app_factory: AppFa
         await pilot.pause()
         assert table.cursor_row == 0 and table.selected is not None and table.selected.persona.name == "Another New"
         assert str(table.get_row_at(0)[0]) == "Another New"
+
+
+@pytest.mark.asyncio
+async def test_a_hint_that_wraps_onto_another_line_counts_as_a_change_of_height(app_factory: AppFactory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        panel = app.query_one(GenerationPanel)
+        panel.begin(3)
+        await pilot.pause()
+        short = panel.shape()
+        width = panel.content_size.width
+        panel._hint = lambda: Text("x " * width)  # type: ignore[method-assign]
+        assert panel.shape() != short, "no line break in it, yet a line more"

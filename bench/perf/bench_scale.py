@@ -93,7 +93,7 @@ def _scenarios(count: int, first: float, delay: float) -> list[dict[str, Any]]:
     ]
 
 
-async def _app_once(base_url: str, stored: Path) -> dict[str, float]:
+async def _app_once(base_url: str, stored: Path, sample: bool = False) -> dict[str, float]:
     from appkit import EventTap, make_bench_app, ready, simulate_terminal
     from textual.widgets import Input
 
@@ -130,11 +130,20 @@ async def _app_once(base_url: str, stored: Path) -> dict[str, float]:
             ticks: list[float] = []
             app.set_interval(TICK, lambda: ticks.append(time.perf_counter()))
             await asyncio.sleep(0.1)
+            sampler = None
+            if sample:
+                from profile_hot import LoopSampler
+
+                sampler = LoopSampler(0.002)
+                sampler.start()
             start = time.perf_counter()
             await pilot.press("ctrl+g")
             await asyncio.wait_for(tap.finished.wait(), timeout=300)
             end = tap.first(ev.Finished)
             assert end is not None
+            if sampler is not None:
+                sampler.stop.set()
+                _print_gaps(sampler.samples, [start, *[t for t in ticks if start < t < end], end])
             if tap.summary is None or len(tap.summary.saved) != APP_COUNT:
                 raise RuntimeError(f"the app did not save the batch: {tap.failed or tap.summary}")
             window = [start, *[t for t in ticks if start < t < end], end]
@@ -150,7 +159,24 @@ async def _app_once(base_url: str, stored: Path) -> dict[str, float]:
         }
 
 
-def run_app(runs: int, stored_count: int) -> None:
+def _print_gaps(samples: list[tuple[float, tuple[str, ...]]], window: list[float]) -> None:
+    """Which functions the loop was in during gaps of more than 50 ms (each counted once per sample)."""
+    import collections
+
+    gaps = [(a, b) for a, b in itertools.pairwise(window) if b - a > 0.05]
+    counts: collections.Counter[str] = collections.Counter()
+    total = 0
+    for a, b in gaps:
+        for t, stack in samples:
+            if a <= t <= b:
+                total += 1
+                counts.update(set(stack))
+    print(f"  {len(gaps)} gaps > 50 ms, {total} samples in them; the functions most often on the stack:")
+    for name, n in counts.most_common(40):
+        print(f"    {n / max(total, 1):5.0%}  {name}")
+
+
+def run_app(runs: int, stored_count: int, sampling: bool = False) -> None:
     from bench_startup import write_personas
 
     with tempfile.TemporaryDirectory(prefix="perf-stored-") as tmp, ServerProcess() as server:
@@ -159,7 +185,7 @@ def run_app(runs: int, stored_count: int) -> None:
         samples = []
         for i in range(runs + 1):
             server.script(*_scenarios(APP_COUNT, 0.3, 0.01))
-            sample = asyncio.run(_app_once(server.base_url, stored))
+            sample = asyncio.run(_app_once(server.base_url, stored, sampling and i == runs))
             if i:  # the first is a warm-up
                 samples.append(sample)
                 print(
@@ -245,10 +271,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--stored", type=int, default=10_000)
     parser.add_argument("--only", choices=["app", "headless"], default=None)
+    parser.add_argument("--sample", action="store_true", help="sample the loop's stack in the last run's long gaps")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.only in (None, "app"):
-        run_app(args.runs, args.stored)
+        run_app(args.runs, args.stored, args.sample)
     if args.only in (None, "headless"):
         run_headless(args.runs)
 

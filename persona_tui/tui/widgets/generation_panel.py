@@ -145,26 +145,35 @@ class GenerationPanel(Widget):
         self._shape = shape
 
     def shape(self) -> Shape:
-        """What the panel's height depends on: whether it runs, its hint's lines, its rows (a batch's
-        personas in flight, or the few of a big batch), the checklist's items (they wrap), and once the
-        run has ended the outcome's lines."""
+        """What the panel's height depends on: whether it runs, the lines its status and hint take at
+        the panel's width, its rows (a batch's personas in flight, or a big batch's few), the checklist's
+        items (they wrap), and once the run has ended the outcome's lines."""
         state = self.state
         if state.stage is None:
             return ("idle", self.model_label)
-        hint = self._hint().plain.count("\n") + 1 if self.running else 0
         if not self.running:
-            body: object = (self.outcome or Text("")).plain.count("\n")
-        elif state.is_batch and state.aggregated:
-            body = ("wide", min(len(state.lanes), SLOWEST_ROWS))
-        elif state.is_batch:
-            body = ("rows", len(state.lanes))
+            return (False, state.is_batch, self._lines(self.outcome or Text("Done")), self._checklist_shape())
+        texts = [self._status(), self._hint()]
+        if state.is_batch and state.aggregated:
+            rows: object = ("wide", min(len(state.lanes), SLOWEST_ROWS))
         else:
-            body = None
-        checklist: object = None
-        if not state.is_batch:
-            tall = self.has_class("-tall")
-            checklist = len(state.checklist()) if tall else tuple(item.plain for item in self._short_items())
-        return (self.running, state.is_batch, hint, body, checklist)
+            rows = len(state.lanes) if state.is_batch else None
+        return (True, state.is_batch, self._lines(*texts), rows, self._checklist_shape())
+
+    def _checklist_shape(self) -> object:
+        if self.state.is_batch:
+            return None
+        if self.has_class("-tall"):
+            return len(self.state.checklist())
+        return tuple(item.plain for item in self._short_items())
+
+    def _lines(self, *texts: Text) -> int:
+        """The lines these texts take at the panel's width (their line breaks counted alone before it has one)."""
+        width = self.content_size.width
+        if width <= 0 or not self.is_attached:
+            return sum(text.plain.count("\n") + 1 for text in texts)
+        console = self.app.console
+        return sum(len(text.wrap(console, width)) for text in texts)
 
     def begin(self, count: int) -> None:
         """Show the new generation at once, before the first event arrives."""
