@@ -179,7 +179,7 @@ def _print_gaps(samples: list[tuple[float, tuple[str, ...]]], window: list[float
 def run_app(runs: int, stored_count: int, sampling: bool = False) -> None:
     from bench_startup import write_personas
 
-    with tempfile.TemporaryDirectory(prefix="perf-stored-") as tmp, ServerProcess() as server:
+    with tempfile.TemporaryDirectory(prefix="perf-stored-") as tmp, WideServer() as server:
         stored = Path(tmp) / "personas"
         write_personas(stored, stored_count)
         samples = []

@@ -300,6 +300,8 @@ class GenerationPanel(Widget):
                 hints.append(f"{hint.symbol} {hint.text}".lstrip(), style=STYLES[hint.tone])
         elif state.saved and state.outcome is not None:
             hints.append_text(self.outcome or Text())
+            if isinstance(state.outcome, ev.PersonaSaved):  # one line, whatever the name: the panel keeps its height
+                hints.no_wrap, hints.overflow = True, "ellipsis"
         hints.rstrip()
         return hints
 
