@@ -7,8 +7,10 @@
    slowest ``PersonaTable.add_record``.
 2. Headless batch: 50 personas at K = 50 drawn by ``HeadlessRenderer`` on a terminal console
    (output discarded), wall time against the ideal (the slowest stream's time, one round).
+3. Table: ``PersonaTable.add_record`` at 10,000 and 50,000 rows, inserted in place against the old
+   append-then-sort (both in the same table, alternately).
 
-    python bench/perf/bench_scale.py [--runs N] [--only app|headless] [--stored 10000]
+    python bench/perf/bench_scale.py [--runs N] [--only app|headless|table] [--stored 10000]
 
 No timing is asserted: the numbers go to stdout for a person to read.
 """
@@ -266,11 +268,61 @@ def run_headless(runs: int) -> None:
     )
 
 
+async def _table_once(rows: int, saves: int) -> dict[str, float]:
+    """``add_record`` on a table of ``rows``: inserted in place, and the old way (appended, then sorted)."""
+    from textual.app import App, ComposeResult
+
+    from persona_tui.tui.widgets.persona_table import HIGHLIGHT_STYLE, PersonaTable
+    from tests.conftest import make_record
+
+    records = [make_record(f"Stored {i}", i) for i in range(rows)]  # newest first
+    new = [make_record(f"New {i}", -1 - i) for i in range(2 * saves)]
+
+    class TableApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield PersonaTable()
+
+    app = TableApp()
+    async with app.run_test(size=(120, 36)) as pilot:
+        table = app.query_one(PersonaTable)
+        table.load(records)
+        await pilot.pause()
+        inserted, sorted_ = [], []
+        for i in range(saves):
+            t = time.perf_counter()
+            table.add_record(new[2 * i])
+            inserted.append(time.perf_counter() - t)
+            await pilot.pause()
+            record = new[2 * i + 1]  # the old way, by hand
+            t = time.perf_counter()
+            table.records = {record.id: record, **table.records}
+            table._cache[record.id] = table._cells(record)
+            table.add_row(*table._styled_cells(record, HIGHLIGHT_STYLE), key=record.id)
+            table.sort("created", key=lambda stamp: stamp.moment, reverse=True)
+            table.move_cursor(row=table.get_row_index(record.id), animate=False)
+            sorted_.append(time.perf_counter() - t)
+            await pilot.pause()
+        order = [table.coordinate_to_cell_key((r, 0)).row_key.value for r in range(table.row_count)]
+        expected = [r.id for r in sorted(table.records.values(), key=lambda r: r.created_at, reverse=True)]
+        assert order == expected, "the rows are newest first"
+    return {"insert": median(inserted), "sort": median(sorted_)}
+
+
+def run_table(runs: int) -> None:
+    for rows in (10_000, 50_000):
+        result = asyncio.run(_table_once(rows, 10 * runs))
+        print(
+            f"add_record at {rows:,} rows: {result['insert'] * 1000:.1f} ms inserted in place, "
+            f"{result['sort'] * 1000:.1f} ms appended and sorted (medians of {10 * runs})",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--stored", type=int, default=10_000)
-    parser.add_argument("--only", choices=["app", "headless"], default=None)
+    parser.add_argument("--only", choices=["app", "headless", "table"], default=None)
     parser.add_argument("--sample", action="store_true", help="sample the loop's stack in the last run's long gaps")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -278,6 +330,8 @@ def main() -> None:
         run_app(args.runs, args.stored, args.sample)
     if args.only in (None, "headless"):
         run_headless(args.runs)
+    if args.only in (None, "table"):
+        run_table(args.runs)
 
 
 if __name__ == "__main__":
