@@ -291,7 +291,8 @@ class GenerationPanel(Widget):
             hints.append(f"↷ {step_sentence(state.step)}\n", style=STYLES[Tone.PROGRESS])
         if state.slow_after is not None:
             hints.append(f"⚠ {slow_sentence(state.slow_after)}\n", style="bold yellow")
-        if state.waiting_since is not None:
+        # A big batch's latest request is one of dozens: its wait is not the batch's (the slowest rows show waits).
+        if state.waiting_since is not None and not state.aggregated:
             idle = now - state.waiting_since
             first = state.expected_first_token or 0
             timeout = state.first_token_timeout
