@@ -6,8 +6,10 @@ progress bar with elapsed time, ETA and tokens per second, and slow warnings,
 retries and adapted steps as they happen. A wait is told once (its first
 heartbeat); the bar then counts it, and a reasoning model's thinking, on. For a batch there is an overall bar and
 one small bar per persona in flight, kept from the same :class:`BatchState`
-the app's panel draws; the per-stage lines are kept to the milestones so
-parallel streams stay readable. Model text reaches the terminal only through
+the app's panel draws; above a dozen in flight, one line of counts by stage and
+tokens a second instead, and a bar for each of the slowest few (a bar each for
+50 personas slowed the streams themselves). The per-stage lines are kept to the
+milestones so parallel streams stay readable. Model text reaches the terminal only through
 :func:`one_line` and never as markup.
 """
 

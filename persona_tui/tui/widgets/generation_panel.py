@@ -4,8 +4,11 @@ The panel draws a :class:`BatchState`, which :meth:`GenerationPanel.apply`
 folds each engine event into (cheap enough for thousands of tokens a second),
 and redraws on the app's clock, a few times a second, from that state. So the
 elapsed time ticks and the heartbeat counts up even while no event arrives,
-and a burst of tokens costs one redraw, not one per token. Its words come
-from :mod:`persona_tui.narrate`, like the log's and the terminal's.
+and a burst of tokens costs one redraw, not one per token. The screen is laid
+out again only when the panel's height changes (:meth:`GenerationPanel.shape`).
+A batch has a row per persona in flight; above a dozen, one line of counts by
+stage and the slowest few rows instead. Its words come from
+:mod:`persona_tui.narrate`, like the log's and the terminal's.
 """
 
 from __future__ import annotations
