@@ -30,6 +30,13 @@ CHECKLIST = tuple(s for s in Stage if s not in (Stage.DONE, Stage.THINKING))
 """The stages every run lists; thinking joins them only when the model thinks (see
 :meth:`BatchState.checklist`)."""
 
+AGGREGATE_ABOVE = 12
+"""Above this many personas in flight a batch is drawn as a whole (see :class:`Aggregate`), not a row each."""
+SLOWEST = 3
+"""How many of the slowest personas in flight the aggregate view still shows one by one."""
+QUIET_AFTER = 1.0
+"""Seconds without a sign of life after which a persona counts as slow for its silence, not its fraction."""
+
 Outcome = ev.PersonaSaved | ev.Failed | ev.Cancelled | ev.Finished
 """The event that says how things ended, as the panel shows it."""
 
@@ -66,6 +73,37 @@ class Lane:
     """The model the request went to, until the next stage starts."""
     idle: float | None = None
     """Seconds of silence the last heartbeat reported, until something arrives."""
+    heard: float | None = None
+    """When this persona last showed a sign of life (a stage, the request, a token, its thinking)."""
+
+
+PER_PERSONA_ORDER = tuple(s for s in Stage if s in PER_PERSONA)
+"""A persona's stages in the order it goes through them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """A big batch's personas in flight, taken together (:meth:`BatchState.aggregate`)."""
+
+    stages: tuple[tuple[Stage, int], ...]
+    """How many personas are in each stage, in the order of the stages, leaving out the empty ones."""
+    rate: float
+    """Tokens a second across every persona that streams."""
+    slowest: tuple[tuple[int, Lane], ...]
+    """The personas that lag most, with their index, the slowest first."""
+
+
+def slowest_lanes(lanes: dict[int, Lane], now: float, count: int = SLOWEST) -> tuple[tuple[int, Lane], ...]:
+    """The ``count`` personas that lag most: the longest silent first (silent for more than
+    :data:`QUIET_AFTER`), then the least far along; ties go to the earlier persona, so the rows
+    stay put while nothing changes."""
+
+    def lag(item: tuple[int, Lane]) -> tuple[float, float, int]:
+        index, lane = item
+        silent = now - lane.heard if lane.heard is not None else 0.0
+        return (-silent if silent > QUIET_AFTER else 0.0, lane.fraction, index)
+
+    return tuple(sorted(lanes.items(), key=lag)[:count])
 
 
 @dataclass(slots=True)
@@ -103,6 +141,9 @@ class BatchState:
     lanes: dict[int, Lane] = field(default_factory=dict)
     frozen_elapsed: float | None = None
     running: bool = False
+    wide: bool = False
+    """More than :data:`AGGREGATE_ABOVE` personas have been in flight at once: the batch is drawn as a
+    whole until it ends (not a row each whenever a few personas fewer are in flight)."""
 
     @classmethod
     def begin(cls, count: int, now: float) -> BatchState:
@@ -117,6 +158,24 @@ class BatchState:
         if self.frozen_elapsed is not None:
             return self.frozen_elapsed
         return now - self.started if self.started else 0.0
+
+    @property
+    def aggregated(self) -> bool:
+        """Whether the batch is drawn as a whole: more than :data:`AGGREGATE_ABOVE` personas have been in
+        flight at once in this run."""
+        return self.wide
+
+    def aggregate(self, now: float, slowest: int = SLOWEST) -> Aggregate:
+        """The personas in flight taken together: how many are in each stage, their tokens a second
+        summed, and the ``slowest`` that lag most (see :func:`slowest_lanes`)."""
+        stages = dict.fromkeys(PER_PERSONA_ORDER, 0)
+        rate = 0.0
+        for lane in self.lanes.values():
+            stages[lane.stage] = stages.get(lane.stage, 0) + 1
+            if lane.stage is Stage.STREAMING:
+                rate += lane.rate
+        counts = tuple((stage, n) for stage, n in stages.items() if n)
+        return Aggregate(counts, rate, slowest_lanes(self.lanes, now, slowest))
 
     def checklist(self) -> list[Stage]:
         """The stages to list, in order: thinking only if it happened for the current persona."""
@@ -135,6 +194,8 @@ class BatchState:
         lane = self.lanes.get(index)
         if lane is None:
             lane = self.lanes[index] = Lane()
+            if len(self.lanes) > AGGREGATE_ABOVE:
+                self.wide = True
         return lane
 
     # ----- one method per event type -----
@@ -158,7 +219,7 @@ class BatchState:
             self.thinking_since, self.thinking_detail = now, event.detail
         if stage in PER_PERSONA:
             lane = self._lane(event.index)
-            lane.stage, lane.model, lane.idle = stage, "", None
+            lane.stage, lane.model, lane.idle, lane.heard = stage, "", None, now
             if stage is Stage.CALLING:
                 lane.tokens, lane.rate, lane.reasoning_tokens, lane.reasoning_seconds = 0, 0.0, 0, 0.0
             elif stage is Stage.THINKING:
@@ -182,6 +243,7 @@ class BatchState:
         self.detail = f"{event.model} at {event.endpoint}"
         lane = self._lane(event.index)
         lane.waiting_since, lane.model, lane.idle, lane.timeout = now, event.model, None, event.timeout
+        lane.heard = now
 
     def _first_token(self, event: ev.FirstToken, now: float) -> None:
         self.waiting_since = self.step = None
@@ -190,12 +252,14 @@ class BatchState:
         self.tokens, self.rate, self.waiting_since = event.tokens, event.tokens_per_second, now
         lane = self.lanes.get(event.index) or self._lane(event.index)
         lane.tokens, lane.rate, lane.waiting_since, lane.idle = event.tokens, event.tokens_per_second, None, None
+        lane.heard = now
 
     def _reasoning(self, event: ev.ReasoningDelta, now: float) -> None:
         # Not a wait: the model is working, so the "still waiting" hints stay quiet while it thinks.
         self.reasoning_tokens, self.reasoning_seconds = event.tokens, event.seconds
         lane = self.lanes.get(event.index) or self._lane(event.index)
         lane.reasoning_tokens, lane.reasoning_seconds, lane.idle = event.tokens, event.seconds, None
+        lane.heard = now
 
     def _usage(self, event: ev.UsageReported, now: float) -> None:
         """The server's count of the reasoning, which arrives after the thinking stage has ended."""

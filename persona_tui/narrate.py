@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from persona_tui.batch_state import PER_PERSONA, Lane
+from persona_tui.batch_state import PER_PERSONA, QUIET_AFTER, Aggregate, Lane
 from persona_tui.engine import events as ev
 from persona_tui.engine.events import Stage
 from persona_tui.models import Plan, Slot, Usage
@@ -43,6 +43,8 @@ SHORT = {
     Stage.SAVING: "Save",
 }
 """Stage names where room is short (the panel's one-row checklist and its batch rows)."""
+STAGE_WORDS = {Stage.VALIDATING: "checking"}
+"""A stage as a count of a big batch's personas in it says ("checking 2"); the others by their value ("calling 20")."""
 
 
 class Tone(StrEnum):
@@ -281,6 +283,55 @@ def lane_brief(lane: Lane, now: float) -> str:
     if lane.stage is Stage.CALLING and lane.waiting_since is not None:
         return f"waiting {now - lane.waiting_since:.0f} s"
     return SHORT.get(lane.stage, lane.stage.label)
+
+
+def stage_counts(aggregate: Aggregate, *, short: bool = False) -> str:
+    """How many personas are in each stage: "calling 20 · thinking 8 · streaming 30 · saving 2", or where
+    room is short "call 20 · think 8 · stream 30 · save 2"."""
+
+    def word(stage: Stage) -> str:
+        return SHORT[stage].lower() if short else STAGE_WORDS.get(stage, stage.value)
+
+    return " · ".join(f"{word(stage)} {n}" for stage, n in aggregate.stages)
+
+
+def aggregate_line(aggregate: Aggregate, *, short: bool = False) -> str:
+    """A big batch's personas in flight in one line: their tokens a second summed, then how many are in
+    each stage: "1,840 tok/s · calling 20 · thinking 8 · streaming 30 · saving 2"."""
+    rate = f"{aggregate.rate:,.0f} tok/s" if aggregate.rate else ""
+    return " · ".join(part for part in (rate, stage_counts(aggregate, short=short)) if part)
+
+
+def slowest_heading(shown: int, in_flight: int) -> str:
+    """Above a big batch's few rows: "Slowest 3 of 20 in flight"."""
+    return f"Slowest {shown} of {in_flight} in flight"
+
+
+def silence(lane: Lane, now: float) -> float:
+    """Seconds since the persona's last sign of life, 0 until it counts (:data:`QUIET_AFTER`)."""
+    silent = now - lane.heard if lane.heard is not None else 0.0
+    return silent if silent > QUIET_AFTER else 0.0
+
+
+def slow_lane_brief(lane: Lane, now: float) -> str:
+    """A slow persona's row in the panel: its brief, and how long it has been silent when it has.
+    A wait for the first token already counts its seconds."""
+    brief = lane_brief(lane, now)
+    quiet = silence(lane, now)
+    if not quiet or (lane.stage is Stage.CALLING and lane.waiting_since is not None):
+        return brief
+    return f"{brief}, silent {quiet:.0f} s"
+
+
+def slow_lane_status(lane: Lane, now: float) -> str:
+    """A slow persona's bar on a terminal: its words, with the seconds it has been silent counted on
+    between heartbeats ("Waiting for the model: 12 s, gives up in 18 s")."""
+    quiet = silence(lane, now)
+    if not quiet or lane.idle is not None or lane.stage is Stage.THINKING:
+        return lane_status(lane, now=now)
+    if lane.stage is Stage.CALLING and lane.waiting_since is not None:
+        return waiting_status(now - lane.waiting_since, lane.timeout)
+    return f"{lane_status(lane, now=now)}, silent {quiet:.0f} s"
 
 
 def lane_status(lane: Lane, *, idle: bool = True, now: float | None = None) -> str:

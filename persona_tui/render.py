@@ -6,32 +6,37 @@ progress bar with elapsed time, ETA and tokens per second, and slow warnings,
 retries and adapted steps as they happen. A wait is told once (its first
 heartbeat); the bar then counts it, and a reasoning model's thinking, on. For a batch there is an overall bar and
 one small bar per persona in flight, kept from the same :class:`BatchState`
-the app's panel draws; the per-stage lines are kept to the milestones so
-parallel streams stay readable. Model text reaches the terminal only through
+the app's panel draws; above a dozen in flight, one line of counts by stage and
+tokens a second instead, and a bar for each of the slowest few (a bar each for
+50 personas slowed the streams themselves). The per-stage lines are kept to the
+milestones so parallel streams stay readable. Model text reaches the terminal only through
 :func:`one_line` and never as markup.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TaskProgressColumn, TextColumn
 from rich.text import Text
 
-from persona_tui.batch_state import PER_PERSONA, BatchState
+from persona_tui.batch_state import PER_PERSONA, SLOWEST, BatchState
 from persona_tui.engine import events as ev
 from persona_tui.narrate import (
     Line,
     Scope,
     Tone,
+    aggregate_line,
     batch_status,
     console_voice,
     describe_event,
     event_details,
     lane_status,
     plain_progress,
+    slow_lane_status,
+    slowest_heading,
 )
 from persona_tui.present import fmt_seconds
 
@@ -50,6 +55,24 @@ STYLES = {
 PLAIN_EVERY = 5.0
 """Seconds of quiet after which a stderr that is not a terminal (a pipe, TERM=dumb), where no bar is
 drawn, gets a plain progress line."""
+WIDE_EVERY = 0.1
+"""Seconds between redraws of a big batch's aggregate line and slowest bars (the bars refresh 10 times a second)."""
+
+
+class BatchProgress(Progress):
+    """Rich's progress display with room for a line of words under the first bar (a big batch's aggregate)."""
+
+    summary: Text | None = None
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        if self.summary is None or not self.tasks:
+            yield from super().get_renderables()
+            return
+        tasks = self.tasks
+        yield self.make_tasks_table(tasks[:1])
+        yield self.summary
+        if len(tasks) > 1:
+            yield self.make_tasks_table(tasks[1:])
 
 
 class HeadlessRenderer:
@@ -69,7 +92,7 @@ class HeadlessRenderer:
         self.voice = console_voice(provider_label)
         self.clock = clock
         self.state = BatchState.begin(count, clock())
-        self.progress = Progress(
+        self.progress = BatchProgress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(bar_width=24),
@@ -83,6 +106,10 @@ class HeadlessRenderer:
         """The whole run's bar (the only one for a single persona)."""
         self.lanes: dict[int, TaskID] = {}
         """One bar per persona in flight, in a batch (the state's lanes, drawn)."""
+        self.slow: list[TaskID] = []
+        """A big batch's bars for its slowest personas in flight (:meth:`BatchState.aggregate`), not a bar each."""
+        self._wide_at = float("-inf")
+        """When the aggregate was last drawn."""
         self.plain = not console.is_interactive
         """No bars can be drawn (a pipe, TERM=dumb): a plain progress line every few seconds instead."""
         self._said_at = self.state.started
@@ -129,6 +156,8 @@ class HeadlessRenderer:
         state = self.state
         if self.batch:
             words = batch_status(self.count, state.saved, state.failed, len(state.lanes), console=True)
+            if state.aggregated and state.lanes:
+                words = f"{words}; {aggregate_line(state.aggregate(now))}"
         else:
             lane = state.lanes.get(state.index)
             if lane is None:
@@ -162,6 +191,9 @@ class HeadlessRenderer:
             if lane is not None:
                 self.progress.update(self.task, description=lane_status(lane, now=self.clock()))
             return
+        if self.state.aggregated:
+            self._wide(quiet=isinstance(event, ev.TokenDelta | ev.ReasoningDelta | ev.Heartbeat))
+            return
         task = self.lanes.get(index)
         if lane is None:
             if task is not None:
@@ -173,13 +205,40 @@ class HeadlessRenderer:
         if not isinstance(event, ev.TokenDelta | ev.ReasoningDelta | ev.Heartbeat):
             self._overall()
 
+    def _wide(self, *, quiet: bool) -> None:
+        """More than a dozen in flight: the overall bar, one line of counts by stage and tokens a second,
+        and a bar for each of the slowest few, drawn a few times a second, not once per event."""
+        now = self.clock()
+        if not self.slow:  # the switch: the bars each persona had make way for the slowest few
+            for task in self.lanes.values():
+                self.progress.remove_task(task)
+            self.lanes.clear()
+            self.slow = [self.progress.add_task("", total=1.0, timing="", visible=False) for _ in range(SLOWEST)]
+        elif quiet and now - self._wide_at < WIDE_EVERY:
+            return
+        self._wide_at = now
+        state = self.state
+        summary = state.aggregate(now, SLOWEST)
+        self.progress.summary = Text(f"  {aggregate_line(summary)}", style="cyan")
+        if summary.slowest:
+            self.progress.summary.append(f"\n  {slowest_heading(len(summary.slowest), len(state.lanes))}", style="dim")
+        for row, task in enumerate(self.slow):
+            if row < len(summary.slowest):
+                index, lane = summary.slowest[row]
+                words = f"  [{index + 1}/{self.count}] {slow_lane_status(lane, now)}"
+                self.progress.update(task, description=words, completed=lane.fraction, visible=True)
+            else:
+                self.progress.update(task, visible=False)
+        if not quiet:
+            self._overall()
+
     def _lane_words(self, index: int) -> str:
         return f"  [{index + 1}/{self.count}] {lane_status(self.state.lanes[index], now=self.clock())}"
 
     def _overall(self) -> None:
         assert self.task is not None
         state = self.state
-        words = batch_status(self.count, state.saved, state.failed, len(self.lanes), console=True)
+        words = batch_status(self.count, state.saved, state.failed, len(state.lanes), console=True)
         self.progress.update(self.task, description=words)
 
     def _progress(self, event: ev.Progress) -> None:
@@ -193,7 +252,9 @@ class HeadlessRenderer:
 
     def _finish(self, summary: ev.Summary) -> None:
         assert self.task is not None
-        for task in self.lanes.values():
+        for task in [*self.lanes.values(), *self.slow]:
             self.progress.remove_task(task)
         self.lanes.clear()
+        self.slow.clear()
+        self.progress.summary = None
         self.progress.update(self.task, completed=1.0 if summary.ok else None)

@@ -603,6 +603,57 @@ async def scene_plan(pilot: Pilot[None]) -> None:
     await settle(pilot)
 
 
+BIG_BATCH = 50
+BIG_NAMES = ["Ola Zielińska", "Piotr Wójcik", "Marta Lis"]
+
+
+async def scene_big_batch(pilot: Pilot[None]) -> None:
+    """12. A batch of 50 at K = 20: three saved, twenty in flight (calling, streaming, checking, saving),
+    drawn as a whole: counts by stage, tokens a second summed, and the three slowest rows."""
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, PersonaApp)
+    feed = await start_run(pilot, BATCH_DESCRIPTION, count=BIG_BATCH)
+    plan = draw_plan(GenerationRequest.create(BATCH_DESCRIPTION, BIG_BATCH), seed=5)
+    feed(ev.StageStarted(Stage.PREPARING, f"{BIG_BATCH} persona(s) with {LABEL}"))
+    feed.at(0.012)(ev.StageFinished(Stage.PREPARING, 0.012))
+    feed(
+        ev.StageSkipped(Stage.ORGANIZATION, "no organization chosen"),
+        ev.StageSkipped(Stage.ENRICHING, "not requested"),
+        ev.StageStarted(Stage.PLANNING, f"{BIG_BATCH} slots"),
+    )
+    feed.at(0.014)(ev.StageFinished(Stage.PLANNING, 0.002, note="seed 5"), ev.PlanDrawn(plan))
+    feed(ev.Progress(0.0, feed.elapsed, 60.0))
+    for index in range(20):  # the first twenty leave at once
+        feed.request(index)
+    for index in range(16):  # all but four hear back within two seconds
+        feed.at(0.9 + index * 0.05).first_token(feed.elapsed - 0.02, index)
+    for tick in range(1, 13):  # six seconds of tokens, half a second at a time
+        feed.at(1.8 + tick * 0.5)
+        for index in range(16):
+            tokens = tick * (18 + index % 5)
+            feed(ev.TokenDelta("…", tokens, tokens / (feed.elapsed - 0.9), index))
+            feed(ev.Progress(0.01 * tick, feed.elapsed, 60.0 - tick, min(tokens / 240, 0.95), index))
+    for index, name in enumerate(BIG_NAMES):  # the first three are checked and saved; three more take their place
+        feed(ev.StageFinished(Stage.STREAMING, feed.elapsed - 0.9, index))
+        feed(ev.StageStarted(Stage.VALIDATING, "240 tokens", index), ev.StageFinished(Stage.VALIDATING, 0.004, index))
+        feed(ev.StageStarted(Stage.SAVING, index=index), ev.StageFinished(Stage.SAVING, 0.02, index))
+        record = saved_record(persona_dict(name, location="Łódź, Poland", occupation="Picker"), 240, 7.9)
+        feed(ev.PersonaSaved(record, app.store.root / f"{record.id}.json", 7.9, 240, 34.0, index))
+        feed.request(20 + index)
+    for index in (3, 4):  # two being checked, two being saved
+        feed(ev.StageFinished(Stage.STREAMING, feed.elapsed - 0.9, index))
+        feed(ev.StageStarted(Stage.VALIDATING, "230 tokens", index))
+    for index in (5, 6):
+        feed(ev.StageFinished(Stage.STREAMING, feed.elapsed - 0.9, index), ev.StageStarted(Stage.SAVING, index=index))
+    feed.at(8.4)
+    for index in (16, 17, 18, 19):  # still silent since their request left: the slowest
+        feed(ev.Heartbeat(feed.elapsed, feed.elapsed - 0.02, index))
+    feed(ev.Progress(0.14, feed.elapsed, 44.0))
+    feed.done()
+    await settle(pilot)
+
+
 def _twins() -> list[PersonaRecord]:
     """Five nurses of one run, two of them near-duplicates and one off its slot."""
     plan = draw_plan(GenerationRequest.create(POPULATION, 5), seed=5)
@@ -677,6 +728,7 @@ SCENES: dict[str, Scene] = {
         Scene("batch", "A batch of three", scene_batch),
         Scene("thinking", "A reasoning model thinking", scene_thinking, thinker=True),
         Scene("plan", "A batch of 20 planned", scene_plan),
+        Scene("big_batch", "A batch of 50, twenty in flight", scene_big_batch),
         Scene("report", "The diversity report", scene_report),
     )
 }

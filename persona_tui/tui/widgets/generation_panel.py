@@ -4,8 +4,11 @@ The panel draws a :class:`BatchState`, which :meth:`GenerationPanel.apply`
 folds each engine event into (cheap enough for thousands of tokens a second),
 and redraws on the app's clock, a few times a second, from that state. So the
 elapsed time ticks and the heartbeat counts up even while no event arrives,
-and a burst of tokens costs one redraw, not one per token. Its words come
-from :mod:`persona_tui.narrate`, like the log's and the terminal's.
+and a burst of tokens costs one redraw, not one per token. The screen is laid
+out again only when the panel's height changes (:meth:`GenerationPanel.shape`).
+A batch has a row per persona in flight; above a dozen, one line of counts by
+stage and the slowest few rows instead. Its words come from
+:mod:`persona_tui.narrate`, like the log's and the terminal's.
 """
 
 from __future__ import annotations
@@ -21,18 +24,21 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from persona_tui.batch_state import PER_PERSONA, BatchState, Lane
+from persona_tui.batch_state import PER_PERSONA, SLOWEST, BatchState, Lane
 from persona_tui.engine import events as ev
 from persona_tui.engine.events import Stage
 from persona_tui.narrate import (
     SHORT,
     Tone,
+    aggregate_line,
     batch_status,
     lane_brief,
     outcome_line,
     reasoning_rate,
     retry_sentence,
+    slow_lane_brief,
     slow_sentence,
+    slowest_heading,
     stage_done,
     step_sentence,
     streaming_status,
@@ -52,7 +58,11 @@ STYLES = {
     Tone.PROGRESS: "cyan",
 }
 QUIET = (ev.TokenDelta, ev.ReasoningDelta, ev.Progress, ev.PartialPersona, ev.Heartbeat)
-"""Events that change only text the next tick draws anyway: no layout for them."""
+"""Events that change only text the next tick draws anyway: not even a refresh for them."""
+SLOWEST_ROWS = SLOWEST
+"""The slowest personas a big batch still shows a row each."""
+Shape = tuple[object, ...]
+"""What the panel's height depends on (see :meth:`GenerationPanel.shape`)."""
 
 
 class GenerationPanel(Widget):
@@ -85,7 +95,7 @@ class GenerationPanel(Widget):
     def reset(self) -> None:
         """Back to the idle state, before any generation."""
         self.state = BatchState()
-        self._hint_lines = 0
+        self._shape: Shape = ()
 
     # The state's fields the app and the tests read through the panel.
     stage = property(lambda self: self.state.stage)
@@ -123,35 +133,69 @@ class GenerationPanel(Widget):
 
     def tick(self) -> None:
         """Redraw the clock and the spinner (the app calls this on its clock); lay out again only if
-        the hint changed its height.
+        the panel's height changed (a countdown or a wait crossing into another hint)."""
+        if self.running:
+            self._redraw()
 
-        Events that change the panel's shape refresh with layout themselves; a
-        tick changes text only, except when a countdown or a wait crosses into
-        another hint, and a layout every tick would cost the whole screen's.
+    def _redraw(self) -> None:
+        """Redraw the panel; lay out the screen again only when the panel's height may have changed.
+
+        A layout costs the whole screen's, and a batch of 16 in flight sends
+        dozens of stage events a second that change only text.
         """
+        shape = self.shape()
+        self.refresh(layout=shape != self._shape)
+        self._shape = shape
+
+    def shape(self) -> Shape:
+        """What the panel's height depends on: whether it runs, the lines its status and hint take at
+        the panel's width, its rows (a batch's personas in flight, or a big batch's few), the checklist's
+        items (they wrap), and once the run has ended the outcome's lines."""
+        state = self.state
+        if state.stage is None:
+            return ("idle", self.model_label)
         if not self.running:
-            return
-        lines = self._hint().plain.count("\n")
-        self.refresh(layout=lines != self._hint_lines)
-        self._hint_lines = lines
+            return (False, state.is_batch, self._lines(self.outcome or Text("Done")), self._checklist_shape())
+        texts = [self._status(), self._hint()]
+        if state.is_batch and state.aggregated:
+            rows: object = ("wide", min(len(state.lanes), SLOWEST_ROWS))
+        else:
+            rows = len(state.lanes) if state.is_batch else None
+        return (True, state.is_batch, self._lines(*texts), rows, self._checklist_shape())
+
+    def _checklist_shape(self) -> object:
+        if self.state.is_batch:
+            return None
+        if self.has_class("-tall"):
+            return len(self.state.checklist())
+        return tuple(item.plain for item in self._short_items())
+
+    def _lines(self, *texts: Text) -> int:
+        """The lines these texts take at the panel's width (their line breaks counted alone before it has one)."""
+        width = self.content_size.width
+        if width <= 0 or not self.is_attached:
+            return sum(text.plain.count("\n") + 1 for text in texts)
+        console = self.app.console
+        return sum(len(text.wrap(console, width)) for text in texts)
 
     def begin(self, count: int) -> None:
         """Show the new generation at once, before the first event arrives."""
         self.reset()
         self.state = BatchState.begin(count, self.clock())
         self.running = True
+        self._shape = self.shape()
         self.refresh(layout=True)
 
     def elapsed(self) -> float:
         return self.state.elapsed(self.clock())
 
     def apply(self, event: ev.Event) -> None:
-        """Fold one engine event into the state; redraw at once only when the panel changes shape."""
+        """Fold one engine event into the state and redraw; lay out again only when the height changed."""
         self.state.apply(event, self.clock())
         if not isinstance(event, QUIET):
             if isinstance(event, ev.Finished):
                 self.running = False
-            self.refresh(layout=True)
+            self._redraw()
 
     # ----- drawing -----
 
@@ -166,21 +210,37 @@ class GenerationPanel(Widget):
             )
         # Once the run has ended there is no hint: its empty line would push the checklist's last row out at 80x24.
         hint = [self._hint()] if self.running else []
+        if self.is_batch and self.state.aggregated and self.running:
+            return Group(self._status(), self._bar(), *hint, *self._aggregate())
         if self.is_batch:
             return Group(self._status(), self._bar(), *hint, self._lanes())
         return Group(self._status(), self._bar(), *hint, self._checklist())
 
     def _lanes(self) -> Table:
         """One line per persona in flight: its stage, tokens and own small bar."""
+        now = self.clock()
+        lanes = [(index, self.lanes[index]) for index in sorted(self.lanes)]
+        return self._rows(lanes, lambda lane: lane_brief(lane, now))
+
+    def _aggregate(self) -> list[RenderableType]:
+        """More than a dozen in flight: how many in each stage and their tokens a second, then the slowest few."""
+        state, now = self.state, self.clock()
+        summary = state.aggregate(now, SLOWEST_ROWS)
+        line = Text(aggregate_line(summary, short=True), style="cyan", no_wrap=True, overflow="ellipsis")
+        shown: list[RenderableType] = [line]
+        if summary.slowest:
+            shown.append(Text(slowest_heading(len(summary.slowest), len(state.lanes)), style="dim"))
+            shown.append(self._rows(list(summary.slowest), lambda lane: slow_lane_brief(lane, now)))
+        return shown
+
+    def _rows(self, lanes: list[tuple[int, Lane]], brief: Callable[[Lane], str]) -> Table:
         grid = Table.grid(expand=True, padding=(0, 1))
         grid.add_column(no_wrap=True, ratio=3)
         grid.add_column(ratio=2)
         grid.add_column(no_wrap=True, width=4, justify="right")
-        now = self.clock()
-        for index in sorted(self.lanes):
-            lane = self.lanes[index]
+        for index, lane in lanes:
             grid.add_row(
-                Text(f"[{index + 1}/{self.state.count}] {lane_brief(lane, now)}"),
+                Text(f"[{index + 1}/{self.state.count}] {brief(lane)}"),
                 ProgressBar(total=1.0, completed=lane.fraction, width=None),
                 Text(f"{lane.fraction * 100:.0f}%"),
             )
@@ -234,7 +294,8 @@ class GenerationPanel(Widget):
             hints.append(f"↷ {step_sentence(state.step)}\n", style=STYLES[Tone.PROGRESS])
         if state.slow_after is not None:
             hints.append(f"⚠ {slow_sentence(state.slow_after)}\n", style="bold yellow")
-        if state.waiting_since is not None:
+        # A big batch's latest request is one of dozens: its wait is not the batch's (the slowest rows show waits).
+        if state.waiting_since is not None and not state.aggregated:
             idle = now - state.waiting_since
             first = state.expected_first_token or 0
             timeout = state.first_token_timeout
@@ -243,6 +304,8 @@ class GenerationPanel(Widget):
                 hints.append(f"{hint.symbol} {hint.text}".lstrip(), style=STYLES[hint.tone])
         elif state.saved and state.outcome is not None:
             hints.append_text(self.outcome or Text())
+            if isinstance(state.outcome, ev.PersonaSaved):  # one line, whatever the name: the panel keeps its height
+                hints.no_wrap, hints.overflow = True, "ellipsis"
         hints.rstrip()
         return hints
 
