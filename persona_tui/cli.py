@@ -557,8 +557,9 @@ def cmd_batch(args: argparse.Namespace, settings: Settings, err: Console) -> int
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"{args.file} could not be read: {exc}.", "", EXIT_USAGE) from None
     from persona_tui.engine.pipeline.batch import already_saved
+    from persona_tui.engine.pipeline.batch_api import AnsweredElsewhere
 
-    provider = make_provider(settings)
+    provider = AnsweredElsewhere(run.provider, run.model)  # nothing is asked: no key or server is needed
     saved = len(already_saved(run, asyncio.run(store.names(run.request.description))))
     err.print(Text(f"Importing {args.file} into run {run.id[:8]} ({saved:,} of {run.count:,} saved)"))
     request = run.to_request()

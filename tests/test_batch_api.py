@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from persona_tui import cli
 from persona_tui.config import Settings
 from persona_tui.engine import events as ev
 from persona_tui.engine.estimate import EstimateBook
@@ -15,7 +16,7 @@ from persona_tui.engine.pipeline import generate
 from persona_tui.engine.providers.openai_compatible import OpenAIProvider
 from persona_tui.models import GenerationRequest, PersonaRecord, RunRecord
 from persona_tui.storage import PersonaStore, RunStore
-from tests.fake_batch import FakeBatchServer
+from tests.fake_batch import FakeBatchServer, default_answer
 
 DESCRIPTION = "bakers in Porto"
 
@@ -105,3 +106,126 @@ def test_five_personas_through_the_batch_api(tmp_path: Path) -> None:
     finished = events[-1]
     assert isinstance(finished, ev.Finished) and len(finished.summary.saved) == 5 and finished.summary.ok
     assert any(isinstance(e, ev.DiversityReported) for e in events)
+
+
+def test_a_failed_request_is_reported_and_the_others_saved(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    with FakeBatchServer(per_poll=5) as server:
+        server.fail = {2}
+        events = asyncio.run(drive(s, server, GenerationRequest(description=DESCRIPTION, count=5)))
+    run = only_run(s)
+    failed = [e for e in events if isinstance(e, ev.Failed)]
+    assert len(failed) == 1 and failed[0].index == 2 and "The model is overloaded." in failed[0].message
+    assert sorted(r.slot.index for r in stored(s.personas_dir) if r.slot is not None) == [0, 1, 3, 4]
+    assert sorted(run.saved) == [0, 1, 3, 4] and 2 in run.failed
+    summary = events[-1].summary  # type: ignore[union-attr]
+    assert len(summary.saved) == 4 and summary.failed == 1
+    assert any(isinstance(e, ev.ServerNotice) and "1 failed" not in e.text and "5/5" in e.text for e in events)
+
+
+def test_an_invalid_answer_fails_its_persona_and_a_broken_slot_is_kept(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    with FakeBatchServer(per_poll=5) as server:
+        default = server.answer
+        server.answer = lambda index, body: "not json at all" if index == 1 else default(index, body)
+        events = asyncio.run(drive(s, server, GenerationRequest(description=DESCRIPTION, count=3)))
+    assert [e.index for e in events if isinstance(e, ev.Failed)] == [1]
+    assert len(stored(s.personas_dir)) == 2
+    assert any(isinstance(e, ev.SlotBroken) for e in events)  # the fake's personas ignore their slots
+
+
+def test_cancel_cancels_the_batch_on_the_server(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    with FakeBatchServer(per_poll=1) as server:
+        events = asyncio.run(
+            drive(
+                s,
+                server,
+                GenerationRequest(description=DESCRIPTION, count=5),
+                cancel_when=lambda e: isinstance(e, ev.ServerNotice) and "in progress 1/5" in e.text,
+            )
+        )
+        calls = list(server.calls)
+        (batch,) = server.batches.values()
+    assert any(method == "POST" and path.endswith("/cancel") for method, path in calls)
+    assert batch["obj"]["status"] == "cancelling"
+    assert any(isinstance(e, ev.ServerNotice) and "Cancelled batch" in e.text for e in events)
+    assert isinstance(events[-2], ev.Cancelled) and events[-1].summary.cancelled  # type: ignore[union-attr]
+    run = only_run(s)
+    assert run.stopped and run.batch is not None and run.batch.status == "cancelling"
+    assert not stored(s.personas_dir)
+
+
+def test_resume_collects_the_batch_of_a_run_whose_process_died(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    request = GenerationRequest(description=DESCRIPTION, count=5)
+    with FakeBatchServer(per_poll=2) as server:
+        # The process goes away right after the batch is created: the iterating task stops, the batch goes on.
+        first = asyncio.run(
+            drive(s, server, request, stop_when=lambda e: isinstance(e, ev.ServerNotice) and "created" in e.text)
+        )
+        assert not any(isinstance(e, ev.Finished) for e in first)
+        run = only_run(s)
+        assert run.batch is not None and run.batch.id in server.batches and not stored(s.personas_dir)
+        run.pid = None
+        events = asyncio.run(drive(s, server, run.to_request(), resume=run))
+        creates = [c for c in server.calls if c == ("POST", "/v1/batches")]
+    assert len(creates) == 1  # picked up, not sent again
+    records = [r for r in stored(s.personas_dir) if r.run_id == run.id]
+    assert sorted(r.slot.index for r in records if r.slot is not None) == list(range(5))
+    assert events[-1].summary.ok and len(events[-1].summary.saved) == 5  # type: ignore[union-attr]
+    after = only_run(s)
+    assert len(after.saved) == 5 and after.complete and after.batch is not None and after.batch.collected
+
+
+def test_the_cli_generates_through_the_batch_api_and_resume_finds_nothing_left(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with FakeBatchServer(per_poll=3) as server:
+        base = ["--data-dir", str(tmp_path), "--provider", "openai", "--base-url", server.base_url]
+        monkeypatch.setenv("PERSONA_TUI_BATCH_POLL_SECONDS", "0.05")
+        code = cli.main(["generate", DESCRIPTION, "-n", "4", "--batch-api", "--json", *base])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert len(json.loads(out.out)) == 4
+    run = only_run(Settings(data_dir=tmp_path))
+    assert run.batch is not None and run.batch.collected and len(run.saved) == 4
+
+
+def test_export_and_import_round_trip(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    s = settings(tmp_path)
+    request = GenerationRequest(description=DESCRIPTION, count=3)
+    with FakeBatchServer(per_poll=1) as server:
+        # A run is recorded (its plan drawn) and cancelled before any answer: its three personas are left.
+        asyncio.run(drive(s, server, request, cancel_when=lambda e: isinstance(e, ev.ServerNotice)))
+    run = only_run(s)
+    out = tmp_path / "requests.jsonl"
+    base = ["--data-dir", str(tmp_path)]
+    assert cli.main(["batch", "export", run.id[:8], "-o", str(out), *base]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["custom_id"] for line in lines] == [f"{run.id}-{i}" for i in range(3)]
+    assert all(line["url"] == "/v1/chat/completions" and line["body"]["messages"] for line in lines)
+    # What `vllm run-batch` (or a downloaded output file) gives back, one line failed.
+    rows = []
+    for index, line in enumerate(lines):
+        body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": default_answer(index, {})}}]}
+        response = {"status_code": 200, "body": body}
+        if index == 1:
+            response = {"status_code": 400, "body": {"error": {"message": "context too long"}}}
+        rows.append(json.dumps({"id": f"r{index}", "custom_id": line["custom_id"], "response": response}))
+    rows.append(json.dumps({"custom_id": "someone-else-0", "response": {"status_code": 200, "body": {}}}))
+    answers = tmp_path / "output.jsonl"
+    answers.write_text("\n".join(rows) + "\n")
+    capsys.readouterr()
+    code = cli.main(["batch", "import", str(answers), "--run", run.id[:8], "--json", *base])
+    result = capsys.readouterr()
+    assert code == 1, result.err  # one persona failed
+    assert "context too long" in result.err
+    assert len(json.loads(result.out)) == 2
+    assert sorted(r.slot.index for r in stored(s.personas_dir) if r.slot is not None) == [0, 2]
+    after = only_run(s)
+    assert sorted(after.saved) == [0, 2]
+    # The second export has only what is left.
+    assert cli.main(["batch", "export", run.id[:8], "-o", str(out), *base]) == 0
+    assert [json.loads(line)["custom_id"] for line in out.read_text().splitlines()] == [f"{run.id}-1"]

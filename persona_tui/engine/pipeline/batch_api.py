@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -39,6 +39,8 @@ from persona_tui.engine.pipeline.run import Run
 from persona_tui.engine.plan import slot_breaks
 from persona_tui.engine.prompt import build_messages
 from persona_tui.engine.providers.adapt import takes_only_default_temperature
+from persona_tui.engine.providers.base import PromptSpec
+from persona_tui.engine.providers.parts import StreamPart
 from persona_tui.models import (
     BatchInfo,
     GenerationRequest,
@@ -64,6 +66,33 @@ class BatchProvider(Protocol):
     def batch_client(self) -> Any: ...
 
     def scrub(self, text: str) -> str: ...
+
+
+class AnsweredElsewhere:
+    """The provider of ``batch import``: the run's provider and model, named in the records; it asks nothing."""
+
+    is_ai = True
+
+    def __init__(self, name: str, model: str) -> None:
+        self.name, self.model = name, model
+
+    @property
+    def endpoint(self) -> str:
+        return "a Batch API output file"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} (answers from a Batch API output file)"
+
+    async def stream(self, spec: PromptSpec) -> AsyncGenerator[StreamPart, None]:
+        raise GenerationError(FailureKind.INTERNAL, "A Batch API output file cannot be asked anything.", "")
+        yield  # pragma: no cover
+
+    def prepare(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
