@@ -56,6 +56,8 @@ from persona_tui.storage import StoreError
 
 ENDPOINT = "/v1/chat/completions"
 ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
+RUN_WIDE = -1
+"""The index of a notice about the whole batch, not one persona (no ``[i/n]`` before it)."""
 POLL_FAILURES = 5
 """Polls in a row that may fail (a lost connection) before the run stops; the batch goes on and resume finds it."""
 
@@ -274,7 +276,7 @@ async def _submit(run: Run, client: Any) -> AsyncIterator[Event]:
     run.record.batch = BatchInfo(id=batch.id, input_file_id=uploaded.id, status=batch.status)
     await _write(run)
     yield StageFinished(Stage.CALLING, run.clock() - started, note=f"batch {batch.id} created")
-    yield ServerNotice(f"Batch {batch.id} created with {len(lines):,} request(s).", from_server=False)
+    yield ServerNotice(f"Batch {batch.id} created with {len(lines):,} request(s).", RUN_WIDE, from_server=False)
 
 
 async def _write(run: Run) -> None:
@@ -339,13 +341,14 @@ def _poll_events(run: Run, batch: Any, pace: _Pace) -> list[Event]:
     now = run.clock()
     eta = pace.eta(now, done, total) if batch.status == "in_progress" else None
     words = batch.status.replace("_", " ")
-    detail = f"batch {words} {done:,}/{total:,}"
+    failed = counts.failed if counts is not None else 0
+    detail = f"batch {words} {done:,}/{total:,}" + (f", {failed:,} failed" if failed else "")
     events: list[Event] = []
     if detail != pace.said:
         pace.said = detail
         events.append(StageStarted(Stage.CALLING, detail))
-        events.append(ServerNotice(detail, from_server=False))
-    events.append(Progress(min(done / total, 0.99), now - run.start, eta))
+        events.append(ServerNotice(detail, RUN_WIDE, from_server=False))
+    events.append(Progress(min(done / total, 0.99), now - run.start, eta, index=RUN_WIDE))
     return events
 
 
@@ -357,7 +360,7 @@ async def _cancel(run: Run, client: Any, info: BatchInfo) -> AsyncIterator[Event
     except Exception as exc:
         said = f"Batch {info.id} could not be cancelled on the server ({type(exc).__name__}); it may still run."
     await _write(run)
-    yield ServerNotice(said, from_server=False)
+    yield ServerNotice(said, RUN_WIDE, from_server=False)
     for index in run.todo:
         yield Answered(index, JobOutcome(cancelled=True))
 
@@ -430,7 +433,7 @@ async def _save(run: Run, answer: Answer) -> AsyncIterator[Event | Answered]:
         yield Answered(index, JobOutcome(tokens=tokens))
         return
     yield StageFinished(Stage.SAVING, 0.0, index)
-    yield PersonaSaved(record, path, 0.0, tokens, 0.0, index, usage=answer.usage)
+    yield PersonaSaved(record, path, record.generation_seconds, tokens, 0.0, index, usage=answer.usage)
     yield Answered(index, JobOutcome(record, tokens=tokens))
 
 
@@ -445,7 +448,7 @@ def _record(run: Run, persona: Persona, answer: Answer, slot: Any) -> PersonaRec
             enrich=run.request.enrich,
             mix=None if run.request.mix.is_empty() else run.request.mix,
         ),
-        generation_seconds=0.0,
+        generation_seconds=round(run.elapsed(), 3),  # the batch's time: its requests are not timed one by one
         tokens=answer.usage.completion_tokens if answer.usage is not None else 0,
         persona=persona,
         sources=list(run.sources),
