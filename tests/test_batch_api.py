@@ -229,3 +229,62 @@ def test_export_and_import_round_trip(tmp_path: Path, monkeypatch: Any, capsys: 
     # The second export has only what is left.
     assert cli.main(["batch", "export", run.id[:8], "-o", str(out), *base]) == 0
     assert [json.loads(line)["custom_id"] for line in out.read_text().splitlines()] == [f"{run.id}-1"]
+
+
+def test_a_provider_without_a_batch_api_says_so(tmp_path: Path) -> None:
+    from persona_tui.engine.providers.offline import OfflineProvider
+
+    s = settings(tmp_path, offline_tokens_per_second=0)
+
+    async def go() -> list[ev.Event]:
+        return [
+            e
+            async for e in generate(
+                GenerationRequest(description=DESCRIPTION, count=2),
+                provider=OfflineProvider(seed=1, tokens_per_second=0),
+                store=PersonaStore(s.personas_dir),
+                settings=s,
+                runs=RunStore(s.runs_dir),
+                batch_api=True,
+            )
+        ]
+
+    events = asyncio.run(go())
+    failed = [e for e in events if isinstance(e, ev.Failed)]
+    assert len(failed) == 1 and "has no Batch API" in failed[0].message
+    assert not events[-1].summary.ok and events[-1].summary.not_started == 2  # type: ignore[union-attr]
+
+
+def test_output_lines_in_every_shape() -> None:
+    from persona_tui.engine.pipeline.batch_api import answers_from
+
+    run_id = "a" * 32
+    lines = [
+        {
+            "custom_id": f"{run_id}-0",
+            "response": {
+                "status_code": 200,
+                "body": {
+                    "choices": [{"message": {"content": "{}"}}],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 5},
+                },
+            },
+        },
+        {
+            "custom_id": f"{run_id}-1",
+            "response": None,
+            "error": {
+                "code": "batch_expired",
+                "message": "This request could not be executed before the completion window expired.",
+            },
+        },
+        {"custom_id": f"{run_id}-2", "response": {"status_code": 429, "body": {"error": {"message": "Rate limit"}}}},
+        {"custom_id": f"{run_id}-x", "response": {}},
+        {"custom_id": "other-3", "response": {}},
+    ]
+    text = "\n".join(json.dumps(line) for line in lines) + "\nnot json\n"
+    answers = answers_from(text, run_id)
+    assert [a.index for a in answers] == [0, 1, 2]
+    assert answers[0].text == "{}" and answers[0].usage is not None and answers[0].usage.completion_tokens == 5
+    assert answers[1].error is not None and "completion window expired" in answers[1].error
+    assert answers[2].error == "Rate limit" and answers[2].status == 429
