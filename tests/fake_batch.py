@@ -44,6 +44,8 @@ class FakeBatchServer:
         self.fail_message = "The model is overloaded."
         self.answer: Callable[[int, dict[str, Any]], str] = default_answer
         self.lock = threading.Lock()
+        self.reject: tuple[int, str] | None = None
+        """Answer every request with this status and error message (a rejected key, say)."""
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -180,6 +182,10 @@ class _Handler(BaseHTTPRequestHandler):
         fake, path = self.fake, self.path
         with fake.lock:
             fake.calls.append(("GET", path))
+            if fake.reject is not None:
+                return self._json(
+                    {"error": {"message": fake.reject[1], "type": "invalid_request_error"}}, fake.reject[0]
+                )
             parts = path.strip("/").split("/")
             if parts[:2] == ["v1", "files"] and len(parts) == 4 and parts[3] == "content" and parts[2] in fake.files:
                 self._send(200, fake.files[parts[2]]["data"], "application/octet-stream")
@@ -192,6 +198,10 @@ class _Handler(BaseHTTPRequestHandler):
         fake, path, raw = self.fake, self.path, self._body()
         with fake.lock:
             fake.calls.append(("POST", path))
+            if fake.reject is not None:
+                return self._json(
+                    {"error": {"message": fake.reject[1], "type": "invalid_request_error"}}, fake.reject[0]
+                )
             parts = path.strip("/").split("/")
             if parts == ["v1", "files"]:
                 self._json(self._upload(raw))

@@ -288,3 +288,14 @@ def test_output_lines_in_every_shape() -> None:
     assert answers[0].text == "{}" and answers[0].usage is not None and answers[0].usage.completion_tokens == 5
     assert answers[1].error is not None and "completion window expired" in answers[1].error
     assert answers[2].error == "Rate limit" and answers[2].status == 429
+
+
+def test_a_rejected_key_is_one_sentence_without_the_key(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    with FakeBatchServer() as server:
+        server.reject = (401, "Incorrect API key provided: sk-test.")
+        events = asyncio.run(drive(s, server, GenerationRequest(description=DESCRIPTION, count=2)))
+    failed = [e for e in events if isinstance(e, ev.Failed)]
+    assert len(failed) == 1 and failed[0].kind.value == "auth"
+    assert "Batch API call failed" in failed[0].message and "sk-test" not in failed[0].message
+    assert isinstance(events[-1], ev.Finished) and not events[-1].summary.ok

@@ -229,16 +229,19 @@ async def run_batch_api(run: Run) -> AsyncIterator[Event | Answered]:
             yield Answered(index, JobOutcome(started=False))
         return
     client = provider.batch_client()
+    answered: set[int] = set()
     try:
         if run.record.batch is None or not run.record.batch.pending:
             async for event in _submit(run, client):
                 yield event
         async for item in _wait(run, client):
+            if isinstance(item, Answered):
+                answered.add(item.index)
             yield item
     except Exception as exc:  # the openai client's errors (a refused key, a lost server): one sentence
         yield _api_failed(run, provider, exc)
         for index in run.todo:
-            if index not in run.done and index not in run.in_flight:
+            if index not in answered:
                 yield Answered(index, JobOutcome(started=run.record.batch is not None))
 
 
