@@ -171,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan", type=Path, default=None, metavar="FILE", help="a TOML file whose [population] table shapes the plan"
     )
     gen.add_argument("--json", action="store_true", help="print the saved persona records as a JSON array on stdout")
+    gen.add_argument(
+        "--batch-api",
+        action="store_true",
+        help="send every persona at once through the server's Batch API (OpenAI's: half the price, up to 24 hours); "
+        "the batch survives the process, `persona-tui resume` collects it",
+    )
     _common(gen, suppress=True)
     _model_flags(gen, suppress=True)
 
@@ -208,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--json", action="store_true", help="print the records saved now as a JSON array on stdout")
     _common(resume, suppress=True)
     _model_flags(resume, suppress=True)
+
+    _batch_parser(sub)
 
     lst = _command(
         sub,
@@ -292,6 +300,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    batch = _command(
+        sub,
+        "batch",
+        "a run's requests as a Batch API file, and its answers back",
+        "Write a run's requests (those not saved yet) as JSONL for any Batch API (OpenAI's, `vllm run-batch`), "
+        "and save the personas of an output JSONL into the run.",
+    )
+    batch_sub = batch.add_subparsers(dest="batch_command", metavar="ACTION", required=True)
+    out = batch_sub.add_parser("export", help="write a run's requests as JSONL")
+    out.add_argument("run", help="a run id or its first characters (at least 4)")
+    out.add_argument("-o", "--output", type=Path, default=None, help="write to this file instead of stdout")
+    _common(out, suppress=True)
+    _model_flags(out, suppress=True)
+    back = batch_sub.add_parser("import", help="save the personas of a Batch API output JSONL into their run")
+    back.add_argument("file", type=Path, help="the output JSONL (custom_id and response per line)")
+    back.add_argument("--run", required=True, help="the run id or its first characters (at least 4)")
+    back.add_argument("--json", action="store_true", help="print the records saved now as a JSON array on stdout")
+    _common(back, suppress=True)
+    _common(batch, suppress=True)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     names = ("data_dir", "provider", "model", "base_url", "seed", "concurrency", "temperature")
     flags = {name: getattr(args, name, None) for name in names}
@@ -319,6 +349,7 @@ def main(argv: Sequence[str] | None = None, *, open_app: Callable[[Settings], in
             "report": cmd_report,
             "runs": cmd_runs,
             "resume": cmd_resume,
+            "batch": cmd_batch,
         }
         return command[args.command](args, settings, err)
     except (SettingsError, RequestError) as exc:
@@ -390,7 +421,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings, err: Console) -> 
         err.print(
             Text(f"Using the {provider.label}: personas are composed locally from templates.{hint}", style="yellow")
         )
-    summary = asyncio.run(_generate(request, provider, store, settings, err))
+    summary = asyncio.run(_generate(request, provider, store, settings, err, batch_api=args.batch_api))
     return _finish(summary, args, err)
 
 
@@ -501,6 +532,80 @@ def cmd_resume(args: argparse.Namespace, settings: Settings, err: Console) -> in
     return _finish(summary, args, err)
 
 
+def _find_run(prefix: str, settings: Settings) -> RunRecord:
+    try:
+        run = RunStore(settings.runs_dir).latest_sync(prefix)
+    except StoreError as exc:
+        raise CliError(exc.message, exc.hint, EXIT_USAGE) from None
+    if run is None:
+        raise CliError(f"No run's id starts with {prefix!r}.", "See `persona-tui runs` for the ids.", EXIT_USAGE)
+    return run
+
+
+def cmd_batch(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    run = _find_run(args.run, settings)
+    settings = replace(
+        settings,
+        provider=settings.provider if getattr(args, "provider", None) else run.provider,
+        model=settings.model if getattr(args, "model", None) else run.model,
+    )
+    store = PersonaStore(settings.personas_dir)
+    if args.batch_command == "export":
+        return _batch_export(run, args, settings, store, err)
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{args.file} could not be read: {exc}.", "", EXIT_USAGE) from None
+    from persona_tui.engine.pipeline.batch import already_saved
+    from persona_tui.engine.pipeline.batch_api import AnsweredElsewhere
+
+    provider = AnsweredElsewhere(run.provider, run.model)  # nothing is asked: no key or server is needed
+    saved = len(already_saved(run, asyncio.run(store.names(run.request.description))))
+    err.print(Text(f"Importing {args.file} into run {run.id[:8]} ({saved:,} of {run.count:,} saved)"))
+    request = run.to_request()
+    summary = asyncio.run(
+        _generate(request, provider, store, settings, err, resume=run, left=run.count - saved, batch_output=text)
+    )
+    return _finish(summary, args, err)
+
+
+def _batch_export(
+    run: RunRecord, args: argparse.Namespace, settings: Settings, store: PersonaStore, err: Console
+) -> int:
+    from persona_tui.engine.pipeline.batch import already_saved
+    from persona_tui.engine.pipeline.batch_api import request_lines
+    from persona_tui.engine.pipeline.names import names_for
+
+    names = asyncio.run(names_for(run.request.description, None, store))
+    done = already_saved(run, names.entries)
+    org = None
+    if run.request.organization:
+        with contextlib.suppress(StoreError):
+            org = asyncio.run(OrganizationStore(settings.organizations_dir).get(run.request.organization))
+    indexes = [index for index in range(run.count) if index not in done]
+    lines = request_lines(
+        run.to_request(),
+        run.id,
+        indexes,
+        model=settings.model,
+        temperature=settings.temperature,
+        plan=run.plan,
+        people=names.people,
+        org=org,
+    )
+    text = "".join(line + "\n" for line in lines)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            asyncio.run(atomic_write(args.output.resolve(), text.encode("utf-8")))
+        except OSError as exc:
+            raise CliError(f"{args.output} could not be written: {exc.strerror or exc}.", "") from None
+    where = "stdout" if args.output is None else str(args.output)
+    err.print(Text(f"{len(lines):,} request(s) of run {run.id[:8]} written to {where} ({len(done):,} already saved)"))
+    return EXIT_OK
+
+
 async def _generate(
     request: GenerationRequest,
     provider: Provider,
@@ -509,6 +614,9 @@ async def _generate(
     err: Console,
     resume: RunRecord | None = None,
     left: int | None = None,
+    *,
+    batch_api: bool = False,
+    batch_output: str | None = None,
 ) -> ev.Summary:
     from persona_tui.engine.pipeline import generate
 
@@ -543,6 +651,8 @@ async def _generate(
                 organizations=OrganizationStore(settings.organizations_dir),
                 runs=RunStore(settings.runs_dir),
                 resume=resume,
+                batch_api=batch_api,
+                batch_output=batch_output,
             ):
                 view.handle(event)
                 if isinstance(event, ev.PersonaSaved):

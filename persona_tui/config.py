@@ -73,6 +73,8 @@ class Settings:
     total_timeout: float = 300.0
     concurrency: int = 4
     max_attempts: int = 4
+    batch_poll_seconds: float = 10.0
+    """Seconds between two looks at a Batch API batch (``generate --batch-api``)."""
     retry_base_delay: float = 1.0
     retry_max_delay: float = 30.0
     temperature: float | None = 0.9
@@ -124,6 +126,7 @@ _POSITIVE = {
     "enrich_timeout",
     "enrich_results",
     "retry_max_delay",
+    "batch_poll_seconds",
 }
 
 

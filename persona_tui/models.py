@@ -273,6 +273,25 @@ class Plan(BaseModel):
 RUN_KIND = "persona-tui/run"
 
 
+class BatchInfo(BaseModel):
+    """A run sent through a Batch API: the server's batch and files, so another process can pick it up."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    input_file_id: str
+    status: str = "validating"
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    collected: bool = False
+    """Its answers are saved: a resume makes what is left anew."""
+
+    @property
+    def pending(self) -> bool:
+        """A batch whose answers are still to be collected (by this process or a resume)."""
+        return not self.collected
+
+
 class RunRecord(BaseModel):
     """One generation (a batch): what was asked, its population plan, and the personas it made."""
 
@@ -304,6 +323,8 @@ class RunRecord(BaseModel):
     """The run ended before every persona was tried (cancelled); resume continues it."""
     pid: int | None = None
     """The process making it, while it runs."""
+    batch: BatchInfo | None = None
+    """The Batch API batch doing the run's work (``generate --batch-api``), while there is one."""
 
     def to_request(self) -> GenerationRequest:
         """The request that started the run (to continue it)."""

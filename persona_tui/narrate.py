@@ -143,7 +143,7 @@ class _Say:
     lane: Lane | None
 
     def tag(self, index: int) -> str:
-        return f"[{index + 1}/{self.count}] " if self.count > 1 else ""
+        return f"[{index + 1}/{self.count}] " if self.count > 1 and index >= 0 else ""
 
 
 def describe_event(event: ev.Event, count: int, voice: Voice = APP, *, lane: Lane | None = None) -> Line | None:

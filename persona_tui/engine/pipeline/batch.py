@@ -41,6 +41,7 @@ from persona_tui.engine.events import (
     StageStarted,
     Summary,
 )
+from persona_tui.engine.pipeline.batch_api import Answered, run_batch_api
 from persona_tui.engine.pipeline.context import Context, context_stages
 from persona_tui.engine.pipeline.job import JobOutcome, PersonaJob
 from persona_tui.engine.pipeline.names import names_for
@@ -102,6 +103,8 @@ async def generate(
     runs: RunStore | None = None,
     rewrite: Rewrite | None = None,
     resume: RunRecord | None = None,
+    batch_api: bool = False,
+    batch_output: str | None = None,
 ) -> AsyncIterator[Event]:
     """Generate ``request.count`` personas, yielding every step as an event.
 
@@ -110,6 +113,10 @@ async def generate(
 
     With ``resume`` (a run's record, and ``request`` its :meth:`~RunRecord.to_request`), the run goes
     on where it stopped: same id and plan, only the slots with no persona in the store are made.
+
+    With ``batch_api``, or on resume of a run whose manifest names a batch, the personas are made
+    through the server's Batch API (:mod:`.batch_api`); with ``batch_output`` (and ``resume``), the
+    answers are read from that output file instead.
 
     The last event is always :class:`Finished`, unless the iterating task
     itself is cancelled.
@@ -155,6 +162,7 @@ async def generate(
         todo=todo,
     )
     run.done = done
+    run.batch_output = batch_output
     if rewrite is not None:  # the new personas must read unlike the rest of their run
         for record in (*rewrite.keep, *rewrite.partners):
             run.similar.add(record.persona)
@@ -170,8 +178,35 @@ async def generate(
         return
     async for event in _planning(run, runs, resume):
         yield event
-    yield run.progress_event(todo[0])
+    async for event in _work(run, lanes, batch_api=batch_api or _batch_pending(resume)):
+        yield event
+
+
+def _batch_pending(resume: RunRecord | None) -> bool:
+    return resume is not None and resume.batch is not None and resume.batch.pending
+
+
+async def _work(run: Run, lanes: int, *, batch_api: bool) -> AsyncIterator[Event]:
+    """The personas: streamed ``lanes`` at a time, or through a Batch API."""
+    if batch_api or run.batch_output is not None:
+        async for event in _via_batch_api(run):
+            yield event
+        return
+    yield run.progress_event(run.todo[0])
     async for event in _batch(run, lanes):
+        yield event
+
+
+async def _via_batch_api(run: Run) -> AsyncIterator[Event]:
+    """The personas through a Batch API: its events passed on, each persona's end noted; then the summary."""
+    tally = _Tally()
+    async for item in run_batch_api(run):
+        if isinstance(item, Answered):
+            _note(run, item.index, item.outcome)
+            tally.add(item.outcome)
+        else:
+            yield _seen(run, item)
+    async for event in _wrap_up(run, tally):
         yield event
 
 
@@ -417,6 +452,12 @@ async def _batch(run: Run, lanes: int) -> AsyncIterator[Event]:
         for task in (*workers, writer):
             task.cancel()
         await asyncio.gather(*workers, writer, return_exceptions=True)
+    async for event in _wrap_up(run, tally):
+        yield event
+
+
+async def _wrap_up(run: Run, tally: _Tally) -> AsyncIterator[Event]:
+    """After the last persona: what was cancelled, the estimates, the diversity report, the manifest, the summary."""
     stopped = tally.stopped or run.cancelled()
     if stopped:
         yield Cancelled(run.elapsed(), tuple(tally.saved))

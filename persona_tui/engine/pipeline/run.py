@@ -67,6 +67,8 @@ class Run:
     """Persona index -> the kind of the failure that ended it."""
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     """The manifest has news to write."""
+    batch_output: str | None = None
+    """An output file of a Batch API made elsewhere, whose answers are saved instead of asking anyone."""
 
     def __post_init__(self) -> None:
         self.gate = RateGate(self.clock)

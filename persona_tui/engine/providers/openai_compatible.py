@@ -137,6 +137,14 @@ class OpenAIProvider:
                 )
             return self._client
 
+    def batch_client(self) -> openai.AsyncOpenAI:
+        """The client, for the Batch API (files and batches)."""
+        return self._get_client()
+
+    def scrub(self, text: str) -> str:
+        """A server's text, fit to quote (no key)."""
+        return clean(text, self._secret)
+
     @property
     def endpoint(self) -> str:
         if not self.base_url:
