@@ -322,6 +322,8 @@ class RunRecord(BaseModel):
     stopped: bool = False
     """The run ended before every persona was tried (cancelled); resume continues it."""
     pid: int | None = None
+    pid_start: int | None = None
+    """When that process started (Linux): a later process given the same pid is not this run."""
     """The process making it, while it runs."""
     batch: BatchInfo | None = None
     """The Batch API batch doing the run's work (``generate --batch-api``), while there is one."""

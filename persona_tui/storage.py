@@ -91,7 +91,7 @@ class PersonaStore:
         """Write ``record`` atomically and return its path (the names index is told)."""
         final = self.root / file_name_for(record)
         data = record.model_dump_json(indent=2).encode("utf-8") + b"\n"
-        await asyncio.to_thread(self.index.begin)
+        self.index.begin()  # a stat, before the try: a cancel can then not leave it begun and never ended
         try:
             await atomic_write(final, data)
         except BaseException as exc:
@@ -185,7 +185,7 @@ class PersonaStore:
 
     async def delete(self, id_or_prefix: str) -> PersonaRecord:
         record, path = await self.find(id_or_prefix)
-        await asyncio.to_thread(self.index.begin)
+        self.index.begin()
         try:
             await aiofiles.os.remove(path)
         except BaseException as exc:
@@ -587,13 +587,22 @@ def run_state(run: RunRecord) -> str:
     """``finished`` (every persona saved), ``running`` (its process is alive) or ``unfinished`` (resume it)."""
     if run.complete:
         return "finished"
-    if run.finished_at is None and run.pid is not None and _alive(run.pid):
+    if run.finished_at is None and run.pid is not None and run.pid != os.getpid() and _alive(run.pid, run.pid_start):
         return "running"
     return "unfinished"
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs; a killed one nobody has reaped yet (a zombie) does not."""
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, Linux), to tell it from a later one with its pid."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int, started: int | None = None) -> bool:
+    """Whether process ``pid`` still runs: not a killed one nobody reaped (a zombie), nor another process that
+    was given its pid since (its start differs from ``started``, when that was recorded)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -604,7 +613,9 @@ def _alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
     except (OSError, IndexError):
         return True
-    return state not in ("Z", "X")
+    if state in ("Z", "X"):
+        return False
+    return started is None or process_start(pid) in (None, started)
 
 
 ESTIMATES_FILE = "estimates.json"

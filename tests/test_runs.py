@@ -361,3 +361,22 @@ def test_a_killed_process_nobody_reaped_is_not_running() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_run_whose_pid_went_to_another_process_is_not_running(tmp_path: Path) -> None:
+    """Containers hand out the same pids after a restart: a recorded start time tells the processes apart."""
+    import os
+
+    from persona_tui.models import RequestInfo, RunRecord
+    from persona_tui.storage import process_start, run_state
+
+    run = RunRecord(provider="offline", model="m", request=RequestInfo(description="x"), count=3, pid=1)
+    started = process_start(1)
+    if started is None:
+        pytest.skip("no /proc here: the start time cannot be read")
+    run.pid_start = started
+    assert run_state(run) == "running"  # pid 1 with its own start time: alive
+    run.pid_start = started + 1
+    assert run_state(run) == "unfinished"  # the same pid, another process
+    run.pid, run.pid_start = os.getpid(), process_start(os.getpid())
+    assert run_state(run) == "unfinished", "the process asking is not the run it asks about"

@@ -50,7 +50,7 @@ from persona_tui.engine.pipeline.run import Run
 from persona_tui.engine.plan import draw_plan
 from persona_tui.engine.providers.base import Provider
 from persona_tui.models import GenerationRequest, PersonaRecord, RequestInfo, RunRecord
-from persona_tui.storage import IndexEntry, OrganizationStore, PersonaStore, RunStore, StoreError
+from persona_tui.storage import IndexEntry, OrganizationStore, PersonaStore, RunStore, StoreError, process_start
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +281,7 @@ async def _planning(run: Run, runs: RunStore | None, resume: RunRecord | None) -
         plan=plan,
         seed=run.settings.seed,
         pid=os.getpid(),
+        pid_start=process_start(os.getpid()),
     )
     run.run_id = run.record.id
     run.runs = runs
@@ -299,7 +300,7 @@ async def _resuming(run: Run, runs: RunStore | None, resume: RunRecord) -> Async
     run.runs = runs
     resume.saved = dict(sorted(run.done.items()))
     resume.failed, resume.in_flight, resume.stopped = {}, [], False
-    resume.finished_at, resume.pid = None, os.getpid()
+    resume.finished_at, resume.pid, resume.pid_start = None, os.getpid(), process_start(os.getpid())
     await _record(run)
     note = f"{len(run.done)} of {resume.count} already saved, {len(run.todo)} to make"
     yield StageFinished(Stage.PLANNING, run.clock() - run.start, note=note)
