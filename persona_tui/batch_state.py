@@ -146,9 +146,12 @@ class BatchState:
     whole until it ends (not a row each whenever a few personas fewer are in flight)."""
 
     @classmethod
-    def begin(cls, count: int, now: float) -> BatchState:
-        """A run that starts now, shown as preparing before its first event arrives."""
-        return cls(count=count, started=now, stage=Stage.PREPARING, detail="Validating the request", running=True)
+    def begin(cls, count: int, now: float, already: int = 0) -> BatchState:
+        """A run that starts now, shown as preparing before its first event arrives; ``already`` of its
+        ``count`` personas were saved before (a resumed run)."""
+        state = cls(count=count, started=now, stage=Stage.PREPARING, detail="Validating the request", running=True)
+        state.saved = already
+        return state
 
     @property
     def is_batch(self) -> bool:

@@ -638,9 +638,10 @@ async def _generate(
     estimates = await asyncio.to_thread(EstimateBook.load, settings.data_dir)
     summary: ev.Summary | None = None
     saved: list[PersonaRecord] = []
-    count = request.count if left is None else max(left, 1)  # on resume, the personas left
+    count = request.count  # a resumed run keeps its numbers ([14/20]); the ones saved before count as saved
+    already = 0 if left is None else min(count - left, count - 1)
     try:
-        with HeadlessRenderer(err, count=count, provider_label=provider.label) as view:
+        with HeadlessRenderer(err, count=count, provider_label=provider.label, already=already) as view:
             async for event in generate(
                 request,
                 provider=provider,

@@ -190,7 +190,9 @@ def finished_summary(summary: ev.Summary, count: int, *, tokens: bool = False) -
     failed_count = summary.failed - summary.not_started
     failed = f", {failed_count} failed" if failed_count else ""
     not_started = f", {summary.not_started} not started" if summary.not_started else ""
-    return f"{len(summary.saved)} of {count} saved in {fmt_seconds(summary.seconds)}{spent}{failed}{not_started}"
+    saved = len(summary.saved) + summary.already
+    now = f" ({len(summary.saved)} now)" if summary.already else ""  # a resumed run: the rest were saved before
+    return f"{saved} of {count} saved in {fmt_seconds(summary.seconds)}{now}{spent}{failed}{not_started}"
 
 
 def cancelled_sentence(event: ev.Cancelled, count: int, *, always_count: bool = False) -> str:

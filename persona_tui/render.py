@@ -85,13 +85,14 @@ class HeadlessRenderer:
         count: int,
         provider_label: str,
         clock: Callable[[], float] = time.monotonic,
+        already: int = 0,
     ) -> None:
         self.console = console
         self.count = count
         self.batch = count > 1
         self.voice = console_voice(provider_label)
         self.clock = clock
-        self.state = BatchState.begin(count, clock())
+        self.state = BatchState.begin(count, clock(), already)
         self.progress = BatchProgress(
             SpinnerColumn(),
             TextColumn("{task.description}"),

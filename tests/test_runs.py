@@ -380,3 +380,15 @@ def test_a_run_whose_pid_went_to_another_process_is_not_running(tmp_path: Path) 
     assert run_state(run) == "unfinished"  # the same pid, another process
     run.pid, run.pid_start = os.getpid(), process_start(os.getpid())
     assert run_state(run) == "unfinished", "the process asking is not the run it asks about"
+
+
+def test_a_resumed_run_keeps_its_numbers_and_counts_what_was_saved_before() -> None:
+    """Tags say the run's own numbers ([14/20], not [14/13]) and the end counts every persona of the run."""
+    from persona_tui.batch_state import BatchState
+    from persona_tui.engine import events as ev
+    from persona_tui.narrate import finished_summary
+
+    state = BatchState.begin(20, 0.0, already=7)
+    assert state.saved == 7
+    summary = ev.Summary(saved=(), failed=0, cancelled=False, seconds=3.0, tokens=0, already=7)
+    assert finished_summary(summary, 20).startswith("7 of 20 saved in 3.0 s (0 now)")

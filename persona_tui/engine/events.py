@@ -268,6 +268,8 @@ class Summary:
     report: DiversityReport | None = None
     """The batch's diversity report (None when nothing was saved)."""
     run_id: str = ""
+    already: int = 0
+    """Of a resumed run: personas saved before this session (not in ``saved``)."""
 
     @property
     def ok(self) -> bool:

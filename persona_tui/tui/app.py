@@ -501,18 +501,18 @@ class PersonaApp(App[None]):
             error.remove_class("-shown")
         self._generation = self._run_generation(request, self.begin_run(request))
 
-    def begin_run(self, request: GenerationRequest, count: int | None = None) -> asyncio.Event:
+    def begin_run(self, request: GenerationRequest, already: int = 0) -> asyncio.Event:
         """Show a run as started (panel, buttons, log) and return the event that cancels it.
 
         What a key press does before the worker starts; the scenes of the tests start a run with
-        it too, then feed hand-made events to :meth:`handle_event`. ``count``: the personas to
-        make, when fewer than the request's (a resumed run's rest).
+        it too, then feed hand-made events to :meth:`handle_event`. ``already``: of a resumed
+        run, the personas saved before (the rest are made now; tags keep the run's numbers).
         """
-        count = request.count if count is None else count
+        count = request.count
         self.count = count
         self.last_description = request.description
         self._cancel = asyncio.Event()
-        self.panel.begin(count)
+        self.panel.begin(count, already)
         self._set_running(True)
         self.log_pane.message(f"Generating {count} persona(s): {one_line(request.description)[:200]}")
         return self._cancel
@@ -551,7 +551,7 @@ class PersonaApp(App[None]):
         request = run.to_request()
         mine = [index_entry(r) for r in self.table.records.values() if r.run_id == run.id]
         saved = len(already_saved(run, mine))
-        cancel = self.begin_run(request, max(run.count - saved, 1))
+        cancel = self.begin_run(request, min(saved, run.count - 1))
         self.log_pane.message(
             f"Resuming run {run.id[:8]} ({saved:,} of {run.count:,} saved) with {self.provider.label}"
         )

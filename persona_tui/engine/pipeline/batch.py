@@ -487,5 +487,6 @@ async def _wrap_up(run: Run, tally: _Tally) -> AsyncIterator[Event]:
         tally.not_started,
         report=report,
         run_id=run.run_id,
+        already=len(run.done),
     )
     yield Finished(summary)

@@ -178,10 +178,10 @@ class GenerationPanel(Widget):
         console = self.app.console
         return sum(len(text.wrap(console, width)) for text in texts)
 
-    def begin(self, count: int) -> None:
-        """Show the new generation at once, before the first event arrives."""
+    def begin(self, count: int, already: int = 0) -> None:
+        """Show the new generation at once, before the first event arrives (``already`` saved before it)."""
         self.reset()
-        self.state = BatchState.begin(count, self.clock())
+        self.state = BatchState.begin(count, self.clock(), already)
         self.running = True
         self._shape = self.shape()
         self.refresh(layout=True)
