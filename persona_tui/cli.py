@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -439,14 +440,34 @@ def _finish(summary: ev.Summary, args: argparse.Namespace, err: Console) -> int:
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
+def _saved_counter(settings: Settings) -> Callable[[RunRecord], int]:
+    """How many of a run's personas are saved: of an unfinished run, counted in the store (as resume counts),
+    since the manifest is written at most every half second and a killed run's last saves are not in it."""
+    from persona_tui.engine.pipeline.batch import already_saved
+
+    store = PersonaStore(settings.personas_dir)
+    names: dict[str, Any] = {}
+
+    def count(run: RunRecord) -> int:
+        if run_state(run) != "unfinished":
+            return len(run.saved) or len(run.persona_ids)
+        key = run.request.description.casefold()
+        if key not in names:
+            names[key] = asyncio.run(store.names(run.request.description))
+        return len(already_saved(run, names[key]))
+
+    return count
+
+
 def cmd_runs(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    saved = _saved_counter(settings)
     rows = [
         {
             "id": run.id,
             "created_at": run.created_at.isoformat(),
             "description": run.request.description,
             "count": run.count,
-            "saved": len(run.saved) or len(run.persona_ids),
+            "saved": saved(run),
             "failed": len(run.failed),
             "state": run_state(run),
         }

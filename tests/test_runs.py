@@ -286,6 +286,7 @@ def test_sigkill_mid_run_then_resume_saves_all_once(env: dict[str, str]) -> None
     assert 1 <= before < count
     rows = json.loads(cli(env, "runs", "--json").stdout)
     assert rows[0]["state"] == "unfinished"
+    assert rows[0]["saved"] == before, "counted in the store, not the manifest's last checkpoint"
     plan_before = RunRecord.model_validate_json(next((folder.parent / "runs").glob("run-*.json")).read_bytes()).plan
     resumed = cli(env, "resume")
     assert resumed.returncode == 0, resumed.stderr
