@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -440,34 +439,23 @@ def _finish(summary: ev.Summary, args: argparse.Namespace, err: Console) -> int:
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-def _saved_counter(settings: Settings) -> Callable[[RunRecord], int]:
+def _saved(run: RunRecord, store: PersonaStore) -> int:
     """How many of a run's personas are saved: of an unfinished run, counted in the store (as resume counts),
     since the manifest is written at most every half second and a killed run's last saves are not in it."""
-    from persona_tui.engine.pipeline.batch import already_saved
-
-    store = PersonaStore(settings.personas_dir)
-    names: dict[str, Any] = {}
-
-    def count(run: RunRecord) -> int:
-        if run_state(run) != "unfinished":
-            return len(run.saved) or len(run.persona_ids)
-        key = run.request.description.casefold()
-        if key not in names:
-            names[key] = asyncio.run(store.names(run.request.description))
-        return len(already_saved(run, names[key]))
-
-    return count
+    if run_state(run) != "unfinished":
+        return len(run.saved) or len(run.persona_ids)
+    return _saved_in_store(run, store)
 
 
 def cmd_runs(args: argparse.Namespace, settings: Settings, err: Console) -> int:
-    saved = _saved_counter(settings)
+    store = PersonaStore(settings.personas_dir)
     rows = [
         {
             "id": run.id,
             "created_at": run.created_at.isoformat(),
             "description": run.request.description,
             "count": run.count,
-            "saved": saved(run),
+            "saved": _saved(run, store),
             "failed": len(run.failed),
             "state": run_state(run),
         }
@@ -530,23 +518,34 @@ def _run_to_resume(args: argparse.Namespace, settings: Settings) -> RunRecord:
     return run
 
 
-def cmd_resume(args: argparse.Namespace, settings: Settings, err: Console) -> int:
-    run = _run_to_resume(args, settings)
-    # The run's own provider, model and seed, unless a flag says otherwise.
+def _run_settings(settings: Settings, args: argparse.Namespace, run: RunRecord, *, seed: bool) -> Settings:
+    """The run's own provider and model (and seed), unless a flag says otherwise."""
     settings = replace(
         settings,
         provider=settings.provider if getattr(args, "provider", None) else run.provider,
         model=settings.model if getattr(args, "model", None) else run.model,
-        seed=settings.seed if getattr(args, "seed", None) is not None else run.seed,
     )
+    if seed and getattr(args, "seed", None) is None:
+        settings = replace(settings, seed=run.seed)
+    return settings
+
+
+def _saved_in_store(run: RunRecord, store: PersonaStore) -> int:
+    """How many of the run's personas the store holds (what resume counts: the manifest may lag)."""
+    from persona_tui.engine.pipeline.batch import already_saved
+
+    return len(already_saved(run, asyncio.run(store.names(run.request.description))))
+
+
+def cmd_resume(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    run = _run_to_resume(args, settings)
+    settings = _run_settings(settings, args, run, seed=True)
     store = PersonaStore(settings.personas_dir)
     problem = asyncio.run(store.problem())
     if problem is not None:
         raise CliError(problem.message, problem.hint, EXIT_USAGE)
-    from persona_tui.engine.pipeline.batch import already_saved
-
     provider = make_provider(settings)
-    saved = len(already_saved(run, asyncio.run(store.names(run.request.description))))
+    saved = _saved_in_store(run, store)
     err.print(Text(f"Resuming run {run.id[:8]} ({saved:,} of {run.count:,} saved) with {provider.label}"))
     request = run.to_request()
     summary = asyncio.run(_generate(request, provider, store, settings, err, resume=run, left=run.count - saved))
@@ -565,11 +564,7 @@ def _find_run(prefix: str, settings: Settings) -> RunRecord:
 
 def cmd_batch(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     run = _find_run(args.run, settings)
-    settings = replace(
-        settings,
-        provider=settings.provider if getattr(args, "provider", None) else run.provider,
-        model=settings.model if getattr(args, "model", None) else run.model,
-    )
+    settings = _run_settings(settings, args, run, seed=False)
     store = PersonaStore(settings.personas_dir)
     if args.batch_command == "export":
         return _batch_export(run, args, settings, store, err)
@@ -577,11 +572,10 @@ def cmd_batch(args: argparse.Namespace, settings: Settings, err: Console) -> int
         text = args.file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"{args.file} could not be read: {exc}.", "", EXIT_USAGE) from None
-    from persona_tui.engine.pipeline.batch import already_saved
     from persona_tui.engine.pipeline.batch_api import AnsweredElsewhere
 
     provider = AnsweredElsewhere(run.provider, run.model)  # nothing is asked: no key or server is needed
-    saved = len(already_saved(run, asyncio.run(store.names(run.request.description))))
+    saved = _saved_in_store(run, store)
     err.print(Text(f"Importing {args.file} into run {run.id[:8]} ({saved:,} of {run.count:,} saved)"))
     request = run.to_request()
     summary = asyncio.run(
