@@ -23,7 +23,7 @@ import threading
 import time
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,11 +135,14 @@ class PersonaStore:
         """Read every persona in one worker thread (thousands of small files)."""
         return await asyncio.to_thread(self.load_all_sync)
 
-    def load_all_sync(self) -> LoadResult:
+    def load_all_sync(self, wanted: Callable[[str], bool] | None = None) -> LoadResult:
+        """Every persona file (or those whose name ``wanted`` accepts), newest first."""
         records: list[PersonaRecord] = []
         problems: list[LoadProblem] = []
         paths: dict[str, Path] = {}
         for entry in self._persona_files():
+            if wanted is not None and not wanted(entry.name):
+                continue
             path = Path(entry.path)
             if not _is_regular_file(entry):  # a folder or a named pipe: reading it would fail or block
                 problems.append(LoadProblem(path, "is not a regular file"))
@@ -170,7 +173,7 @@ class PersonaStore:
                 f"{id_or_prefix!r} is not a persona id.",
                 "Give at least the first 4 characters of an id from `persona-tui list`.",
             )
-        result = await self.load_all()
+        result = await asyncio.to_thread(self._load_matching, prefix)
         matches = [r for r in result.records if r.id.startswith(prefix)]
         if not matches:
             raise StoreError(f"No persona has an id starting with {prefix}.", "See `persona-tui list` for the ids.")
@@ -182,6 +185,17 @@ class PersonaStore:
                 "Give more characters of the id.",
             )
         return matches[0], result.paths[matches[0].id]
+
+    def _load_matching(self, prefix: str) -> LoadResult:
+        """Only the files whose names can hold an id starting with ``prefix`` (``slug-ID.json``), so
+        finding one persona reads one file, not the store; files named otherwise are read to be sure."""
+        tail = re.compile(r"-([0-9a-f]{32})\.json$")
+
+        def candidate(name: str) -> bool:
+            named = tail.search(name)
+            return named is None or named.group(1).startswith(prefix)
+
+        return self.load_all_sync(candidate)
 
     async def delete(self, id_or_prefix: str) -> PersonaRecord:
         record, path = await self.find(id_or_prefix)

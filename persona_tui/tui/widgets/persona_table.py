@@ -324,6 +324,23 @@ class PersonaTable(DataTable[Cell | Stamp | Text]):
             self.remove_row(persona_id)
 
     @property
+    def selected_id(self) -> str | None:
+        """The id of the persona under the cursor (None with no rows)."""
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    @property
+    def shown_ids(self) -> list[str]:
+        """The ids of the rows shown, in the order shown."""
+        return [str(row.key.value) for row in self.ordered_rows]
+
+    @property
+    def marked_ids(self) -> list[str]:
+        """The ids of the rows the user marked, in the order shown (none can be marked yet)."""
+        return []
+
+    @property
     def selected(self) -> PersonaRecord | None:
         if not self.row_count:
             return None
