@@ -23,7 +23,7 @@ import threading
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,11 +112,11 @@ class PersonaStore:
     def names_sync(self, description: str) -> list[IndexEntry]:
         entries = self.index.entries(description)
         if entries is None:
-            records = list(reversed(self.load_all_sync().records))  # oldest first, as saves append
-            self.index.rebuild(records)
+            self.rebuild_index()
             entries = self.index.entries(description)
             if entries is None:  # the index could not be written: the files still say who exists
                 wanted = description.casefold()
+                records = reversed(self.load_all_sync().records)  # oldest first, as saves append
                 entries = [index_entry(r) for r in records if r.request.description.casefold() == wanted]
         return entries
 
@@ -131,6 +131,161 @@ class PersonaStore:
         finally:
             self.index.end()
 
+    async def table_rows(self) -> RowsResult:
+        """Every persona's table row, newest first, from the rows index (rebuilt first when stale), in a thread."""
+        return await asyncio.to_thread(self.table_rows_sync)
+
+    def table_rows_sync(self) -> RowsResult:
+        found = self.index.rows()
+        if found is None:
+            problems = self.rebuild_index()
+            found = self.index.rows()
+            if found is None:  # the index could not be written: rows straight from the files
+                result = self.load_all_sync()
+                return RowsResult([table_row(r, result.paths[r.id].name) for r in result.records], result.problems)
+            return RowsResult(found, problems)
+        return RowsResult(found, self.index.problems(self.root))
+
+    def search_texts_sync(self) -> dict[str, str]:
+        """Each persona's search text (every field, case folded), by id; {} when the index cannot say."""
+        return self.index.texts() or {}
+
+    def rebuild_index(self) -> list[LoadProblem]:
+        """Write the indexes again from the files, read one at a time (never all records at once).
+
+        The folder's time is read before it is listed: a file saved between the two leaves the index
+        stale (rebuilt again next time), never fresh without that file.
+        """
+        stamp = self.index.stamp()
+        problems: list[LoadProblem] = []
+        self.index.rebuild(self.iter_records(problems), stamp, problems)
+        return problems
+
+    def iter_records(
+        self, problems: list[LoadProblem], wanted: Callable[[str], bool] | None = None
+    ) -> Iterator[tuple[PersonaRecord, Path]]:
+        """Each readable persona with its path, in file-name order; unreadable files go to ``problems``."""
+        seen: dict[str, Path] = {}
+        for entry in self._persona_files():
+            if wanted is not None and not wanted(entry.name):
+                continue
+            path = Path(entry.path)
+            record = _read_record(entry, path, problems)
+            if record is None:
+                continue
+            if record.id in seen:
+                problems.append(LoadProblem(path, f"duplicates the id of {seen[record.id].name}"))
+                continue
+            seen[record.id] = path
+            yield record, path
+
+    async def read(self, persona_id: str, file: str = "") -> tuple[PersonaRecord, Path]:
+        """One persona by its full id, from ``file`` (its name in the folder, as the rows index has it) when
+        that still holds it, else found like :meth:`find`."""
+        if file and Path(file).name == file and file.endswith(".json") and not file.startswith("."):
+            path = self.root / file
+            record = await asyncio.to_thread(_read_quietly, path)
+            if record is not None and record.id == persona_id:
+                return record, path
+        return await self.find(persona_id)
+
+    async def read_many(self, rows: Iterable[TableRow]) -> list[PersonaRecord]:
+        """The records of ``rows`` in their order, read in a worker thread; those gone since are left out."""
+        wanted = list(rows)
+        return await asyncio.to_thread(self._read_many_sync, wanted)
+
+    def _read_many_sync(self, rows: list[TableRow]) -> list[PersonaRecord]:
+        records: list[PersonaRecord] = []
+        missing: set[str] = set()
+        for row in rows:
+            try:
+                record = PersonaRecord.model_validate_json((self.root / row.file).read_bytes())
+            except (OSError, ValidationError):
+                record = None
+            if record is None or record.id != row.id:
+                missing.add(row.id)
+                continue
+            records.append(record)
+        if missing:  # renamed by hand, perhaps: look once through the folder for them
+            problems: list[LoadProblem] = []
+            found = {record.id: record for record, _ in self.iter_records(problems) if record.id in missing}
+            order = {row.id: i for i, row in enumerate(rows)}
+            records = sorted([*records, *found.values()], key=lambda r: order[r.id])
+        return records
+
+    async def trash(self, rows: Iterable[TableRow]) -> TrashBatch:
+        """Move these personas' files aside (``<data>/.trash/personas/BATCH/``), to be restored or emptied."""
+        return await asyncio.to_thread(self._trash_sync, list(rows))
+
+    def _trash_sync(self, rows: list[TableRow]) -> TrashBatch:
+        folder = self.trash_folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        moved: list[tuple[str, str]] = []
+        gone: list[PersonaRecord] = []
+        self.index.begin()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for row in rows:
+                source = self.root / row.file
+                try:
+                    record = PersonaRecord.model_validate_json(source.read_bytes())
+                    if record.id != row.id:
+                        continue
+                    os.replace(source, folder / row.file)
+                except (OSError, ValidationError) as exc:
+                    log.warning("could not move %s aside: %s", row.file, exc)
+                    continue
+                moved.append((row.id, row.file))
+                gone.append(record)
+        except OSError as exc:
+            raise StoreError(
+                f"The personas could not be moved aside to {folder}: {exc.strerror or exc}.",
+                "Check that the data folder is writable.",
+            ) from exc
+        finally:
+            self.index.end_many(gone, "-")
+        return TrashBatch(folder, moved)
+
+    async def restore(self, batch: TrashBatch) -> list[TableRow]:
+        """Put a trashed batch's files back (the index told); their rows, newest first."""
+        return await asyncio.to_thread(self._restore_sync, batch)
+
+    def _restore_sync(self, batch: TrashBatch) -> list[TableRow]:
+        back: list[PersonaRecord] = []
+        rows: list[TableRow] = []
+        self.index.begin()
+        try:
+            for _, file in batch.moved:
+                source = batch.folder / file
+                try:
+                    record = PersonaRecord.model_validate_json(source.read_bytes())
+                    os.replace(source, self.root / file)
+                except (OSError, ValidationError) as exc:
+                    log.warning("could not restore %s: %s", file, exc)
+                    continue
+                back.append(record)
+                rows.append(table_row(record, file))
+        finally:
+            self.index.end_many(back, "+")
+        with contextlib.suppress(OSError):
+            batch.folder.rmdir()
+        rows.sort(key=lambda r: r.created, reverse=True)
+        return rows
+
+    @property
+    def trash_folder(self) -> Path:
+        return self.root.parent / TRASH_FOLDER / (self.root.name or "personas")
+
+    def empty_trash(self, batches: Iterable[TrashBatch]) -> None:
+        """Remove the files of these trashed batches for good (a clean close of the app)."""
+        for batch in batches:
+            for _, file in batch.moved:
+                _remove_quietly(batch.folder / file)
+            with contextlib.suppress(OSError):
+                batch.folder.rmdir()
+        with contextlib.suppress(OSError):
+            self.trash_folder.rmdir()
+            self.trash_folder.parent.rmdir()
+
     async def load_all(self) -> LoadResult:
         """Read every persona in one worker thread (thousands of small files)."""
         return await asyncio.to_thread(self.load_all_sync)
@@ -140,26 +295,7 @@ class PersonaStore:
         records: list[PersonaRecord] = []
         problems: list[LoadProblem] = []
         paths: dict[str, Path] = {}
-        for entry in self._persona_files():
-            if wanted is not None and not wanted(entry.name):
-                continue
-            path = Path(entry.path)
-            if not _is_regular_file(entry):  # a folder or a named pipe: reading it would fail or block
-                problems.append(LoadProblem(path, "is not a regular file"))
-                continue
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                problems.append(LoadProblem(path, f"could not be read: {exc.strerror or exc}"))
-                continue
-            try:
-                record = PersonaRecord.model_validate_json(data)
-            except ValidationError as exc:
-                problems.append(LoadProblem(path, _why_invalid(exc, data)))
-                continue
-            if record.id in paths:
-                problems.append(LoadProblem(path, f"duplicates the id of {paths[record.id].name}"))
-                continue
+        for record, path in self.iter_records(problems, wanted):
             records.append(record)
             paths[record.id] = path
         records.sort(key=lambda r: r.created_at, reverse=True)
@@ -225,7 +361,12 @@ class PersonaStore:
 
 
 INDEX_FOLDER = ".index"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+"""2: the rows and search-text files joined the names (a version-1 index is rebuilt once)."""
+TRASH_FOLDER = ".trash"
+ROWS_FILE = "rows.jsonl"
+TEXTS_FILE = "texts.jsonl"
+PROBLEMS_FILE = "problems.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,16 +393,120 @@ def index_entry(record: PersonaRecord) -> IndexEntry:
     )
 
 
-class NamesIndex:
-    """Per description, the personas made for it, kept beside the store so a run's start reads no persona file.
+@dataclass(slots=True)
+class TableRow:
+    """One persona as the table shows it, kept in the rows index: no file is read to list the store."""
 
-    One append-only JSON-lines file per description (``<data>/.index/personas/names-HASH.jsonl``:
-    ``["+", entry]`` on a save, ``["-", id]`` on a delete), and ``state.json`` there holding the persona
-    folder's modification time (in ns) as of the last change the index saw. Any other change of the
-    folder (another program adding or removing a file, a crash between a save and its index line) leaves
-    that time behind: the index is then stale and rebuilt from the files, once, in a worker thread. A file
-    edited in place (not moved into place as this program writes) is not noticed. The index is only a
-    shortcut: its files are written without fsync, and an unreadable one means a rebuild.
+    id: str
+    name: str
+    age: int
+    occupation: str
+    location: str
+    created: float
+    """``created_at`` as a POSIX timestamp (sorts as the moment, shown in local time)."""
+    provider: str
+    model: str
+    org_id: str
+    org: str
+    run_id: str
+    slot: int
+    file: str
+    """The file's name in the persona folder (``slug-ID.json``)."""
+    description: str = ""
+    search: str = ""
+    """Every field's text, case folded (filled from the search-text file after the rows are shown)."""
+
+    def entry(self) -> IndexEntry:
+        """As the names index has it (for a resumed run)."""
+        people = f"{self.name} ({self.age}, {self.occupation}, {self.location})"
+        return IndexEntry(self.id, self.name, people, self.run_id, self.slot)
+
+
+def search_text(record: PersonaRecord) -> str:
+    """Every field a user may look for, on one case-folded line: the persona's words, its model, request and id."""
+    parts: list[str] = [record.id, record.provider, record.model, record.request.description]
+    parts.append(record.request.organization or "")
+    for value in record.persona.model_dump(mode="json").values():
+        if isinstance(value, list):
+            parts.extend(str(item) for item in value)
+        else:
+            parts.append(str(value))
+    return " ".join(" ".join(parts).split()).casefold()
+
+
+def table_row(record: PersonaRecord, file: str | None = None) -> TableRow:
+    p = record.persona
+    return TableRow(
+        record.id,
+        p.name,
+        p.age,
+        p.occupation,
+        p.location,
+        record.created_at.timestamp(),
+        record.provider,
+        record.model,
+        record.request.organization_id or "",
+        record.request.organization or "",
+        record.run_id or "",
+        record.slot.index if record.slot is not None else -1,
+        file or file_name_for(record),
+        record.request.description,
+        search_text(record),
+    )
+
+
+def _row_line(row: TableRow) -> list[Any]:
+    return [
+        row.id,
+        row.name,
+        row.age,
+        row.occupation,
+        row.location,
+        row.created,
+        row.provider,
+        row.model,
+        row.org_id,
+        row.org,
+        row.run_id,
+        row.slot,
+        row.file,
+        row.description,
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class RowsResult:
+    rows: list[TableRow]
+    """Newest first."""
+    problems: list[LoadProblem]
+
+
+@dataclass(frozen=True, slots=True)
+class TrashBatch:
+    """Personas moved aside by one delete: ``(id, file name)`` each, in ``folder``."""
+
+    folder: Path
+    moved: list[tuple[str, str]]
+
+
+def _ops(lines: list[bytes]) -> list[Any]:
+    """A JSON-lines file of operations in one parse: 50,000 lines in one call, not 50,000 calls."""
+    ops: list[Any] = json.loads(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
+    return ops
+
+
+class NamesIndex:
+    """The indexes kept beside the store, so neither a run's start nor the table reads every persona file.
+
+    Per description, the personas made for it: one append-only JSON-lines file each
+    (``<data>/.index/personas/names-HASH.jsonl``: ``["+", entry]`` on a save, ``["-", id]`` on a delete).
+    The table's rows (``rows.jsonl``) and each persona's search text (``texts.jsonl``), appended the same way.
+    ``state.json`` there holds the persona folder's modification time (in ns) as of the last change the
+    index saw. Any other change of the folder (another program adding or removing a file, a crash between
+    a save and its index line) leaves that time behind: the index is then stale and rebuilt from the files,
+    once, in a worker thread. A file edited in place (not moved into place as this program writes) is not
+    noticed. The index is only a shortcut: its files are written without fsync, and an unreadable one means
+    a rebuild.
     """
 
     def __init__(self, root: Path) -> None:
@@ -282,6 +527,10 @@ class NamesIndex:
         except OSError:
             return -1
 
+    def stamp(self) -> int:
+        """The folder's time now: read it before listing the folder for a rebuild."""
+        return self._folder_mtime()
+
     def fresh(self) -> bool:
         try:
             state = json.loads((self.folder / "state.json").read_bytes())
@@ -297,21 +546,26 @@ class NamesIndex:
         state = {"version": INDEX_VERSION, "mtime_ns": self._folder_mtime()}
         _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
 
-    def entries(self, description: str) -> list[IndexEntry] | None:
-        """The personas made for ``description``; None when the index is missing or stale."""
+    def _read_fresh(self, path: Path) -> list[bytes] | None:
+        """The lines of one index file; None when the index is stale or the file unreadable."""
         with self._lock:
             if not self.fresh():
                 return None
             try:
-                lines = self._shard(description).read_bytes().splitlines()
+                return path.read_bytes().splitlines()
             except FileNotFoundError:
                 return []
             except OSError:
                 return None
-        try:  # one parse for the whole file: 50,000 lines in one call, not 50,000 calls
-            ops = json.loads(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
+
+    def entries(self, description: str) -> list[IndexEntry] | None:
+        """The personas made for ``description``; None when the index is missing or stale."""
+        lines = self._read_fresh(self._shard(description))
+        if lines is None:
+            return None
+        try:
             found: dict[str, list[Any]] = {}
-            for op, value in ops:
+            for op, value in _ops(lines):
                 if op == "+":
                     found[value[0]] = value
                 else:
@@ -319,6 +573,48 @@ class NamesIndex:
             return [IndexEntry(*value) for value in found.values()]
         except (ValueError, TypeError):
             return None
+
+    def rows(self) -> list[TableRow] | None:
+        """Every persona's table row, newest first (no search text yet); None when missing or stale."""
+        lines = self._read_fresh(self.folder / ROWS_FILE)
+        if lines is None:
+            return None
+        try:
+            found: dict[str, TableRow] = {}
+            for op, value in _ops(lines):
+                if op == "+":
+                    found[value[0]] = TableRow(*value)
+                else:
+                    found.pop(value, None)
+        except (ValueError, TypeError):
+            return None
+        rows = list(found.values())
+        rows.sort(key=lambda r: r.created, reverse=True)
+        return rows
+
+    def texts(self) -> dict[str, str] | None:
+        """Each persona's search text by id; None when missing or stale."""
+        lines = self._read_fresh(self.folder / TEXTS_FILE)
+        if lines is None:
+            return None
+        try:
+            found: dict[str, str] = {}
+            for op, value in _ops(lines):
+                if op == "+":
+                    found[value[0]] = value[1]
+                else:
+                    found.pop(value, None)
+        except (ValueError, TypeError):
+            return None
+        return found
+
+    def problems(self, root: Path) -> list[LoadProblem]:
+        """The unreadable files the last rebuild met (the folder has not changed since, or it would be stale)."""
+        try:
+            found = json.loads((self.folder / PROBLEMS_FILE).read_bytes())
+            return [LoadProblem(root / str(name), str(reason)) for name, reason in found if (root / str(name)).exists()]
+        except (OSError, ValueError, TypeError):
+            return []
 
     def begin(self) -> None:
         """A save or delete of this process is about to change the folder: is the index up to date before it?"""
@@ -333,43 +629,87 @@ class NamesIndex:
         The last change of this process in flight marks the index up to date again, if it was before they
         began: the folder's new time is then this process's doing only.
         """
+        self.end_many([record] if record is not None else [], op)
+
+    def end_many(self, records: Iterable[PersonaRecord], op: str = "+") -> None:
+        """Like :meth:`end`, for many records saved (or deleted) by one change."""
         with self._lock:
             self._pending = max(self._pending - 1, 0)
             try:
-                if record is not None and self.folder.is_dir():
-                    e = index_entry(record)
-                    line = ["+", [e.id, e.name, e.people, e.run_id, e.slot]] if op == "+" else ["-", record.id]
-                    with self._shard(record.request.description).open("ab") as fh:
-                        fh.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
+                if self.folder.is_dir():
+                    self._append(list(records), op)
                 if self._pending == 0 and self._ok:
                     self._mark()
             except OSError as exc:
                 log.warning("could not update the names index: %s", exc)
 
-    def rebuild(self, records: Iterable[PersonaRecord]) -> None:
-        """Write the index again from ``records`` (all of the store, read just now)."""
+    def _append(self, records: list[PersonaRecord], op: str) -> None:
+        shards: dict[Path, list[bytes]] = {}
+        rows: list[bytes] = []
+        texts: list[bytes] = []
+        for record in records:
+            if op == "+":
+                e = index_entry(record)
+                row = table_row(record)
+                name_line: list[Any] = ["+", [e.id, e.name, e.people, e.run_id, e.slot]]
+                rows.append(_json_line(["+", _row_line(row)]))
+                texts.append(_json_line(["+", [row.id, row.search]]))
+            else:
+                name_line = ["-", record.id]
+                rows.append(_json_line(name_line))
+                texts.append(_json_line(name_line))
+            shards.setdefault(self._shard(record.request.description), []).append(_json_line(name_line))
+        for path, lines in (*shards.items(), (self.folder / ROWS_FILE, rows), (self.folder / TEXTS_FILE, texts)):
+            if lines:
+                with path.open("ab") as fh:
+                    fh.write(b"".join(lines))
+
+    def rebuild(
+        self, records: Iterable[tuple[PersonaRecord, Path]], stamp: int, problems: list[LoadProblem] | None = None
+    ) -> None:
+        """Write the index again from ``records`` (all of the store, read one at a time just now, after
+        ``stamp`` was taken); ``problems`` are the files that could not be read (filled as records are read)."""
         with self._lock:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 log.warning("could not write the names index: %s", exc)
                 return
-            mtime = self._folder_mtime()
-            shards: dict[Path, list[bytes]] = {}
-            for record in records:
+            made: list[tuple[float, Path, bytes, bytes, bytes]] = []
+            for record, path in records:
                 e = index_entry(record)
-                line = json.dumps(["+", [e.id, e.name, e.people, e.run_id, e.slot]], ensure_ascii=False)
-                shards.setdefault(self._shard(record.request.description), []).append(line.encode("utf-8"))
+                row = table_row(record, path.name)
+                made.append(
+                    (
+                        row.created,
+                        self._shard(record.request.description),
+                        _json_line(["+", [e.id, e.name, e.people, e.run_id, e.slot]]),
+                        _json_line(["+", _row_line(row)]),
+                        _json_line(["+", [row.id, row.search]]),
+                    )
+                )
+            made.sort(key=lambda item: item[0])  # oldest first, as saves append
+            shards: dict[Path, list[bytes]] = {}
+            for _, shard, name_line, _, _ in made:
+                shards.setdefault(shard, []).append(name_line)
+            unreadable = [[p.path.name, p.reason] for p in problems or []]
             try:
                 for old in self.folder.glob("names-*.jsonl"):
                     if old not in shards:
                         old.unlink()
-                for path, lines in shards.items():
-                    _write_quick(path, b"\n".join(lines) + b"\n")
-                state = {"version": INDEX_VERSION, "mtime_ns": mtime}
+                for shard, lines in shards.items():
+                    _write_quick(shard, b"".join(lines))
+                _write_quick(self.folder / ROWS_FILE, b"".join(item[3] for item in made))
+                _write_quick(self.folder / TEXTS_FILE, b"".join(item[4] for item in made))
+                _write_quick(self.folder / PROBLEMS_FILE, json.dumps(unreadable).encode("utf-8"))
+                state = {"version": INDEX_VERSION, "mtime_ns": stamp}
                 _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
             except OSError as exc:
                 log.warning("could not write the names index: %s", exc)
+
+
+def _json_line(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
 def _write_quick(final: Path, data: bytes) -> None:
@@ -381,6 +721,29 @@ def _write_quick(final: Path, data: bytes) -> None:
     except BaseException:
         _remove_quietly(temp)
         raise
+
+
+def _read_quietly(path: Path) -> PersonaRecord | None:
+    try:
+        return PersonaRecord.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError):
+        return None
+
+
+def _read_record(entry: os.DirEntry[str], path: Path, problems: list[LoadProblem]) -> PersonaRecord | None:
+    if not _is_regular_file(entry):  # a folder or a named pipe: reading it would fail or block
+        problems.append(LoadProblem(path, "is not a regular file"))
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        problems.append(LoadProblem(path, f"could not be read: {exc.strerror or exc}"))
+        return None
+    try:
+        return PersonaRecord.model_validate_json(data)
+    except ValidationError as exc:
+        problems.append(LoadProblem(path, _why_invalid(exc, data)))
+        return None
 
 
 def _is_regular_file(entry: os.DirEntry[str]) -> bool:
