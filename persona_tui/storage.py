@@ -192,9 +192,9 @@ class PersonaStore:
     async def read_many(self, rows: Iterable[TableRow]) -> list[PersonaRecord]:
         """The records of ``rows`` in their order, read in a worker thread; those gone since are left out."""
         wanted = list(rows)
-        return await asyncio.to_thread(self._read_many_sync, wanted)
+        return await asyncio.to_thread(self.read_many_sync, wanted)
 
-    def _read_many_sync(self, rows: list[TableRow]) -> list[PersonaRecord]:
+    def read_many_sync(self, rows: list[TableRow]) -> list[PersonaRecord]:
         records: list[PersonaRecord] = []
         missing: set[str] = set()
         for row in rows:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 from textual.widgets import Input, Log
 
 from persona_tui.engine import events as ev
@@ -115,9 +116,9 @@ async def test_keypress_to_new_highlighted_row(app_factory: AppFactory, sample_r
         table = app.query_one(PersonaTable)
         assert table.row_count == 4
         assert table.cursor_row == 0
-        selected = table.selected
-        assert selected is not None and selected.persona.name == "Dana Kowalski"
-        assert "bold green" in str(table.get_row_at(0)[0].style)
+        selected = table.selected_row
+        assert selected is not None and selected.name == "Dana Kowalski"
+        assert selected.id in table.highlighted and "bold green" in str(table._cells(selected)[0].style)
         assert any(n.startswith("Persona saved: Dana Kowalski in") and "tok/s" in n for n in notifications(app))
         assert len(persona_files(app)) == 4
         assert app.query_one("#description", Input).value == "warehouse staff in Poland", "the request is kept"
@@ -330,7 +331,7 @@ async def test_delete_asks_first(app_factory: AppFactory, sample_records) -> Non
         table = app.query_one(PersonaTable)
         table.focus()
         await pilot.press("down")
-        target = table.selected
+        target = table.selected_row
         assert target is not None
         await pilot.press("d")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -341,7 +342,7 @@ async def test_delete_asks_first(app_factory: AppFactory, sample_records) -> Non
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await wait_until(pilot, lambda: table.row_count == 2)
-        assert target.id not in table.records
+        assert target.id not in table.rows
         assert len(persona_files(app)) == 2
         assert table.border_title == "Personas (2)"
 
@@ -425,7 +426,7 @@ async def test_a_batch_shows_each_persona_and_saves_them_all(app_factory: AppFac
         assert provider.max_active == 2
         table = app.query_one(PersonaTable)
         assert table.row_count == 5
-        assert sorted(r.persona.name for r in table.records.values()) == names
+        assert sorted(r.name for r in table.rows.values()) == names
         assert "[3/5] Saved" in log_text(app)
 
 
@@ -451,8 +452,8 @@ async def test_organization_and_enrichment_from_the_form(app_factory: AppFactory
             await pilot.press("ctrl+g")
             await wait_until(pilot, lambda: not app.query_one(GenerationPanel).running)
             await pilot.pause()
-            record = app.query_one(PersonaTable).selected
-            assert record is not None and record.request.organization == "Acme Health"
+            record, _ = await app.store.read(app.query_one(PersonaTable).selected_id or "")
+            assert record.request.organization == "Acme Health"
             assert len(record.sources) == 3
             assert "telehealth app" in provider.calls[0].messages[-1]["content"]
             flat = " ".join(log_text(app).split())
@@ -673,8 +674,10 @@ async def test_the_table_fits_its_pane_and_cuts_long_text_with_an_ellipsis(
         first_four = list(table.columns.values())[:4]
         assert sum(column.get_render_width(table) for column in first_four) <= room
         occupation = table.get_row_at(0)[2]
-        drawn = occupation.__rich__()
-        assert drawn.overflow == "ellipsis" and drawn.no_wrap and drawn.plain == str(occupation)
+        row = table.selected_row
+        assert row is not None
+        drawn = table._cells(row)[2]
+        assert isinstance(drawn, Text) and drawn.overflow == "ellipsis" and drawn.no_wrap and drawn.plain == occupation
         await pilot.resize_terminal(240, 50)
         await pilot.pause()
         wide = table.scrollable_content_region.width
@@ -779,7 +782,7 @@ async def test_a_very_long_persona_taking_shape_is_drawn_in_part(app_factory: Ap
         drawn = view.body.content
         assert "Ana Souza" in str(drawn) and str(drawn).rstrip().endswith("…")
         assert len(str(drawn)) <= max(PARTIAL_CHARS, 3 * view.size.width * view.size.height) + 2
-        view.show_record(app.query_one(PersonaTable).selected or _record_with_background("word " * 3000))
+        view.show_record(_record_with_background("word " * 3000))
         assert not str(view.body.content).rstrip().endswith("…"), "a complete persona is shown whole"
 
 

@@ -44,7 +44,6 @@ from persona_tui.engine.plan import MIX_HELP, parse_mix
 from persona_tui.engine.providers import Provider, make_provider, server_models, setup_hint
 from persona_tui.engine.providers.listing import lister_of
 from persona_tui.engine.providers.registry import key_hint
-from persona_tui.export import export_target, export_text
 from persona_tui.models import COUNT_MAX, GenerationRequest, Organization, RequestError, RunRecord
 from persona_tui.narrate import (
     app_hint,
@@ -56,9 +55,8 @@ from persona_tui.narrate import (
     thinking_fold_sentence,
 )
 from persona_tui.present import one_line
-from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write, index_entry
-from persona_tui.tui.screens.confirm import ConfirmScreen
-from persona_tui.tui.screens.detail import DetailScreen
+from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError
+from persona_tui.tui import personas
 from persona_tui.tui.screens.models import ModelPickerScreen
 from persona_tui.tui.screens.organizations import OrganizationsScreen
 from persona_tui.tui.screens.report import REWRITE, ReportScreen
@@ -94,7 +92,7 @@ MAIN_SCREEN_ONLY = frozenset(
         "report",
     }
 )
-NO_PERSONAS = "No personas yet. Describe the people you want and press ctrl+g."
+NO_PERSONAS = personas.NO_PERSONAS
 NO_RUN = "No run to report on yet: generate a batch first (ctrl+g), then ctrl+d shows how diverse it came out."
 FOLD_KEY = "ctrl+r"
 """Folds the model's reasoning text in the log, or shows it again."""
@@ -213,6 +211,7 @@ class PersonaApp(App[None]):
         self.last_description = ""
         self._refused_mix: str | None = None
         """The mix text last refused: its error stays until the text changes."""
+        self.personas = personas.PersonaActions(self)
 
     def _model_title(self, *, wide: bool = True) -> str:
         """The header's words on the model: its name and server (the server's text, on one line); when
@@ -269,6 +268,7 @@ class PersonaApp(App[None]):
                     [], prompt="Showing all organizations", id="table-filter", allow_blank=True, compact=True
                 )
                 yield table_filter
+                yield personas.FindBar(id="find")
                 table = PersonaTable(id="table")
                 table.border_title = "Personas: loading…"
                 yield table
@@ -345,25 +345,21 @@ class PersonaApp(App[None]):
         gc.disable()
         try:
             try:
-                result = await self.store.load_all()
+                result = await self.store.table_rows()
             except StoreError as exc:
                 self._unreadable(f"{exc.message} {app_hint(exc.hint)}".strip())
                 return
-            if self.estimates is None:
-                self.estimates = await asyncio.to_thread(EstimateBook.load, self.settings.data_dir)
-            self.paths.update(result.paths)
-            table = self.table
-            await table.load_async(result.records)
+            self.table.load_rows(result.rows)
         finally:
             if collecting:
                 gc.enable()
         self._title_table()
         self.call_after_refresh(self._settle)
+        if self.estimates is None:
+            self.estimates = await asyncio.to_thread(EstimateBook.load, self.settings.data_dir)
         await self._offer_resume()
-        if result.records:
-            self.persona_view.show_record(result.records[0])
-        else:
-            self.persona_view.show_message(NO_PERSONAS)
+        await self.personas.show_selected()
+        self.table.set_search_texts(await asyncio.to_thread(self.store.search_texts_sync))
         if result.problems:
             for problem in result.problems:
                 self.log_pane.message(f"Skipped {problem.path.name}: {problem.reason}")
@@ -435,22 +431,21 @@ class PersonaApp(App[None]):
         self.table.filter(org.name if org else None, org.id if org else None)
         self._title_table()
 
-    def _show_selected(self) -> None:
-        """The persona pane shows the table's selected row, or says the table is empty."""
-        selected = self.table.selected
-        if selected is not None:
-            self.persona_view.show_record(selected)
-        elif self.table.records:
-            self.persona_view.show_message("No persona of this organization; choose another in the filter.")
-        else:
-            self.persona_view.show_message(NO_PERSONAS)
-
+    @on(PersonaTable.Changed)
     def _title_table(self) -> None:
-        table = self.table
-        if table.organization is None:
-            table.border_title = f"Personas ({table.row_count})"
-        else:
-            table.border_title = f"Personas ({table.row_count} of {len(table.records)}, {table.organization})"
+        self.table.border_title = self.table.title()
+
+    @on(Input.Changed, "#find")
+    def _find_typed(self, event: Input.Changed) -> None:
+        self.table.find(event.value)
+
+    @on(Input.Submitted, "#find")
+    def _find_done(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.table.focus()
+
+    def action_find(self) -> None:
+        self.personas.find()
 
     # ----- generating -----
 
@@ -549,7 +544,7 @@ class PersonaApp(App[None]):
             self.notify("There is no unfinished run to resume.", markup=False)
             return
         request = run.to_request()
-        mine = [index_entry(r) for r in self.table.records.values() if r.run_id == run.id]
+        mine = [row.entry() for row in self.table.rows.values() if row.run_id == run.id]
         saved = len(already_saved(run, mine))
         cancel = self.begin_run(request, min(saved, run.count - 1))
         self.log_pane.message(
@@ -577,7 +572,6 @@ class PersonaApp(App[None]):
             estimates=self.estimates,
             cancel=cancel,
             clock=self.clock,
-            existing=list(self.table.records.values()),
             organizations=self.org_store,
             runs=RunStore(self.settings.runs_dir),
             rewrite=rewrite,
@@ -705,9 +699,8 @@ class PersonaApp(App[None]):
         summary = event.summary
         if not summary.saved or self.persona_view.showing_partial:
             # A half-written persona must not stay on screen (in a batch, the last one to fail).
-            selected = self.table.selected
-            if selected is not None:
-                self.persona_view.show_record(selected)
+            if self.table.selected_id is not None:
+                self.run_worker(self.personas.show_selected(), group="show", exclusive=True)
             else:
                 self.persona_view.show_message("Nothing was saved.")
         if self.count > 1 and summary.saved and not summary.cancelled:
@@ -817,6 +810,7 @@ class PersonaApp(App[None]):
 
     async def on_unmount(self) -> None:
         gc.unfreeze()  # what startup froze can be collected again once the app is gone
+        await self.personas.empty_trash()
         await self.provider.aclose()
 
     # ----- buttons, focus and the table -----
@@ -853,58 +847,25 @@ class PersonaApp(App[None]):
 
     @on(PersonaTable.RowHighlighted)
     def _row_highlighted(self, event: PersonaTable.RowHighlighted) -> None:
-        record = self.table.records.get(str(event.row_key.value))
-        if record is not None and not self.running:
-            self.persona_view.show_record(record)
+        if not self.running:
+            self.run_worker(self.personas.show(event.persona_id), group="show", exclusive=True)
 
     @on(PersonaTable.RowSelected)
     def _row_selected(self, event: PersonaTable.RowSelected) -> None:
-        record = self.table.records.get(str(event.row_key.value))
-        if record is not None:
-            self.push_screen(DetailScreen(record, self.paths.get(record.id)))
+        self.run_worker(self.personas.open(event.persona_id), group="open", exclusive=True)
 
     @work(group="delete", exit_on_error=False)
     async def action_delete_selected(self) -> None:
-        record = self.table.selected
-        if record is None:
-            return
-        question = (
-            f"Delete {one_line(record.persona.name)} ({record.id[:8]})? The file is removed from {self.store.root}."
-        )
-        if not await self.push_screen_wait(ConfirmScreen(question)):
-            return
-        try:
-            await self.store.delete(record.id)
-        except StoreError as exc:
-            sentence = f"{exc.message} {app_hint(exc.hint)}".strip()
-            self.notify(sentence, title="Not deleted", severity="error", markup=False)
-            return
-        self.table.remove_persona(record.id)
-        self.paths.pop(record.id, None)
-        self._title_table()
-        if not self.running:  # the pane follows the table: the row now selected, or the empty table's words
-            self._show_selected()
-        self.log_pane.message(f"Deleted {one_line(record.persona.name)} ({record.id[:8]})")
-        self.notify(f"Deleted {one_line(record.persona.name)}.", markup=False)
+        """Delete the marked personas (else the selected one); asked once, undone with u."""
+        await self.personas.delete()
+
+    @work(group="delete", exit_on_error=False)
+    async def action_undo_delete(self) -> None:
+        await self.personas.undo()
 
     async def action_export(self, fmt: str = "json") -> None:
-        """Export what the table shows: with an organization filter on, only its personas."""
-        table = self.table
-        records = [table.records[str(row.key.value)] for row in table.ordered_rows]
-        target = export_target(self.settings.data_dir / "exports", self.now(), fmt)
-        try:
-            await atomic_write(target, export_text(records, fmt).encode("utf-8"))
-        except OSError as exc:
-            self.notify(
-                f"Could not write {target}: {exc.strerror or exc}.",
-                title="Export failed",
-                severity="error",
-                markup=False,
-            )
-            return
-        sentence = export_sentence(len(records), table.organization, target)
-        self.log_pane.message(sentence)
-        self.notify(sentence, title="Exported", markup=False)
+        """Export the marked personas shown, else every persona shown (the filters apply)."""
+        await self.personas.export(fmt)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -921,12 +882,24 @@ class PersonaApp(App[None]):
                 self.action_resume_run,
             )
         yield SystemCommand(
-            "Delete selected persona", "Delete the persona selected in the table", self.action_delete_selected
+            "Delete selected persona",
+            "Delete the marked personas, else the selected one (d)",
+            self.action_delete_selected,
         )
+        yield SystemCommand("Undo delete", "Bring back the personas of the last delete (u)", self.action_undo_delete)
+        yield SystemCommand("Find personas", "Filter the table by any words, as you type (/)", self.action_find)
+        yield SystemCommand(
+            "Sort by the next column", "Name, age, … created (s; S reverses)", self.table.action_sort_next
+        )
+        yield SystemCommand("Reverse the sort", "Flip the table's order (S)", self.table.action_sort_flip)
+        yield SystemCommand(
+            "Mark all shown", "Mark every row shown; again clears the marks (*)", self.table.action_mark_all
+        )
+        yield SystemCommand("Clear marks", "Unmark every persona", self.table.clear_marks)
         for fmt in ("json", "jsonl", "csv"):
             yield SystemCommand(
                 f"Export personas as {fmt.upper()}",
-                f"Write the personas the table shows to {self.settings.data_dir / 'exports'}",
+                f"Write the marked personas, else those shown, to {self.settings.data_dir / 'exports'}",
                 lambda fmt=fmt: self.run_worker(self.action_export(fmt)),
             )
         yield SystemCommand("Focus the personas table", "Browse saved personas (ctrl+t)", self.action_focus_table)
@@ -965,29 +938,32 @@ class PersonaApp(App[None]):
                 return
             report, title = found
         if await self.push_screen_wait(ReportScreen(report, title)) == REWRITE:
-            self._rewrite(report)
+            await self._rewrite(report)
 
     def _recorded_report(self) -> tuple[DiversityReport, str] | None:
         """The last recorded run's report, over its personas still in the table (in a worker thread)."""
         run = RunStore(self.settings.runs_dir).latest_sync()
         if run is None:
             return None
-        records = [r for r in self.table.records.values() if r.run_id == run.id]
+        rows = [row for row in self.table.rows.values() if row.run_id == run.id]
+        records = self.store.read_many_sync(rows)
         if not records:
             return None
         report = diversity_report(records, threshold=self.settings.similarity_threshold)
         return report, f"The last run: {run.request.description}"
 
-    def _rewrite(self, report: DiversityReport) -> None:
+    async def _rewrite(self, report: DiversityReport) -> None:
         """Write the later of each near-duplicate pair again, in its own slot."""
-        records = self.table.records
-        replace, partners = pairs_to_rewrite([(p.a_id, p.b_id) for p in report.near_duplicates], list(records.values()))
+        rows = self.table.rows
+        pairs = [(p.a_id, p.b_id) for p in report.near_duplicates]
+        named = await self.store.read_many(rows[i] for pair in pairs for i in pair if i in rows)
+        replace, partners = pairs_to_rewrite(pairs, named)
         if not replace:
             self.notify("Those personas are no longer in the table.", severity="warning", markup=False)
             return
         run_ids = {record.run_id for record in replace}
         chosen = {record.id for record in (*replace, *partners)}
-        keep = tuple(r for r in records.values() if r.run_id in run_ids and r.id not in chosen)
+        keep = tuple(await self.store.read_many(r for r in rows.values() if r.run_id in run_ids and r.id not in chosen))
         rewrite = Rewrite(replace, partners, keep)
         request = rewrite.request()
         self.log_pane.message(f"Writing {len(replace)} near-duplicate(s) again, each in its own slot")
