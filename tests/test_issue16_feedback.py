@@ -192,7 +192,7 @@ async def test_a_save_inserts_its_row_in_place_and_selects_it(app_factory: AppFa
         await pilot.pause()
         table = app.query_one(PersonaTable)
         sorts: list[object] = []
-        table.sort = lambda *a, **k: sorts.append(a)  # type: ignore[method-assign]
+        table.sort_by = lambda *a, **k: sorts.append(a)  # type: ignore[method-assign]
         newest = make_record("Newest Person", -60)
         table.add_record(newest)
         middle = make_record("Middle Person", 0).model_copy(
@@ -205,13 +205,14 @@ async def test_a_save_inserts_its_row_in_place_and_selects_it(app_factory: AppFa
         table.add_record(oldest)
         await pilot.pause()
         assert sorts == [], "no sort of every row"
-        order = [table.coordinate_to_cell_key((row, 0)).row_key.value for row in range(table.row_count)]
-        expected = sorted(table.records.values(), key=lambda r: r.created_at, reverse=True)
+        order = table.shown_ids
+        expected = sorted(table.rows.values(), key=lambda r: r.created, reverse=True)
         assert order == [r.id for r in expected]
-        assert table.selected is not None and table.selected.id == oldest.id
+        assert order.index(middle.id) == 2 and order[0] == newest.id and order[-1] == oldest.id
+        assert table.selected_id == oldest.id
         table.add_record(make_record("Another New", -90))
         await pilot.pause()
-        assert table.cursor_row == 0 and table.selected is not None and table.selected.persona.name == "Another New"
+        assert table.cursor_row == 0 and table.selected_row is not None and table.selected_row.name == "Another New"
         assert str(table.get_row_at(0)[0]) == "Another New"
 
 

@@ -39,7 +39,7 @@ async def test_a_batch_shows_its_plan_and_ctrl_d_its_report(app_factory: AppFact
         text = log_text(app)
         assert "Population plan for 4 personas:" in text and "tech novice 4 (your mix)" in text
         assert "Diversity of 4 personas" in text
-        assert all(r.persona.tech_savviness == "novice" for r in app.table.records.values())
+        assert all(r.persona.tech_savviness == "novice" for r in app.store.load_all_sync().records)
         await pilot.press("ctrl+d")
         await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen))
         shown = str(app.screen.query_one("#report-text").render())
@@ -107,7 +107,7 @@ async def test_the_report_writes_a_near_duplicate_again_and_replaces_it(
         assert "Write it again (r)" in str(app.screen.query_one("#report-rewrite").render())
         await pilot.press("r")
         await wait_until(pilot, lambda: not app.running and "Joyce Achieng" in log_text(app), timeout=10)
-        names = sorted(r.persona.name for r in app.table.records.values())
+        names = sorted(r.persona.name for r in app.store.load_all_sync().records)
         assert names == ["Amina Otieno", "Joyce Achieng"], "the later twin is replaced, the first kept"
         assert "Joyce Achieng replaces Grace Wanjiru" in log_text(app)
         assert "read almost like" in provider.calls[0].messages[1]["content"]
