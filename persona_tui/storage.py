@@ -139,7 +139,8 @@ class PersonaStore:
         found = self.index.rows()
         if found is None:
             problems = self.rebuild_index()
-            found = self.index.rows()
+            # As built just now (stale again if a file came meanwhile); None if it could not be written.
+            found = self.index.rows(fresh=False) if self.index.built else None
             if found is None:  # the index could not be written: rows straight from the files
                 result = self.load_all_sync()
                 return RowsResult([table_row(r, result.paths[r.id].name) for r in result.records], result.problems)
@@ -516,6 +517,8 @@ class NamesIndex:
         self._lock = threading.Lock()
         self._pending = 0
         self._ok = False
+        self.built = False
+        """Whether the last rebuild wrote every file."""
 
     def _shard(self, description: str) -> Path:
         digest = hashlib.sha1(description.casefold().encode("utf-8")).hexdigest()[:16]
@@ -546,10 +549,10 @@ class NamesIndex:
         state = {"version": INDEX_VERSION, "mtime_ns": self._folder_mtime()}
         _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
 
-    def _read_fresh(self, path: Path) -> list[bytes] | None:
-        """The lines of one index file; None when the index is stale or the file unreadable."""
+    def _read_fresh(self, path: Path, fresh: bool = True) -> list[bytes] | None:
+        """The lines of one index file; None when the index is stale (and ``fresh`` asked) or the file unreadable."""
         with self._lock:
-            if not self.fresh():
+            if fresh and not self.fresh():
                 return None
             try:
                 return path.read_bytes().splitlines()
@@ -574,9 +577,10 @@ class NamesIndex:
         except (ValueError, TypeError):
             return None
 
-    def rows(self) -> list[TableRow] | None:
-        """Every persona's table row, newest first (no search text yet); None when missing or stale."""
-        lines = self._read_fresh(self.folder / ROWS_FILE)
+    def rows(self, fresh: bool = True) -> list[TableRow] | None:
+        """Every persona's table row, newest first (no search text yet); None when missing (or stale, if
+        ``fresh`` is asked)."""
+        lines = self._read_fresh(self.folder / ROWS_FILE, fresh)
         if lines is None:
             return None
         try:
@@ -670,6 +674,7 @@ class NamesIndex:
         """Write the index again from ``records`` (all of the store, read one at a time just now, after
         ``stamp`` was taken); ``problems`` are the files that could not be read (filled as records are read)."""
         with self._lock:
+            self.built = False
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -704,6 +709,7 @@ class NamesIndex:
                 _write_quick(self.folder / PROBLEMS_FILE, json.dumps(unreadable).encode("utf-8"))
                 state = {"version": INDEX_VERSION, "mtime_ns": stamp}
                 _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
+                self.built = True
             except OSError as exc:
                 log.warning("could not write the names index: %s", exc)
 

@@ -355,6 +355,27 @@ async def scene_loaded(pilot: Pilot[None]) -> None:
     await settle(pilot)
 
 
+async def scene_find(pilot: Pilot[None]) -> None:
+    """Issue 17: '/' and a word found in a field the table does not show (the pronouns)."""
+    await settle(pilot)
+    await pilot.press("ctrl+t", "slash", *"they/them")
+    await settle(pilot)
+
+
+async def scene_sorted(pilot: Pilot[None]) -> None:
+    """Issue 17: the table sorted by age, youngest first (s three times: model, name, age)."""
+    await settle(pilot)
+    await pilot.press("ctrl+t", "s", "s", "s")
+    await settle(pilot)
+
+
+async def scene_marked(pilot: Pilot[None]) -> None:
+    """Issue 17: two rows marked with space (the first and the third; space moves down a row)."""
+    await settle(pilot)
+    await pilot.press("ctrl+t", "space", "down", "space")
+    await settle(pilot)
+
+
 async def _mid_stream(pilot: Pilot[None], tokens: int = 120, until: float = 6.0) -> Feed:
     """A single persona streaming: 1.1 s to the first token, then ``tokens`` tokens until ``until`` s."""
     feed = await start_run(pilot, DESCRIPTION)
@@ -730,6 +751,9 @@ SCENES: dict[str, Scene] = {
         Scene("plan", "A batch of 20 planned", scene_plan),
         Scene("big_batch", "A batch of 50, twenty in flight", scene_big_batch),
         Scene("report", "The diversity report", scene_report),
+        Scene("find", "Finding personas as you type", scene_find),
+        Scene("sorted", "Sorted by age", scene_sorted),
+        Scene("marked", "Two personas marked", scene_marked),
     )
 }
 

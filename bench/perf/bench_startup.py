@@ -17,6 +17,11 @@ The same is measured with an empty data dir, as the baseline. The files are
 written once, so the runs read them from a warm page cache.
 
 Run alone: ``python bench/perf/bench_startup.py [--runs N] [--count N] [--quick]``.
+
+Side by side (issue 16, the table at 50,000): ``--compare SRC`` runs the same children
+alternately against another source tree (``git archive main | tar -x -C SRC``), the
+first frame with rows and the peak memory of each, medians; and one start of this tree
+with the indexes removed first (the one start that reads every file, to rebuild them).
 """
 
 from __future__ import annotations
@@ -82,8 +87,14 @@ def write_personas(folder: Path, count: int) -> None:
         (folder / file_name_for(record)).write_text(record.model_dump_json(indent=2) + "\n")
 
 
-def child(data_dir: Path, expected: int, provider: str = "openai", profile_to: Path | None = None) -> dict[str, float]:
-    env = child_env()
+def child(
+    data_dir: Path,
+    expected: int,
+    provider: str = "openai",
+    profile_to: Path | None = None,
+    src: Path | None = None,
+) -> dict[str, float]:
+    env = child_env(**({"PYTHONPATH": str(src), "PERF_SRC": str(src)} if src is not None else {}))
     extra = ["--profile", str(profile_to)] if profile_to else []
     spawned = time.monotonic()
     done = subprocess.run(
@@ -178,13 +189,56 @@ def run_startup(runs: int, count: int) -> list[Result]:
     ]
 
 
+def run_compare(runs: int, count: int, before: Path) -> dict[str, Any]:
+    """The first frame with rows and the peak memory of ``before`` (another source tree) and of this tree,
+    alternately, in one session; and this tree's start with its indexes to rebuild."""
+    import shutil
+
+    with tempfile.TemporaryDirectory(prefix="perf-startup-") as tmp:
+        full = Path(tmp) / "full"
+        write_personas(full / "personas", count)
+        child(full, count)  # warm-up: page cache, .pyc files, the indexes built
+        child(full, count, src=before)
+        samples: dict[str, list[dict[str, float]]] = {"before": [], "after": [], "rebuild": []}
+        for _ in range(runs):  # the other tree's start leaves this tree's indexes stale (its probe file)
+            samples["before"].append(child(full, count, src=before))
+            shutil.rmtree(full / ".index", ignore_errors=True)
+            samples["rebuild"].append(child(full, count))
+            samples["after"].append(child(full, count))
+
+    def m(which: str, key: str) -> float:
+        return median(s[key] for s in samples[which])
+
+    out: dict[str, Any] = {"count": count, "runs": runs}
+    for which in samples:
+        out[which] = {
+            "first_frame_with_rows_ms": m(which, "frame_after_full_from_app_s") * 1000,
+            "rows_ready_ms": m(which, "table_full_from_app_s") * 1000,
+            "search_ready_ms": m(which, "search_ready_from_app_s") * 1000,
+            "peak_rss_mb": m(which, "peak_rss_mb"),
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--count", type=int, default=COUNT)
     parser.add_argument("--quick", action="store_true", help="1 run with 500 personas")
     parser.add_argument("--profile", type=Path, default=None, help="profile one start with pyinstrument to this HTML")
+    parser.add_argument("--compare", type=Path, default=None, help="another source tree to measure side by side")
     args = parser.parse_args()
+    if args.compare:
+        result = run_compare(args.runs, args.count, args.compare.resolve())
+        for which in ("before", "after", "rebuild"):
+            r = result[which]
+            print(
+                f"{which:8} {args.count:,} personas: first frame with rows {r['first_frame_with_rows_ms']:.0f} ms, "
+                f"rows ready {r['rows_ready_ms']:.0f} ms, search ready {r['search_ready_ms']:.0f} ms, "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB (median of {args.runs})",
+                flush=True,
+            )
+        return
     if args.profile:
         with tempfile.TemporaryDirectory(prefix="perf-startup-") as tmp:
             write_personas(Path(tmp) / "personas", args.count)

@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+SRC = Path(os.environ.get("PERF_SRC") or ROOT)
+"""The source tree measured: this one, or another for a side-by-side run (``bench_startup.py --compare``)."""
+if str(SRC) not in sys.path:
+    sys.path.insert(0, str(SRC))
 
 TOKENS = 20_000
 DESCRIPTION = "field nurses in rural Kenya aged 40 to 60"

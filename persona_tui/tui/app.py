@@ -435,15 +435,6 @@ class PersonaApp(App[None]):
     def _title_table(self) -> None:
         self.table.border_title = self.table.title()
 
-    @on(Input.Changed, "#find")
-    def _find_typed(self, event: Input.Changed) -> None:
-        self.table.find(event.value)
-
-    @on(Input.Submitted, "#find")
-    def _find_done(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.table.focus()
-
     def action_find(self) -> None:
         self.personas.find()
 

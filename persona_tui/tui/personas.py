@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+from textual import on
 from textual.app import SystemCommand
 from textual.widgets import Input
 
@@ -45,6 +46,16 @@ class FindBar(Input):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(placeholder="find: any words, any field (Enter: back to the rows, Esc: clear)", id=id)
         self.compact = True
+
+    @on(Input.Changed)
+    def _typed(self, event: Input.Changed) -> None:
+        event.stop()  # the app's form handles its own fields' changes
+        self.app.query_one(PersonaTable).find(event.value)
+
+    @on(Input.Submitted)
+    def _back_to_rows(self, event: Input.Submitted) -> None:
+        event.stop()  # not a generation's Enter
+        self.app.query_one(PersonaTable).focus()
 
     def action_clear(self) -> None:
         self.value = ""
