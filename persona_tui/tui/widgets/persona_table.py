@@ -361,6 +361,7 @@ class PersonaTable(ScrollView, can_focus=True):
             if column.key == key and (key, reverse) != DEFAULT_SORT:
                 arrow = " ▼" if reverse else " ▲"
             column.label = Text(labels[column.key] + arrow)
+        self._fit()
         self._refill()
 
     def action_sort_next(self) -> None:
@@ -628,8 +629,15 @@ class PersonaTable(ScrollView, can_focus=True):
 
     def _fit(self) -> None:
         """Fit the columns to the room beside the scrollbar (cells are cut at their column's width)."""
+        room = self.scrollable_content_region.width
+        widths = fit_columns(room)
+        label = self.columns[self.sort_key].label.cell_len
+        if label > widths[self.sort_key]:  # the sorted column's arrow is shown whole (the text columns give way)
+            need = label - widths[self.sort_key]
+            widths = fit_columns(room - need)
+            widths[self.sort_key] += need
         changed = False
-        for key, width in fit_columns(self.scrollable_content_region.width).items():
+        for key, width in widths.items():
             if self.columns[key].width != width:
                 self.columns[key].width = width
                 changed = True
