@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -48,7 +49,17 @@ from persona_tui.models import (
 from persona_tui.narrate import report_lines
 from persona_tui.present import CURRENT_MARK, describe, fmt_when, model_cells, one_line
 from persona_tui.render import HeadlessRenderer
-from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write, run_state
+from persona_tui.storage import (
+    OrganizationStore,
+    PersonaStore,
+    RunStore,
+    StoreError,
+    atomic_write,
+    find_words,
+    has_words,
+    run_state,
+    search_text,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ORG_FIELDS = Organization.CONTEXT_FIELDS
@@ -131,6 +142,42 @@ def _command(
         epilog=_epilog(**epilog),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+SORT_COLUMNS = ("name", "age", "occupation", "location", "created", "model")
+
+
+def _find_flags(parser: argparse.ArgumentParser) -> None:
+    """--find and --sort, as the app's / and s keys."""
+    parser.add_argument(
+        "--find", default="", metavar="WORDS", help="only the personas with every word in some field (any case)"
+    )
+    parser.add_argument(
+        "--sort",
+        default="created",
+        metavar="COLUMN",
+        choices=SORT_COLUMNS,
+        help=f"order by one of: {', '.join(SORT_COLUMNS)} (default created, newest first)",
+    )
+    parser.add_argument("--reverse", action="store_true", help="the other way round")
+
+
+def _found_and_sorted(records: list[PersonaRecord], args: argparse.Namespace) -> list[PersonaRecord]:
+    """The personas with every word of --find in their text, in the order --sort and --reverse ask."""
+    words = find_words(getattr(args, "find", "") or "")
+    if words:
+        records = [r for r in records if has_words(search_text(r), words)]
+    column = getattr(args, "sort", "created")
+    keys: dict[str, Callable[[PersonaRecord], Any]] = {
+        "name": lambda r: r.persona.name.casefold(),
+        "age": lambda r: r.persona.age,
+        "occupation": lambda r: r.persona.occupation.casefold(),
+        "location": lambda r: r.persona.location.casefold(),
+        "created": lambda r: r.created_at,
+        "model": lambda r: r.model.casefold(),
+    }
+    newest_first = column == "created"
+    return sorted(records, key=keys[column], reverse=newest_first != bool(getattr(args, "reverse", False)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lst.add_argument("--json", action="store_true", help="print the records as a JSON array")
     lst.add_argument("--org", dest="organization", default=None, help="only the personas made for this organization")
+    _find_flags(lst)
     _common(lst, suppress=True)
 
     show = _command(
@@ -296,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=["json", "jsonl", "csv"], default="json", help="output format (default json)"
     )
     export.add_argument("-o", "--output", type=Path, default=None, help="write to this file instead of stdout")
+    _find_flags(export)
     _common(export, suppress=True)
     return parser
 
@@ -717,10 +766,16 @@ def cmd_list(args: argparse.Namespace, settings: Settings, err: Console) -> int:
     total = len(records)
     if args.organization:
         records = _for_organization(records, args.organization, settings)
+    records = _found_and_sorted(records, args)
     if args.json:
         sys.stdout.write(records_to_json(records) + "\n")
         return EXIT_OK
     out = console()
+    if not records and total and args.find:
+        out.print(
+            f"No persona has every word of {one_line(args.find)!r} ({total} in all; `persona-tui list` shows them)."
+        )
+        return EXIT_OK
     if not records and total:
         out.print(
             f"No personas were made for {one_line(args.organization)} ({total} in all; `persona-tui list` shows them)."
@@ -764,7 +819,7 @@ def cmd_delete(args: argparse.Namespace, settings: Settings, err: Console) -> in
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> int:
-    records = asyncio.run(_load(settings, err))
+    records = _found_and_sorted(asyncio.run(_load(settings, err)), args)
     text = export_text(records, args.format)
     if args.output is None:
         sys.stdout.write(text)

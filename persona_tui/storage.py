@@ -435,6 +435,15 @@ def search_text(record: PersonaRecord) -> str:
     return " ".join(" ".join(parts).split()).casefold()
 
 
+def find_words(query: str) -> list[str]:
+    """The words of a find: every one must be in a persona's text (any case)."""
+    return query.casefold().split()
+
+
+def has_words(text: str, words: list[str]) -> bool:
+    return all(word in text for word in words)
+
+
 def table_row(record: PersonaRecord, file: str | None = None) -> TableRow:
     p = record.persona
     return TableRow(

@@ -31,7 +31,7 @@ from textual.widgets.data_table import RowKey
 
 from persona_tui.models import PersonaRecord
 from persona_tui.present import one_line
-from persona_tui.storage import TableRow, table_row
+from persona_tui.storage import TableRow, find_words, has_words, table_row
 
 COLUMNS = (
     ("name", "Name", 20),
@@ -152,10 +152,8 @@ SORT_KEYS: dict[str, Callable[[TableRow], Any]] = {
 
 def matches(row: TableRow, words: list[str]) -> bool:
     """Whether every word is in the row's text (every field once the search text is loaded; the columns before)."""
-    text = (
-        row.search or " ".join((row.name, row.occupation, row.location, row.model, row.org, row.description)).casefold()
-    )
-    return all(word in text for word in words)
+    text = row.search or " ".join((row.name, row.occupation, row.location, row.model, row.org, row.description))
+    return has_words(text.casefold(), words)
 
 
 class PersonaTable(ScrollView, can_focus=True):
@@ -322,7 +320,7 @@ class PersonaTable(ScrollView, can_focus=True):
                     return False
             elif row.org.casefold() != self.organization.casefold():
                 return False
-        return not self.find_text or matches(row, self.find_text.casefold().split())
+        return not self.find_text or matches(row, find_words(self.find_text))
 
     def _refill(self, keep: str | bool | None = True) -> None:
         """Filter and sort again; the cursor stays on the persona it was on (``keep``) when still shown."""
