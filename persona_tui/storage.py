@@ -415,7 +415,8 @@ class TableRow:
     """The file's name in the persona folder (``slug-ID.json``)."""
     description: str = ""
     search: str = ""
-    """Every field's text, case folded (filled from the search-text file after the rows are shown)."""
+    """Every field's text, case folded; from the rows index, only the columns' text until the search-text
+    file is read (after the rows are shown)."""
 
     def entry(self) -> IndexEntry:
         """As the names index has it (for a resumed run)."""
@@ -433,6 +434,11 @@ def search_text(record: PersonaRecord) -> str:
         else:
             parts.append(str(value))
     return " ".join(" ".join(parts).split()).casefold()
+
+
+def columns_text(row: TableRow) -> str:
+    """What a find can match before the search text is read: the table's columns, the organization, the request."""
+    return " ".join((row.name, row.occupation, row.location, row.model, row.org, row.description)).casefold()
 
 
 def find_words(query: str) -> list[str]:
@@ -596,7 +602,9 @@ class NamesIndex:
             found: dict[str, TableRow] = {}
             for op, value in _ops(lines):
                 if op == "+":
-                    found[value[0]] = TableRow(*value)
+                    row = TableRow(*value)
+                    row.search = columns_text(row)
+                    found[value[0]] = row
                 else:
                     found.pop(value, None)
         except (ValueError, TypeError):

@@ -7,8 +7,10 @@
    slowest ``PersonaTable.add_record``.
 2. Headless batch: 50 personas at K = 50 drawn by ``HeadlessRenderer`` on a terminal console
    (output discarded), wall time against the ideal (the slowest stream's time, one round).
-3. Table: ``PersonaTable.add_record`` at 10,000 and 50,000 rows, inserted in place against the old
-   append-then-sort (both in the same table, alternately).
+3. Table at 10,000 and 50,000 rows: filling it, a save's row (``add_record``), a page down, the organization
+   filter, and (the virtual table of issue 16) find as you type and sort by each column; each until the frame
+   after it. ``PERF_SRC=OTHER_TREE PYTHONPATH=OTHER_TREE`` runs the same against another source tree (the
+   DataTable of before), for a side-by-side.
 
     python bench/perf/bench_scale.py [--runs N] [--only app|headless|table] [--stored 10000]
 
@@ -268,54 +270,126 @@ def run_headless(runs: int) -> None:
     )
 
 
-async def _table_once(rows: int, saves: int) -> dict[str, float]:
-    """``add_record`` on a table of ``rows``: inserted in place, and the old way (appended, then sorted)."""
-    from textual.app import App, ComposeResult
+def _records(count: int, minutes_from: int = 0) -> list[Any]:
+    """``count`` personas, newest first, alike but for name, age, job, place and time (one model_copy each)."""
+    from datetime import timedelta
 
-    from persona_tui.tui.widgets.persona_table import HIGHLIGHT_STYLE, PersonaTable
     from tests.conftest import make_record
 
-    records = [make_record(f"Stored {i}", i) for i in range(rows)]  # newest first
-    new = [make_record(f"New {i}", -1 - i) for i in range(2 * saves)]
+    base = make_record("Base Person", 0)
+    jobs = ["Field nurse", "Teacher", "Driver", "Pharmacist", "Farmer", "UX researcher", "Warehouse lead"]
+    places = ["Kisumu, Kenya", "Porto, Portugal", "Accra, Ghana", "Chengdu, China", "Gothenburg, Sweden"]
+    out = []
+    for i in range(count):
+        persona = base.persona.model_copy(
+            update={
+                "name": f"{WORDS[i % len(WORDS)].title()} Person {i}",
+                "age": 20 + i % 60,
+                "occupation": jobs[i % len(jobs)],
+                "location": places[i % len(places)],
+            }
+        )
+        out.append(
+            base.model_copy(
+                update={
+                    "id": f"{i + minutes_from * 1_000_000:032x}",
+                    "persona": persona,
+                    "created_at": base.created_at - timedelta(minutes=minutes_from + i),
+                }
+            )
+        )
+    return out
+
+
+async def _table_once(rows: int, saves: int) -> dict[str, float]:
+    """The table at ``rows`` personas: filling it, a save's row, the organization filter, scrolling a page;
+    with the virtual table also find as you type and sort by each column. Works with the DataTable of before
+    too (run with PERF_SRC set to another source tree), for a side-by-side."""
+    import gc
+    import tracemalloc
+
+    from textual.app import App, ComposeResult
+
+    from persona_tui.tui.widgets.persona_table import PersonaTable
+
+    records = _records(rows, 10)
+    new = _records(saves, -saves - 1)
+    virtual = hasattr(PersonaTable, "load_rows")
 
     class TableApp(App[None]):
         def compose(self) -> ComposeResult:
             yield PersonaTable()
 
+    out: dict[str, float] = {}
     app = TableApp()
     async with app.run_test(size=(120, 36)) as pilot:
         table = app.query_one(PersonaTable)
-        table.load(records)
+        gc.collect()
+        tracemalloc.start()
+        t = time.perf_counter()
+        if virtual:
+            from persona_tui.storage import table_row
+
+            table_rows = [table_row(r) for r in records]
+            del records
+            t = time.perf_counter()  # the rows as the index gives them; building them is the index's work
+            table.load_rows(table_rows)
+        else:
+            table.load(records)
+        out["load"] = time.perf_counter() - t
         await pilot.pause()
-        inserted, sorted_ = [], []
-        for i in range(saves):
-            t = time.perf_counter()
-            table.add_record(new[2 * i])
-            inserted.append(time.perf_counter() - t)
-            await pilot.pause()
-            record = new[2 * i + 1]  # the old way, by hand
-            t = time.perf_counter()
-            table.records = {record.id: record, **table.records}
-            table._cache[record.id] = table._cells(record)
-            table.add_row(*table._styled_cells(record, HIGHLIGHT_STYLE), key=record.id)
-            table.sort("created", key=lambda stamp: stamp.moment, reverse=True)
-            table.move_cursor(row=table.get_row_index(record.id), animate=False)
-            sorted_.append(time.perf_counter() - t)
-            await pilot.pause()
-        order = [table.coordinate_to_cell_key((r, 0)).row_key.value for r in range(table.row_count)]
-        expected = [r.id for r in sorted(table.records.values(), key=lambda r: r.created_at, reverse=True)]
-        assert order == expected, "the rows are newest first"
-    return {"insert": median(inserted), "sort": median(sorted_)}
+        out["load_frame"] = time.perf_counter() - t
+        gc.collect()
+        out["table_mb"] = tracemalloc.get_traced_memory()[0] / 1e6
+        tracemalloc.stop()
+        out["insert"] = median(await _timed(pilot, [lambda r=r: table.add_record(r) for r in new]))
+        out["page"] = median(await _timed(pilot, [table.action_page_down] * 20))
+        out["org_filter"] = median(await _timed(pilot, [lambda: table.filter("Acme"), lambda: table.filter(None)]))
+        if virtual:
+            typed = ["n", "nu", "nur", "nurs", "nurse", "nurse k", "nurse ki", "nurse kisumu"]
+            out["find_key"] = max(await _timed(pilot, [lambda q=q: table.find(q) for q in typed]))
+            out["find_clear"] = median(await _timed(pilot, [lambda: table.find("")]))
+            keys = ["name", "age", "occupation", "location", "model", "created"]
+            out["sort"] = max(await _timed(pilot, [lambda k=k: table.sort_by(k) for k in keys]))
+            out["rows_shown"] = float(table.row_count)
+    return out
+
+
+async def _timed(pilot: Any, actions: list[Any]) -> list[float]:
+    """Each action's time with the drawing of the table's lines after it (every line on screen, as a frame
+    draws them); then the app's messages are handled, untimed (a headless pause costs more than all that)."""
+    from persona_tui.tui.widgets.persona_table import PersonaTable
+
+    table = pilot.app.query_one(PersonaTable)
+    times = []
+    for action in actions:
+        t = time.perf_counter()
+        action()
+        for y in range(table.size.height):
+            table.render_line(y)
+        times.append(time.perf_counter() - t)
+        await pilot.pause()
+    return times
 
 
 def run_table(runs: int) -> None:
     for rows in (10_000, 50_000):
-        result = asyncio.run(_table_once(rows, 10 * runs))
-        print(
-            f"add_record at {rows:,} rows: {result['insert'] * 1000:.1f} ms inserted in place, "
-            f"{result['sort'] * 1000:.1f} ms appended and sorted (medians of {10 * runs})",
-            flush=True,
+        samples = [asyncio.run(_table_once(rows, 10)) for _ in range(runs)]
+
+        def m(key: str, samples: list[dict[str, float]] = samples) -> float:
+            return median(s[key] for s in samples) * 1000
+
+        line = (
+            f"table at {rows:,} rows: filled in {m('load'):.0f} ms ({m('load_frame'):.0f} ms to the frame after), "
+            f"{median(s['table_mb'] for s in samples):.0f} MB held by the table; a save's row {m('insert'):.1f} ms, "
+            f"page down {m('page'):.1f} ms, organization filter {m('org_filter'):.0f} ms"
         )
+        if "find_key" in samples[0]:
+            line += (
+                f"; find as you type: slowest key {m('find_key'):.0f} ms (clear {m('find_clear'):.0f} ms); "
+                f"sort: slowest column {m('sort'):.0f} ms"
+            )
+        print(f"{line} (each with its lines drawn; medians of {runs} runs)", flush=True)
 
 
 def main() -> None:
