@@ -137,6 +137,8 @@ class PersonaStore:
 
     def table_rows_sync(self) -> RowsResult:
         found = self.index.rows()
+        if found is None and self.refresh_index():
+            found = self.index.rows(fresh=False)
         if found is None:
             problems = self.rebuild_index()
             # As built just now (stale again if a file came meanwhile); None if it could not be written.
@@ -150,6 +152,38 @@ class PersonaStore:
     def search_texts_sync(self) -> dict[str, str]:
         """Each persona's search text (every field, case folded), by id; {} when the index cannot say."""
         return self.index.texts() or {}
+
+    def refresh_index(self) -> bool:
+        """Bring a stale index up to date reading only the files that came or changed since (by name and
+        modification time), not the whole folder; False when it has to be rebuilt (missing, unreadable, or
+        written by another version).
+
+        The folder's time is read before it is listed, as for a rebuild.
+        """
+        known = self.index.rows(fresh=False) if self.index.same_version() else None
+        if known is None:
+            return False
+        stamp = self.index.stamp()
+        by_file = {row.file: row for row in known}
+        problems: list[LoadProblem] = []
+        came: list[tuple[PersonaRecord, str, int]] = []
+        kept: set[str] = set()
+        for entry in self._persona_files():
+            row = by_file.get(entry.name)
+            try:
+                when = entry.stat().st_mtime_ns
+            except OSError:
+                when = -1
+            if row is not None and row.stamp == when:
+                kept.add(entry.name)
+                continue
+            record = _read_record(entry, Path(entry.path), problems)
+            if record is not None:
+                came.append((record, entry.name, when))
+                kept.add(entry.name)
+        changed = {name for _, name, _ in came}
+        gone = [row for row in known if row.file not in kept or row.file in changed]
+        return self.index.apply(gone, came, stamp, problems)
 
     def rebuild_index(self) -> list[LoadProblem]:
         """Write the indexes again from the files, read one at a time (never all records at once).
@@ -253,6 +287,7 @@ class PersonaStore:
     def _restore_sync(self, batch: TrashBatch) -> list[TableRow]:
         back: list[PersonaRecord] = []
         rows: list[TableRow] = []
+        files: dict[str, tuple[str, int]] = {}
         self.index.begin()
         try:
             for _, file in batch.moved:
@@ -264,9 +299,10 @@ class PersonaStore:
                     log.warning("could not restore %s: %s", file, exc)
                     continue
                 back.append(record)
-                rows.append(table_row(record, file))
+                files[record.id] = (file, _mtime(self.root / file))
+                rows.append(table_row(record, file, files[record.id][1]))
         finally:
-            self.index.end_many(back, "+")
+            self.index.end_many(back, "+", files)
         with contextlib.suppress(OSError):
             batch.folder.rmdir()
         rows.sort(key=lambda r: r.created, reverse=True)
@@ -414,6 +450,8 @@ class TableRow:
     file: str
     """The file's name in the persona folder (``slug-ID.json``)."""
     description: str = ""
+    stamp: int = 0
+    """The file's modification time (ns) when the index read it: a file changed since is read again."""
     search: str = ""
     """Every field's text, case folded; from the rows index, only the columns' text until the search-text
     file is read (after the rows are shown)."""
@@ -450,7 +488,7 @@ def has_words(text: str, words: list[str]) -> bool:
     return all(word in text for word in words)
 
 
-def table_row(record: PersonaRecord, file: str | None = None) -> TableRow:
+def table_row(record: PersonaRecord, file: str | None = None, stamp: int = 0) -> TableRow:
     p = record.persona
     return TableRow(
         record.id,
@@ -467,6 +505,7 @@ def table_row(record: PersonaRecord, file: str | None = None) -> TableRow:
         record.slot.index if record.slot is not None else -1,
         file or file_name_for(record),
         record.request.description,
+        stamp,
         search_text(record),
     )
 
@@ -487,6 +526,7 @@ def _row_line(row: TableRow) -> list[Any]:
         row.slot,
         row.file,
         row.description,
+        row.stamp,
     ]
 
 
@@ -559,6 +599,46 @@ class NamesIndex:
             and state.get("version") == INDEX_VERSION
             and state.get("mtime_ns") == (self._folder_mtime())
         )
+
+    def same_version(self) -> bool:
+        """Whether the index on disk was written by this version (else it is rebuilt, not refreshed)."""
+        try:
+            state = json.loads((self.folder / "state.json").read_bytes())
+        except (OSError, ValueError):
+            return False
+        return isinstance(state, dict) and state.get("version") == INDEX_VERSION
+
+    def apply(
+        self,
+        gone: list[TableRow],
+        came: list[tuple[PersonaRecord, str, int]],
+        stamp: int,
+        problems: list[LoadProblem],
+    ) -> bool:
+        """Bring the index up to date with the files another program removed (``gone``) and added or changed
+        (``came``: record, file name, modification time), as the folder was at ``stamp``."""
+        with self._lock:
+            try:
+                self._append_gone(gone)
+                self._append([record for record, _, _ in came], "+", {r.id: (f, t) for r, f, t in came})
+                unreadable = [[p.path.name, p.reason] for p in problems]
+                _write_quick(self.folder / PROBLEMS_FILE, json.dumps(unreadable).encode("utf-8"))
+                state = {"version": INDEX_VERSION, "mtime_ns": stamp}
+                _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
+            except OSError as exc:
+                log.warning("could not update the names index: %s", exc)
+                return False
+        return True
+
+    def _append_gone(self, rows: list[TableRow]) -> None:
+        shards: dict[Path, list[bytes]] = {}
+        lines = [_json_line(["-", row.id]) for row in rows]
+        for row, line in zip(rows, lines, strict=True):
+            shards.setdefault(self._shard(row.description), []).append(line)
+        for path, found in (*shards.items(), (self.folder / ROWS_FILE, lines), (self.folder / TEXTS_FILE, lines)):
+            if found:
+                with path.open("ab") as fh:
+                    fh.write(b"".join(found))
 
     def _mark(self) -> None:
         state = {"version": INDEX_VERSION, "mtime_ns": self._folder_mtime()}
@@ -652,26 +732,33 @@ class NamesIndex:
         """
         self.end_many([record] if record is not None else [], op)
 
-    def end_many(self, records: Iterable[PersonaRecord], op: str = "+") -> None:
-        """Like :meth:`end`, for many records saved (or deleted) by one change."""
+    def end_many(
+        self, records: Iterable[PersonaRecord], op: str = "+", files: dict[str, tuple[str, int]] | None = None
+    ) -> None:
+        """Like :meth:`end`, for many records saved (or deleted, or restored under the names in ``files``)."""
         with self._lock:
             self._pending = max(self._pending - 1, 0)
             try:
                 if self.folder.is_dir():
-                    self._append(list(records), op)
+                    self._append(list(records), op, files)
                 if self._pending == 0 and self._ok:
                     self._mark()
             except OSError as exc:
                 log.warning("could not update the names index: %s", exc)
 
-    def _append(self, records: list[PersonaRecord], op: str) -> None:
+    def _append(self, records: list[PersonaRecord], op: str, files: dict[str, tuple[str, int]] | None = None) -> None:
+        """Lines for records saved ("+", in ``files`` when not named as this program names them) or deleted."""
         shards: dict[Path, list[bytes]] = {}
         rows: list[bytes] = []
         texts: list[bytes] = []
         for record in records:
             if op == "+":
                 e = index_entry(record)
-                row = table_row(record)
+                file, stamp = (files or {}).get(record.id) or (
+                    file_name_for(record),
+                    _mtime(self.root / file_name_for(record)),
+                )
+                row = table_row(record, file, stamp)
                 name_line: list[Any] = ["+", [e.id, e.name, e.people, e.run_id, e.slot]]
                 rows.append(_json_line(["+", _row_line(row)]))
                 texts.append(_json_line(["+", [row.id, row.search]]))
@@ -700,7 +787,7 @@ class NamesIndex:
             made: list[tuple[float, Path, bytes, bytes, bytes]] = []
             for record, path in records:
                 e = index_entry(record)
-                row = table_row(record, path.name)
+                row = table_row(record, path.name, _mtime(path))
                 made.append(
                     (
                         row.created,
@@ -729,6 +816,13 @@ class NamesIndex:
                 self.built = True
             except OSError as exc:
                 log.warning("could not write the names index: %s", exc)
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
 
 
 def _json_line(value: Any) -> bytes:

@@ -76,6 +76,31 @@ async def test_files_added_or_removed_by_another_program_are_noticed(
     assert (await store.table_rows()).rows[0].name == "Dana Kowalski"
 
 
+async def test_a_stale_index_reads_only_the_files_that_came_or_changed(
+    tmp_path: Path, sample_records: list[PersonaRecord]
+) -> None:
+    store = await saved_store(tmp_path, sample_records[:2])
+    await store.table_rows()
+    kept = store.root / file_name_for(sample_records[0])
+    times = os.stat(kept)
+    kept.write_bytes(b"not json")  # changed in place, its time put back: a refresh does not read it again
+    os.utime(kept, ns=(times.st_atime_ns, times.st_mtime_ns))
+    changed = store.root / file_name_for(sample_records[1])
+    renamed = sample_records[1].model_copy(
+        update={"persona": sample_records[1].persona.model_copy(update={"name": "Bo Berg"})}
+    )
+    changed.with_suffix(".tmp").write_text(renamed.model_dump_json())
+    os.replace(changed.with_suffix(".tmp"), changed)  # another program's edit: a new file, a new time
+    write_by_hand(store, sample_records[2])
+    assert not store.index.fresh()
+    rows = (await store.table_rows()).rows
+    assert [row.name for row in rows] == ["Amina Otieno", "Bo Berg", "Chen Wei"], "refreshed, not rebuilt"
+    assert store.index.fresh()
+    changed.unlink()
+    assert [row.name for row in (await store.table_rows()).rows] == ["Amina Otieno", "Chen Wei"]
+    assert {e.name for e in await store.names("field nurses in rural Kenya")} == {"Amina Otieno", "Chen Wei"}
+
+
 async def test_a_file_saved_while_the_index_is_rebuilt_is_not_lost(
     tmp_path: Path, sample_records: list[PersonaRecord], monkeypatch: pytest.MonkeyPatch
 ) -> None:
