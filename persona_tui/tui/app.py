@@ -936,7 +936,7 @@ class PersonaApp(App[None]):
         run = RunStore(self.settings.runs_dir).latest_sync()
         if run is None:
             return None
-        rows = [row for row in self.table.rows.values() if row.run_id == run.id]
+        rows = [row for row in list(self.table.rows.values()) if row.run_id == run.id]  # a copy: in a thread
         records = self.store.read_many_sync(rows)
         if not records:
             return None
