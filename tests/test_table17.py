@@ -333,3 +333,18 @@ async def test_a_persona_deleted_by_another_program_says_so_in_the_pane(
         view = app.query_one(PersonaView)
         await wait_until(pilot, lambda: "is no longer in" in pane_text(view))
         assert table.selected_id == sample_records[1].id
+
+
+async def test_a_persona_saved_again_replaces_its_row(
+    app_factory: AppFactory, sample_records: list[PersonaRecord]
+) -> None:
+    app = app_factory(records=sample_records)
+    async with app.run_test(size=(120, 36)) as pilot:
+        table = await loaded(pilot, app)
+        edited = sample_records[1].model_copy(
+            update={"persona": sample_records[1].persona.model_copy(update={"name": "Bo Berg"})}
+        )
+        table.add_record(edited)
+        await pilot.pause()
+        assert table.shown_ids == [r.id for r in sample_records] and table.row_count == 3
+        assert table.get_row_at(1)[0] == "Bo Berg" and table.selected_id == edited.id

@@ -388,8 +388,13 @@ class PersonaTable(ScrollView, can_focus=True):
         return f"{label}, {'descending' if self.sort_reverse else 'ascending'}"
 
     def add_record(self, record: PersonaRecord) -> None:
-        """A new persona: its row goes where it belongs (no sort of every row), selected and highlighted."""
+        """A new persona: its row goes where it belongs (no sort of every row), selected and highlighted.
+        A persona saved again (an edit keeps its id) replaces its row."""
         row = table_row(record)
+        if row.id in self.rows:
+            self._shown = [other for other in self._shown if other.id != row.id]
+            if self._ordered is not None:
+                self._ordered = [other for other in self._ordered if other.id != row.id]
         self.rows[row.id] = row
         if self._ordered is not None:
             self._ordered.insert(self._place(self._ordered, row), row)
