@@ -63,12 +63,15 @@ class FindBar(Input):
         self.app.query_one(PersonaTable).focus()
 
 
-def deletion_question(rows: list[TableRow], root: str) -> str:
+def deletion_question(rows: list[TableRow], trash: str) -> str:
     """The one question asked before a delete: one persona by name, more by count."""
     if len(rows) == 1:
         row = rows[0]
-        return f"Delete {one_line(row.name)} ({row.id[:8]})? The file is moved aside in {root}; u brings it back."
-    return f"Delete {len(rows):,} personas? Their files are moved aside in {root}; u brings them back."
+        return (
+            f"Delete {one_line(row.name)} ({row.id[:8]})? Its file is moved to {trash} until the app closes; "
+            "u brings it back."
+        )
+    return f"Delete {len(rows):,} personas? Their files are moved to {trash} until the app closes; u brings them back."
 
 
 def gone_sentence(row: TableRow, root: object) -> str:
@@ -150,7 +153,9 @@ class PersonaActions:
         rows = marked or ([table.selected_row] if table.selected_row is not None else [])
         if not rows:
             return
-        if not await self.app.push_screen_wait(ConfirmScreen(deletion_question(rows, str(self.app.store.root)))):
+        if not await self.app.push_screen_wait(
+            ConfirmScreen(deletion_question(rows, str(self.app.store.trash_folder)))
+        ):
             return
         try:
             batch = await self.app.store.trash(rows)
