@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, ServerProcess, _serve, median
+from common import SRC, ServerProcess, _serve, median
 
 TICK = 0.010
 APP_COUNT, APP_K = 48, 16
@@ -48,7 +48,7 @@ WORDS += ["harbour", "sorghum", "kettle", "ferry", "tin", "owl", "rope", "salt"]
 
 def _serve_wide(conn: Any) -> None:
     """The loopback server with room for 50 connections at once (``socketserver`` queues 5)."""
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(SRC))
     from tests.fake_openai import _Server
 
     _Server.request_queue_size = 256
@@ -399,7 +399,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["app", "headless", "table"], default=None)
     parser.add_argument("--sample", action="store_true", help="sample the loop's stack in the last run's long gaps")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(SRC))
     if args.only in (None, "app"):
         run_app(args.runs, args.stored, args.sample)
     if args.only in (None, "headless"):

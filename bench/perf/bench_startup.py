@@ -43,6 +43,8 @@ from common import Result, child_env, median
 
 HERE = Path(__file__).resolve().parent
 COUNT = 10_000
+ADDED = 100
+"""With --compare: personas another program removes and adds before a start (the index is refreshed, not rebuilt)."""
 
 FIRST = ["Amina", "Bo", "Chen", "Dana", "Elif", "Farid", "Grace", "Hiro", "Ines", "Jon", "Kofi", "Lena"]
 LAST = ["Otieno", "Lindqvist", "Wei", "Kowalski", "Yilmaz", "Haddad", "Mensah", "Tanaka", "Silva", "Berg"]
@@ -50,14 +52,14 @@ JOBS = ["Field nurse", "Warehouse lead", "UX researcher", "Teacher", "Farmer", "
 PLACES = ["Kisumu, Kenya", "Gothenburg, Sweden", "Chengdu, China", "Porto, Portugal", "Accra, Ghana"]
 
 
-def write_personas(folder: Path, count: int) -> None:
+def write_personas(folder: Path, count: int, first: int = 0) -> None:
     """``count`` valid persona files, as the store writes them."""
     from persona_tui.models import Persona, PersonaRecord, RequestInfo
     from persona_tui.storage import file_name_for
 
     folder.mkdir(parents=True, exist_ok=True)
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    for i in range(count):
+    for i in range(first, first + count):
         name = f"{FIRST[i % len(FIRST)]} {LAST[(i // len(FIRST)) % len(LAST)]} {i}"
         persona = Persona(
             name=name,
@@ -199,12 +201,16 @@ def run_compare(runs: int, count: int, before: Path) -> dict[str, Any]:
         write_personas(full / "personas", count)
         child(full, count)  # warm-up: page cache, .pyc files, the indexes built
         child(full, count, src=before)
-        samples: dict[str, list[dict[str, float]]] = {"before": [], "after": [], "rebuild": []}
+        samples: dict[str, list[dict[str, float]]] = {"before": [], "after": [], "rebuild": [], "refresh": []}
         for _ in range(runs):  # the other tree's start leaves this tree's indexes stale (its probe file)
             samples["before"].append(child(full, count, src=before))
             shutil.rmtree(full / ".index", ignore_errors=True)
             samples["rebuild"].append(child(full, count))
             samples["after"].append(child(full, count))
+            for old in sorted((full / "personas").glob("*.json"))[:ADDED]:  # another program's work
+                old.unlink()
+            write_personas(full / "personas", ADDED, first=count * 10)
+            samples["refresh"].append(child(full, count))
 
     def m(which: str, key: str) -> float:
         return median(s[key] for s in samples[which])
@@ -230,7 +236,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.compare:
         result = run_compare(args.runs, args.count, args.compare.resolve())
-        for which in ("before", "after", "rebuild"):
+        for which in ("before", "after", "rebuild", "refresh"):
             r = result[which]
             print(
                 f"{which:8} {args.count:,} personas: first frame with rows {r['first_frame_with_rows_ms']:.0f} ms, "
