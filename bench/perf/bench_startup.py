@@ -202,14 +202,14 @@ def run_compare(runs: int, count: int, before: Path) -> dict[str, Any]:
         child(full, count)  # warm-up: page cache, .pyc files, the indexes built
         child(full, count, src=before)
         samples: dict[str, list[dict[str, float]]] = {"before": [], "after": [], "rebuild": [], "refresh": []}
-        for _ in range(runs):  # the other tree's start leaves this tree's indexes stale (its probe file)
+        for run in range(runs):  # the other tree's start leaves this tree's indexes stale (its probe file)
             samples["before"].append(child(full, count, src=before))
             shutil.rmtree(full / ".index", ignore_errors=True)
             samples["rebuild"].append(child(full, count))
             samples["after"].append(child(full, count))
             for old in sorted((full / "personas").glob("*.json"))[:ADDED]:  # another program's work
                 old.unlink()
-            write_personas(full / "personas", ADDED, first=count * 10)
+            write_personas(full / "personas", ADDED, first=count * 10 + run * ADDED)  # new ones each time
             samples["refresh"].append(child(full, count))
 
     def m(which: str, key: str) -> float:
