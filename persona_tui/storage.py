@@ -112,8 +112,12 @@ class PersonaStore:
     def names_sync(self, description: str) -> list[IndexEntry]:
         entries = self.index.entries(description)
         if entries is None:
+            # The folder's time is read before its files are listed: a file another program adds while
+            # they are read leaves the index stamped older than the folder, so it is rebuilt again next time
+            # rather than trusted without that file.
+            seen = self.index.folder_mtime()
             records = list(reversed(self.load_all_sync().records))  # oldest first, as saves append
-            self.index.rebuild(records)
+            self.index.rebuild(records, seen)
             entries = self.index.entries(description)
             if entries is None:  # the index could not be written: the files still say who exists
                 wanted = description.casefold()
@@ -276,7 +280,7 @@ class NamesIndex:
         digest = hashlib.sha1(description.casefold().encode("utf-8")).hexdigest()[:16]
         return self.folder / f"names-{digest}.jsonl"
 
-    def _folder_mtime(self) -> int:
+    def folder_mtime(self) -> int:
         try:
             return os.stat(self.root).st_mtime_ns
         except OSError:
@@ -290,11 +294,11 @@ class NamesIndex:
         return (
             isinstance(state, dict)
             and state.get("version") == INDEX_VERSION
-            and state.get("mtime_ns") == (self._folder_mtime())
+            and state.get("mtime_ns") == (self.folder_mtime())
         )
 
     def _mark(self) -> None:
-        state = {"version": INDEX_VERSION, "mtime_ns": self._folder_mtime()}
+        state = {"version": INDEX_VERSION, "mtime_ns": self.folder_mtime()}
         _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
 
     def entries(self, description: str) -> list[IndexEntry] | None:
@@ -346,15 +350,16 @@ class NamesIndex:
             except OSError as exc:
                 log.warning("could not update the names index: %s", exc)
 
-    def rebuild(self, records: Iterable[PersonaRecord]) -> None:
-        """Write the index again from ``records`` (all of the store, read just now)."""
+    def rebuild(self, records: Iterable[PersonaRecord], seen: int | None = None) -> None:
+        """Write the index again from ``records`` (all of the store, read just now), stamped with the
+        folder's time ``seen`` before they were listed (now, if not given)."""
         with self._lock:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 log.warning("could not write the names index: %s", exc)
                 return
-            mtime = self._folder_mtime()
+            mtime = self.folder_mtime() if seen is None else seen
             shards: dict[Path, list[bytes]] = {}
             for record in records:
                 e = index_entry(record)

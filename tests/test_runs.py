@@ -220,6 +220,30 @@ async def test_names_index_is_rebuilt_when_stale_or_missing(tmp_path: Path) -> N
     assert len(await store.names(DESCRIPTION)) == 2
 
 
+@pytest.mark.asyncio
+async def test_a_file_added_while_the_index_is_rebuilt_leaves_it_stale(tmp_path: Path) -> None:
+    """The folder's time is read before its files are listed: one that lands after the listing is not lost."""
+    store = PersonaStore(tmp_path / "personas")
+    await store.save(record_for("Ana Sousa"))
+    await store.names(DESCRIPTION)
+    shutil.rmtree(store.index.folder)
+    late = record_for("Tiago Reis")
+    listing = store.load_all_sync
+
+    def list_then_another_program_saves(*args: Any) -> Any:
+        result = listing(*args)
+        (store.root / f"tiago-reis-{late.id}.json").write_text(late.model_dump_json())
+        stamp = os.stat(store.root).st_mtime_ns + 1_000_000  # the clock moved on, whatever its granularity
+        os.utime(store.root, ns=(stamp, stamp))
+        return result
+
+    store.load_all_sync = list_then_another_program_saves  # type: ignore[method-assign]
+    assert [e.name for e in await store.names(DESCRIPTION)] == ["Ana Sousa"]  # as listed
+    assert not store.index.fresh()
+    store.load_all_sync = listing  # type: ignore[method-assign]
+    assert sorted(e.name for e in await store.names(DESCRIPTION)) == ["Ana Sousa", "Tiago Reis"]
+
+
 # ----- the command line -----
 
 
