@@ -190,6 +190,21 @@ class PersonaStore:
             )
         return matches[0], result.paths[matches[0].id]
 
+    async def load_ids(self, ids: Iterable[str]) -> list[PersonaRecord]:
+        """The personas with these ids that are still in the store, newest first: one listing of the
+        folder and only the files named for them (``slug-ID.json``) read."""
+        wanted = set(ids)
+        tail = re.compile(r"-([0-9a-f]{32})\.json$")
+
+        def named(name: str) -> bool:
+            found = tail.search(name)
+            return found is not None and found.group(1) in wanted
+
+        if not wanted:
+            return []
+        result = await asyncio.to_thread(self.load_all_sync, named)
+        return [r for r in result.records if r.id in wanted]
+
     def _load_matching(self, prefix: str) -> LoadResult:
         """Only the files whose names can hold an id starting with ``prefix`` (``slug-ID.json``), so
         finding one persona reads one file, not the store; files named otherwise are read to be sure."""

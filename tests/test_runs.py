@@ -20,6 +20,7 @@ import pytest
 
 from persona_tui.config import Settings
 from persona_tui.engine import events as ev
+from persona_tui.engine.diversity import SimilarityIndex
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.pipeline import generate
 from persona_tui.engine.providers.offline import OfflineProvider
@@ -106,6 +107,32 @@ async def test_cancel_mid_run_then_resume_makes_only_the_rest(tmp_path: Path) ->
     assert done is not None and done.id == run.id and done.plan == plan
     assert run_state(done) == "finished" and len(done.persona_ids) == 12 and not done.in_flight
     assert_whole_run(s, done, 12)
+    # The report at the end of the resumed session is the whole run's, not the session's.
+    report = next(e.report for e in second if isinstance(e, ev.DiversityReported))
+    assert report.count == 12
+
+
+@pytest.mark.asyncio
+async def test_a_resumed_run_checks_its_new_personas_against_those_saved_before(tmp_path: Path) -> None:
+    s = settings(tmp_path, concurrency=1)
+    request = GenerationRequest.create(DESCRIPTION, 6)
+    await drive(s, request, stop_after=2)
+    run = RunStore(s.runs_dir).latest_sync()
+    assert run is not None
+    earlier = {r.persona.name for r in stored(s.personas_dir)}
+    held: list[list[str]] = []
+    nearest = SimilarityIndex.nearest
+
+    def spy(index: SimilarityIndex, persona: Any) -> Any:
+        held.append([p.persona.name if hasattr(p, "persona") else p.name for p, _ in index._bags])
+        return nearest(index, persona)
+
+    SimilarityIndex.nearest = spy  # type: ignore[method-assign]
+    try:
+        await drive(s, run.to_request(), resume=run)
+    finally:
+        SimilarityIndex.nearest = nearest  # type: ignore[method-assign]
+    assert held and earlier <= set(held[0])  # the first new persona already meets the earlier ones
 
 
 @pytest.mark.asyncio
