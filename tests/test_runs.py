@@ -383,6 +383,30 @@ async def test_app_offers_to_resume_and_ctrl_shift_r_continues(tmp_path: Path, a
 
 
 @pytest.mark.asyncio
+async def test_the_app_resumes_a_run_with_its_own_model_or_says_why_not(tmp_path: Path, app_factory: Any) -> None:
+    s = settings(tmp_path)
+    await drive(s, GenerationRequest.create(DESCRIPTION, 6), stop_after=2)
+    runs = RunStore(s.runs_dir)
+    run = runs.latest_sync()
+    assert run is not None
+    run.provider, run.model = "nowhere-ai", "ghost-1"  # made with a provider this machine does not have
+    await runs.save(run)
+    before = len(stored(s.personas_dir))
+    app = app_factory(OfflineProvider(seed=1, tokens_per_second=0), offline_tokens_per_second=0)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+b")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if any(n.title == "Run not resumed" for n in app._notifications):
+                break
+        said = [n.message for n in app._notifications if n.title == "Run not resumed"]
+        assert said and "was made with ghost-1 (nowhere-ai), which is not set up here" in said[0]
+        assert not app.running
+    assert len(stored(s.personas_dir)) == before  # nothing made with another model in its place
+
+
+@pytest.mark.asyncio
 async def test_names_come_from_the_files_when_the_index_cannot_be_written(tmp_path: Path) -> None:
     store = PersonaStore(tmp_path / "personas")
     await store.save(record_for("Ana Sousa"))

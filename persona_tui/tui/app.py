@@ -553,14 +553,31 @@ class PersonaApp(App[None]):
         if run is None:
             self.notify("There is no unfinished run to resume.", markup=False)
             return
+        provider = self._provider_of(run)
+        if provider is None:
+            return
         request = run.to_request()
         mine = [index_entry(r) for r in self.table.records.values() if r.run_id == run.id]
         saved = len(already_saved(run, mine))
         cancel = self.begin_run(request, min(saved, run.count - 1))
+        own = " (the run's model)" if provider is not self.provider else ""
         self.log_pane.message(
-            f"Resuming run {run.id[:8]} ({saved:,} of {run.count:,} saved) with {self.provider.label}"
+            f"Resuming run {run.id[:8]} ({saved:,} of {run.count:,} saved) with {provider.label}{own}"
         )
-        self._generation = self._run_generation(request, cancel, resume=run)
+        self._generation = self._run_generation(request, cancel, resume=run, provider=provider)
+
+    def _provider_of(self, run: RunRecord) -> Provider | None:
+        """The provider and model the run was made with (a run is one population, from one model); the
+        app's own when they are the same. None, with the reason said, when that one cannot be set up."""
+        if (run.provider, run.model) in ((self.provider.name, self.provider.model), ("", "")):
+            return self.provider
+        try:
+            return make_provider(dataclasses.replace(self.settings, provider=run.provider, model=run.model))
+        except SettingsError as exc:
+            sentence = f"Run {run.id[:8]} was made with {run.model} ({run.provider}), which is not set up here: {exc}"
+            self.notify(sentence, title="Run not resumed", severity="error", markup=False, timeout=10)
+            self.log_pane.message(sentence)
+            return None
 
     @work(exclusive=True, group="generation", exit_on_error=False)
     async def _run_generation(
@@ -569,15 +586,31 @@ class PersonaApp(App[None]):
         cancel: asyncio.Event,
         rewrite: Rewrite | None = None,
         resume: RunRecord | None = None,
+        provider: Provider | None = None,
     ) -> None:
         problem = await self.store.problem()
         if problem is not None:  # refused before anything is sent: a model's answer must have somewhere to go
             self._refuse_run(folder_sentence(problem))
             return
+        try:
+            await self._generate_with(request, cancel, rewrite, resume, provider or self.provider)
+        finally:
+            if provider is not None and provider is not self.provider:  # the resumed run's own
+                with contextlib.suppress(Exception):
+                    await provider.aclose()
+
+    async def _generate_with(
+        self,
+        request: GenerationRequest,
+        cancel: asyncio.Event,
+        rewrite: Rewrite | None,
+        resume: RunRecord | None,
+        provider: Provider,
+    ) -> None:
         turn = time.perf_counter()
         async for event in generate(
             request,
-            provider=self.provider,
+            provider=provider,
             store=self.store,
             settings=self.settings,
             estimates=self.estimates,
