@@ -309,7 +309,20 @@ def test_long_lists_in_the_words_end_with_how_many_more() -> None:
 
 def test_the_similarity_index_scores_a_newcomer_as_the_report_would() -> None:
     """The index's fast path (idf once per query, no vector per persona) is the report's cosine exactly."""
-    words = "river clinic ledger bicycle mango radio chalk lantern harbour sorghum kettle ferry".split()
+    words = [
+        "river",
+        "clinic",
+        "ledger",
+        "bicycle",
+        "mango",
+        "radio",
+        "chalk",
+        "lantern",
+        "harbour",
+        "sorghum",
+        "kettle",
+        "ferry",
+    ]
     personas = []
     for i in range(12):
         d = persona_dict(f"Person {i}")

@@ -474,7 +474,11 @@ class PersonaApp(App[None]):
     def action_generate_busy(self) -> None:
         self.notify(BUSY, severity="warning", markup=False)
 
-    def start_generation(self) -> None:
+    def action_generate_batch_api(self) -> None:
+        """Generate the form's personas through the server's Batch API (the palette's entry)."""
+        self.start_generation(batch_api=True)
+
+    def start_generation(self, *, batch_api: bool = False) -> None:
         """Validate the form and start the generation worker (what ctrl+g does once typing is in)."""
         if self.running:
             self.action_generate_busy()
@@ -504,7 +508,7 @@ class PersonaApp(App[None]):
                 widget.remove_class("-invalid")
             error.update("")
             error.remove_class("-shown")
-        self._generation = self._run_generation(request, self.begin_run(request))
+        self._generation = self._run_generation(request, self.begin_run(request), batch_api=batch_api)
 
     def begin_run(self, request: GenerationRequest, already: int = 0) -> asyncio.Event:
         """Show a run as started (panel, buttons, log) and return the event that cancels it.
@@ -587,13 +591,14 @@ class PersonaApp(App[None]):
         rewrite: Rewrite | None = None,
         resume: RunRecord | None = None,
         provider: Provider | None = None,
+        batch_api: bool = False,
     ) -> None:
         problem = await self.store.problem()
         if problem is not None:  # refused before anything is sent: a model's answer must have somewhere to go
             self._refuse_run(folder_sentence(problem))
             return
         try:
-            await self._generate_with(request, cancel, rewrite, resume, provider or self.provider)
+            await self._generate_with(request, cancel, rewrite, resume, provider or self.provider, batch_api)
         finally:
             if provider is not None and provider is not self.provider:  # the resumed run's own
                 with contextlib.suppress(Exception):
@@ -606,6 +611,7 @@ class PersonaApp(App[None]):
         rewrite: Rewrite | None,
         resume: RunRecord | None,
         provider: Provider,
+        batch_api: bool = False,
     ) -> None:
         turn = time.perf_counter()
         async for event in generate(
@@ -621,6 +627,7 @@ class PersonaApp(App[None]):
             runs=RunStore(self.settings.runs_dir),
             rewrite=rewrite,
             resume=resume,
+            batch_api=batch_api,
         ):
             self.handle_event(event)
             turn = await self._yield_now_and_then(turn)
@@ -966,6 +973,13 @@ class PersonaApp(App[None]):
             )
         else:
             yield SystemCommand("Cancel generation", "Stop the running generation (Esc)", self.action_cancel)
+        if not self.running and hasattr(self.provider, "batch_client"):
+            yield SystemCommand(
+                "Generate with the Batch API",
+                "One batch for the whole form: OpenAI's Batch API costs half and may take up to 24 h; "
+                "closing the app leaves it running, and resume collects it",
+                self.action_generate_batch_api,
+            )
         if not self.running:
             yield SystemCommand(
                 "Resume run",
