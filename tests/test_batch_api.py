@@ -100,8 +100,8 @@ def test_five_personas_through_the_batch_api(tmp_path: Path) -> None:
     assert run.batch is not None and run.batch.status == "completed" and run.batch.collected
     assert run.batch.id.startswith("batch_")
     assert len(run.saved) == 5 and run.finished_at is not None
-    notices = [e.text for e in events if isinstance(e, ev.ServerNotice)]
-    assert any("in progress 2/5" in n for n in notices) and any("4/5" in n for n in notices)
+    stages = [e.detail for e in events if isinstance(e, ev.StageStarted) and e.index < 0]
+    assert any("in progress 2/5" in n for n in stages) and any("4/5" in n for n in stages)
     progress = [e.fraction for e in events if isinstance(e, ev.Progress)]
     assert progress == sorted(progress) and 0.3 < max(progress) < 1.0
     assert any(isinstance(e, ev.Progress) and e.eta is not None for e in events)
@@ -122,7 +122,7 @@ def test_a_failed_request_is_reported_and_the_others_saved(tmp_path: Path) -> No
     assert sorted(run.saved) == [0, 1, 3, 4] and 2 in run.failed
     summary = events[-1].summary  # type: ignore[union-attr]
     assert len(summary.saved) == 4 and summary.failed == 1
-    assert any(isinstance(e, ev.ServerNotice) and e.text.endswith("5/5, 1 failed") for e in events)
+    assert any(isinstance(e, ev.StageStarted) and e.detail.endswith("5/5, 1 failed") for e in events)
 
 
 def test_an_invalid_answer_fails_its_persona_and_a_broken_slot_is_kept(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ def test_cancel_cancels_the_batch_on_the_server(tmp_path: Path) -> None:
                 s,
                 server,
                 GenerationRequest(description=DESCRIPTION, count=5),
-                cancel_when=lambda e: isinstance(e, ev.ServerNotice) and "in progress 1/5" in e.text,
+                cancel_when=lambda e: isinstance(e, ev.StageStarted) and "in progress 1/5" in e.detail,
             )
         )
         calls = list(server.calls)
