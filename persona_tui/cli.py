@@ -34,7 +34,7 @@ from persona_tui.engine.plan import mix_from_table, parse_mix
 from persona_tui.engine.providers import NoModelList, Provider, make_provider, names, server_models, setup_hint
 from persona_tui.engine.providers.base import ModelEntry
 from persona_tui.engine.text import strip_control
-from persona_tui.export import export_text, records_to_json
+from persona_tui.export import FORMATS, card_file_name, export_text, records_to_json
 from persona_tui.models import (
     COUNT_MAX,
     GenerationRequest,
@@ -290,12 +290,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "export",
         "export all personas",
-        "Write every saved persona as JSON, JSONL or CSV, to stdout or to a file with -o.",
+        "Write every saved persona as JSON, JSONL, CSV, Markdown cards (md) or system prompts for a simulated "
+        "user (prompt), to stdout or to a file with -o; with --split (or --out DIR), one file per persona.",
+    )
+    export.add_argument("--format", choices=list(FORMATS), default="json", help="output format (default json)")
+    export.add_argument("-o", "--output", type=Path, default=None, help="write to this file instead of stdout")
+    export.add_argument(
+        "--split", action="store_true", help="one file per persona (md and prompt), in the folder given by --out"
     )
     export.add_argument(
-        "--format", choices=["json", "jsonl", "csv"], default="json", help="output format (default json)"
+        "--out", type=Path, default=None, metavar="DIR", help="the folder for one file per persona (implies --split)"
     )
-    export.add_argument("-o", "--output", type=Path, default=None, help="write to this file instead of stdout")
     _common(export, suppress=True)
     return parser
 
@@ -764,6 +769,8 @@ def cmd_delete(args: argparse.Namespace, settings: Settings, err: Console) -> in
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    if args.split or args.out is not None:
+        return _export_split(args, settings, err)
     records = asyncio.run(_load(settings, err))
     text = export_text(records, args.format)
     if args.output is None:
@@ -783,6 +790,35 @@ def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> in
             f"Could not write {args.output}: {(exc.strerror or str(exc)).lower()}.", "Choose a writable path with -o."
         ) from exc
     err.print(Text(f"Exported {len(records)} persona(s) to {args.output}"))
+    return EXIT_OK
+
+
+def _export_split(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    """One file per persona (a Markdown card or a prompt each) in the folder --out names."""
+    if args.format not in ("md", "prompt"):
+        raise CliError("--split writes one card per persona: it needs --format md or --format prompt.", "", EXIT_USAGE)
+    if args.out is None:
+        raise CliError("--split needs a folder to write to.", "Add --out DIR, for example --out cards.", EXIT_USAGE)
+    if args.output is not None:
+        raise CliError("Give either -o FILE (one document) or --out DIR (one file per persona).", "", EXIT_USAGE)
+    folder: Path = args.out
+    if folder.exists() and not folder.is_dir():
+        raise CliError(f"Could not write to {folder}: it is a file, not a folder.", "Give a folder with --out.")
+    records = asyncio.run(_load(settings, err))
+
+    async def write_all() -> None:
+        for record in records:
+            text = export_text([record], args.format)
+            await atomic_write(folder.resolve() / card_file_name(record, args.format), text.encode("utf-8"))
+
+    try:
+        asyncio.run(write_all())
+    except OSError as exc:
+        raise CliError(
+            f"Could not write to {folder}: {(exc.strerror or str(exc)).lower()}.",
+            "Choose a writable folder with --out.",
+        ) from exc
+    err.print(Text(f"Exported {len(records)} persona(s) to {folder}, one file each"))
     return EXIT_OK
 
 

@@ -105,6 +105,27 @@ class PersonaStore:
         await asyncio.to_thread(self.index.end, record, "+")
         return final
 
+    async def replace(self, record: PersonaRecord, old: PersonaRecord) -> Path:
+        """Save ``record`` (the same id as ``old``, changed) in place of ``old``: the new file is written
+        atomically first; only then is the old one removed, when a new name gave it another file name."""
+        final = await self.save(record)
+        before = self.root / file_name_for(old)
+        if before != final:
+            self.index.begin()
+            try:
+                await aiofiles.os.remove(before)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # two files now hold the id: say which one to remove
+                raise StoreError(
+                    f"The new version was saved as {final.name}, but the old file {before.name} could not be "
+                    f"removed: {exc.strerror or exc}.",
+                    f"Remove {before} by hand; until then the store lists one of the two.",
+                ) from exc
+            finally:
+                self.index.end()
+        return final
+
     async def names(self, description: str) -> list[IndexEntry]:
         """The personas made for ``description`` (any case), from the names index; rebuilt first when stale."""
         return await asyncio.to_thread(self.names_sync, description)
