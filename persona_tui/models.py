@@ -501,6 +501,10 @@ def plain_reason(exc: ValidationError) -> tuple[str, str]:
         reason = "must be text"
     elif kind == "missing":
         reason = "is missing"
+    elif kind in ("less_than_equal", "greater_than_equal"):
+        reason = (
+            f"must be at most {ctx.get('le')}" if kind == "less_than_equal" else f"must be at least {ctx.get('ge')}"
+        )
     elif kind in ("too_short", "too_long"):
         reason = f"must have {ctx.get('min_length', 1)} to {ctx.get('max_length', 'any number of')} items"
     else:
