@@ -1066,7 +1066,7 @@ def cmd_refine(args: argparse.Namespace, settings: Settings, err: Console) -> in
     if asked.refused_quietly:
         raise CliError(
             "Nothing was saved: there is no terminal to ask whether to keep the revision.",
-            f"Run it again with --yes to save it: persona-tui refine {record.id[:8]} {shlex.quote(args.instruction)} -y",
+            f"Save it with --yes: persona-tui refine {record.id[:8]} {shlex.quote(args.instruction)} --yes",
         )
     if summary.cancelled:
         err.print(Text("Revision discarded; nothing saved."))
