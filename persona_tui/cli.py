@@ -1034,7 +1034,7 @@ def cmd_edit(args: argparse.Namespace, settings: Settings, err: Console) -> int:
             f"Your text is kept in {draft}: fix it with `persona-tui edit {record.id[:8]} --from {draft}`.",
         ) from None
     new = record.with_change(persona, "edit")
-    asyncio.run(store.replace(new, record))
+    asyncio.run(store.replace(new))
     draft.unlink(missing_ok=True)
     changed = ", ".join(new.versions[-1].changed) if new.versions else ""
     err.print(Text(f"Saved {one_line(persona.name)} ({changed or 'no field'} changed); version {new.version_count}."))

@@ -105,12 +105,15 @@ class PersonaStore:
         await asyncio.to_thread(self.index.end, record, "+")
         return final
 
-    async def replace(self, record: PersonaRecord, old: PersonaRecord) -> Path:
-        """Save ``record`` (the same id as ``old``, changed) in place of ``old``: the new file is written
-        atomically first; only then is the old one removed, when a new name gave it another file name."""
+    async def replace(self, record: PersonaRecord) -> Path:
+        """Save ``record`` in place of the persona with its id: the new file is written atomically first;
+        only then is the old one removed, when it has another name (a persona renamed, or an older file name)."""
+        try:
+            _, before = await self.find(record.id)
+        except StoreError:
+            before = None  # gone meanwhile: the new version is simply saved
         final = await self.save(record)
-        before = self.root / file_name_for(old)
-        if before != final:
+        if before is not None and before != final:
             self.index.begin()
             try:
                 await aiofiles.os.remove(before)

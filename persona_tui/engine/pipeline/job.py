@@ -315,7 +315,7 @@ class PersonaJob:
             if rewrite is not None and rewrite.in_place:  # a regeneration: the new persona in the old one's place
                 old = rewrite.records[index]
                 record = old.with_change(persona, "regenerate", **_made_by(record))
-                path = await run.store.replace(record, old)
+                path = await run.store.replace(record)
             else:
                 path = await run.store.save(record)
         except StoreError as err:

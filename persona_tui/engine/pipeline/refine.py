@@ -145,7 +145,7 @@ async def _save(run: Run, job: RefineJob, old: PersonaRecord, new: PersonaRecord
     started = run.clock()
     yield StageStarted(Stage.SAVING, str(run.store.root))
     try:
-        path = await run.store.replace(new, old)
+        path = await run.store.replace(new)
     except StoreError as err:
         yield Failed(FailureKind.SAVE, err.message, err.hint)
         yield Finished(Summary((), 1, False, run.elapsed(), job.tokens))
