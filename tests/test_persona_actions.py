@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Label, Static, TextArea
@@ -50,7 +49,9 @@ def offline() -> OfflineProvider:
     return OfflineProvider(seed=1, tokens_per_second=0)
 
 
-async def test_help_lists_the_keys_of_the_screen_grouped_and_esc_closes(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
+async def test_help_lists_the_keys_of_the_screen_grouped_and_esc_closes(
+    app_factory: AppFactory, sample_records
+) -> None:  # type: ignore[no-untyped-def]
     app = app_factory(records=sample_records)
     async with app.run_test(size=(120, 36)) as pilot:
         await on_table(app, pilot)
@@ -135,7 +136,9 @@ async def test_regenerate_streams_a_new_persona_into_the_same_id_keeping_the_old
         assert "Regenerating Amina Otieno" in "\n".join(app.log_pane.lines)
 
 
-async def test_refine_streams_then_shows_the_diff_and_saves_only_on_accept(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
+async def test_refine_streams_then_shows_the_diff_and_saves_only_on_accept(
+    app_factory: AppFactory, sample_records
+) -> None:  # type: ignore[no-untyped-def]
     app = app_factory(offline(), records=sample_records)
     async with app.run_test(size=(120, 36)) as pilot:
         table = await on_table(app, pilot)
@@ -164,7 +167,9 @@ async def test_refine_streams_then_shows_the_diff_and_saves_only_on_accept(app_f
         assert "Refining Amina Otieno" in "\n".join(app.log_pane.lines)
 
 
-async def test_copy_puts_the_markdown_card_on_the_clipboard_and_says_so(app_factory: AppFactory, sample_records) -> None:  # type: ignore[no-untyped-def]
+async def test_copy_puts_the_markdown_card_on_the_clipboard_and_says_so(
+    app_factory: AppFactory, sample_records
+) -> None:  # type: ignore[no-untyped-def]
     app = app_factory(records=sample_records)
     async with app.run_test(size=(120, 36)) as pilot:
         await on_table(app, pilot)
