@@ -127,6 +127,8 @@ class PersonaApp(App[None]):
             tooltip="Says that a generation is already running (the footer shows Cancel meanwhile)",
         ),
         Binding("escape", "cancel", "Cancel", id="cancel", priority=True, tooltip="Stop the running generation"),
+        # F1 early, so a narrow footer cuts a key the help lists rather than the help itself
+        Binding("f1", "help", "Help", id="help", priority=True, tooltip="Every key of this screen, grouped"),
         Binding(
             "ctrl+s",
             "export('json')",
@@ -165,7 +167,6 @@ class PersonaApp(App[None]):
             tooltip="Continue the newest unfinished run where it stopped",
         ),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
-        Binding("f1", "help", "Help", id="help", priority=True, tooltip="Every key of this screen, grouped"),
         Binding("question_mark", "help", "Help", id="help-question", show=False, tooltip="Every key of this screen"),
         Binding("e", "edit_persona", "Edit", id="edit-persona", show=False, tooltip="Edit the persona's fields"),
         Binding(

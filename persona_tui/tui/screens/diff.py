@@ -32,6 +32,7 @@ class DiffScreen(ModalScreen[bool]):
     #diff-body {
         height: auto;
         max-height: 28;
+        margin-top: 1;
     }
     #diff-buttons {
         height: auto;

@@ -87,8 +87,14 @@ class EditScreen(ModalScreen[Persona | None]):
         background: $surface;
     }
     #edit-box .edit-label {
-        margin-top: 1;
         text-style: bold;
+    }
+    #edit-box .edit-row {
+        height: auto;
+    }
+    #edit-box .edit-row .edit-label {
+        width: 16;
+        margin-top: 1;
     }
     #edit-box Input, #edit-box Select {
         width: 1fr;
@@ -102,6 +108,7 @@ class EditScreen(ModalScreen[Persona | None]):
     #edit-box .edit-error {
         color: $error;
         display: none;
+        padding-left: 16;
     }
     #edit-box .edit-error.-shown {
         display: block;
@@ -134,8 +141,13 @@ class EditScreen(ModalScreen[Persona | None]):
             box.border_title = f"Edit {one_line(self.record.persona.name)}"
             box.border_subtitle = "ctrl+s saves (the earlier version is kept) · Esc cancels"
             for name in Persona.model_fields:
-                yield Label(FIELD_TITLES[name], classes="edit-label")
-                yield self._field(name, values[name])
+                if name in LINES or name == "tech_savviness":  # a short field: its label beside it
+                    with Horizontal(classes="edit-row"):
+                        yield Label(FIELD_TITLES[name], classes="edit-label")
+                        yield self._field(name, values[name])
+                else:
+                    yield Label(FIELD_TITLES[name] + (" (one a line)" if name in LISTS else ""), classes="edit-label")
+                    yield self._field(name, values[name])
                 yield Label("", id=f"{name}-error", classes="edit-error")
             with Horizontal(id="edit-buttons"):
                 yield Button("Save (ctrl+s)", variant="primary", id="edit-save")

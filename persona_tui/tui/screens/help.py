@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -40,7 +41,8 @@ APP_GROUPS = {
 }
 """The app's actions by what they are about; any other app key is in "Application"."""
 ORDER = ("Generation", "Persona", "Personas", "Personas table", "Navigation", "Application")
-"""Groups shown in this order; the others (a dialog's, a field's) come first, as they are the closest."""
+"""Groups shown in this order; the others (a dialog's, a field's) come first, as they are the closest; the
+main screen's own (focus and copy) come last."""
 WIDGET_GROUPS = {"PersonaTable": "Personas table", "Input": "Text field", "TextArea": "Text area"}
 
 
@@ -81,14 +83,14 @@ def key_rows(screen: Screen[object]) -> list[KeyRow]:
         KeyRow(group, " / ".join(dict.fromkeys(keys)), binding.description or binding.action, binding.tooltip)
         for group, keys, binding in merged.values()
     ]
-    rank = {name: number for number, name in enumerate(ORDER)}
+    rank = {name: number for number, name in enumerate(ORDER)} | {"This screen": len(ORDER)}
     return sorted(rows, key=lambda row: rank.get(row.group, -1))
 
 
 def keys_table(rows: list[KeyRow]) -> Table:
     """The rows as one table, a heading per group. Plain text throughout."""
     table = Table.grid(padding=(0, 2))
-    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, min_width=max((cell_len(row.keys) for row in rows), default=1) + 2)
     table.add_column(no_wrap=True)
     table.add_column(ratio=1)
     group = None
