@@ -98,6 +98,10 @@ async def test_edit_form_refuses_a_bad_age_beside_the_field_then_saves_with_the_
         await wait_until(pilot, lambda: isinstance(app.screen, EditScreen))
         form = app.screen
         form.query_one("#age", Input).value = "200"
+        form.query_one("#age", Input).focus()
+        await pilot.press("enter")
+        assert not app.running and form.focused is not form.query_one("#age", Input), "Enter moves on, starts nothing"
+        assert not app.query_one("#form-error").has_class("-shown"), "the main form was not asked to generate"
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert isinstance(app.screen, EditScreen), "an invalid form stays open"

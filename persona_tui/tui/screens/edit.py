@@ -192,6 +192,11 @@ class EditScreen(ModalScreen[Persona | None]):
             return
         self.dismiss(persona)
 
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in a field moves to the next one (the app's own Enter would start a generation)."""
+        event.stop()
+        self.focus_next()
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "edit-save":
             self.action_save()
