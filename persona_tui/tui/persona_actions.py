@@ -192,6 +192,8 @@ async def _refining(app: PersonaApp, record: PersonaRecord, instruction: str, ca
     async def decide(old: PersonaRecord, new: PersonaRecord) -> bool:
         screen = DiffScreen(old, new, instruction)
         accepted: bool = await app.push_screen_wait(screen)
+        if not accepted:
+            app.log_pane.message(f"Discarded the revision of {one_line(old.persona.name)}; nothing saved")
         return accepted
 
     async for event in refine(
