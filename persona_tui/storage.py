@@ -105,6 +105,30 @@ class PersonaStore:
         await asyncio.to_thread(self.index.end, record, "+")
         return final
 
+    async def replace(self, record: PersonaRecord) -> Path:
+        """Save ``record`` in place of the persona with its id: the new file is written atomically first;
+        only then is the old one removed, when it has another name (a persona renamed, or an older file name)."""
+        try:
+            _, before = await self.find(record.id)
+        except StoreError:
+            before = None  # gone meanwhile: the new version is simply saved
+        final = await self.save(record)
+        if before is not None and before != final:
+            self.index.begin()
+            try:
+                await aiofiles.os.remove(before)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # two files now hold the id: say which one to remove
+                raise StoreError(
+                    f"The new version was saved as {final.name}, but the old file {before.name} could not be "
+                    f"removed: {exc.strerror or exc}.",
+                    f"Remove {before} by hand; until then the store lists one of the two.",
+                ) from exc
+            finally:
+                self.index.end()
+        return final
+
     async def names(self, description: str) -> list[IndexEntry]:
         """The personas made for ``description`` (any case), from the names index; rebuilt first when stale."""
         return await asyncio.to_thread(self.names_sync, description)

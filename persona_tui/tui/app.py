@@ -57,8 +57,10 @@ from persona_tui.narrate import (
 )
 from persona_tui.present import one_line
 from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write, index_entry
+from persona_tui.tui import persona_actions
 from persona_tui.tui.screens.confirm import ConfirmScreen
 from persona_tui.tui.screens.detail import DetailScreen
+from persona_tui.tui.screens.help import HelpScreen, key_rows
 from persona_tui.tui.screens.models import ModelPickerScreen
 from persona_tui.tui.screens.organizations import OrganizationsScreen
 from persona_tui.tui.screens.report import REWRITE, ReportScreen
@@ -98,6 +100,7 @@ MAIN_SCREEN_ONLY = frozenset(
 )
 NO_PERSONAS = "No personas yet. Describe the people you want and press ctrl+g."
 NO_RUN = "No run to report on yet: generate a batch first (ctrl+g), then ctrl+d shows how diverse it came out."
+PERSONA_ACTIONS = frozenset({"edit_persona", "regenerate_persona", "refine_persona", "copy_persona"})
 FOLD_KEY = "ctrl+r"
 """Folds the model's reasoning text in the log, or shows it again."""
 PULSE_SECONDS = 1 / 8
@@ -126,6 +129,8 @@ class PersonaApp(App[None]):
             tooltip="Says that a generation is already running (the footer shows Cancel meanwhile)",
         ),
         Binding("escape", "cancel", "Cancel", id="cancel", priority=True, tooltip="Stop the running generation"),
+        # F1 early, so a narrow footer cuts a key the help lists rather than the help itself
+        Binding("f1", "help", "Help", id="help", priority=True, tooltip="Every key of this screen, grouped"),
         Binding(
             "ctrl+s",
             "export('json')",
@@ -164,6 +169,25 @@ class PersonaApp(App[None]):
             tooltip="Continue the newest unfinished run where it stopped",
         ),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
+        Binding("question_mark", "help", "Help", id="help-question", show=False, tooltip="Every key of this screen"),
+        Binding("e", "edit_persona", "Edit", id="edit-persona", show=False, tooltip="Edit the persona's fields"),
+        Binding(
+            "r",
+            "regenerate_persona",
+            "Regenerate",
+            id="regenerate-persona",
+            show=False,
+            tooltip="A new persona in the same slot; the old one is kept until it is saved, then in its versions",
+        ),
+        Binding(
+            "f",
+            "refine_persona",
+            "Refine",
+            id="refine-persona",
+            show=False,
+            tooltip="Revise the persona by an instruction; see the changes, then accept (a) or discard (d)",
+        ),
+        Binding("c", "copy_persona", "Copy", id="copy-persona", show=False, tooltip="Copy the persona as Markdown"),
         Binding(
             "ctrl+c",
             "interrupt",
@@ -510,7 +534,7 @@ class PersonaApp(App[None]):
             error.remove_class("-shown")
         self._generation = self._run_generation(request, self.begin_run(request), batch_api=batch_api)
 
-    def begin_run(self, request: GenerationRequest, already: int = 0) -> asyncio.Event:
+    def begin_run(self, request: GenerationRequest, already: int = 0, note: str = "") -> asyncio.Event:
         """Show a run as started (panel, buttons, log) and return the event that cancels it.
 
         What a key press does before the worker starts; the scenes of the tests start a run with
@@ -523,7 +547,7 @@ class PersonaApp(App[None]):
         self._cancel = asyncio.Event()
         self.panel.begin(count, already)
         self._set_running(True)
-        self.log_pane.message(f"Generating {count} persona(s): {one_line(request.description)[:200]}")
+        self.log_pane.message(note or f"Generating {count} persona(s): {one_line(request.description)[:200]}")
         return self._cancel
 
     async def _offer_resume(self) -> None:
@@ -727,6 +751,8 @@ class PersonaApp(App[None]):
 
     def _saved(self, event: ev.PersonaSaved) -> None:
         record = event.record
+        if record.id in self.table.records:  # regenerated or refined: the new version takes the old one's row
+            self.table.remove_persona(record.id)
         self.paths[record.id] = event.path
         self.table.add_record(record)
         self._title_table()
@@ -844,6 +870,12 @@ class PersonaApp(App[None]):
             return lister_of(self.provider) is not None
         if action == "report":
             return not self.running
+        if action in PERSONA_ACTIONS:  # on a row of the table, or in a persona's details
+            return persona_actions.target_id(self) is not None and (
+                isinstance(self.screen, DetailScreen) or isinstance(self.focused, PersonaTable)
+            )
+        if action == "help":
+            return not isinstance(self.screen, HelpScreen)
         return True
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -965,6 +997,49 @@ class PersonaApp(App[None]):
         self.log_pane.message(sentence)
         self.notify(sentence, title="Exported", markup=False)
 
+    # ----- one persona: help, edit, regenerate, refine, copy (the work is in persona_actions) -----
+
+    def action_help(self) -> None:
+        """Every key of the screen the user is on, grouped (from the bindings themselves)."""
+        screen = self.screen
+        where = "the details" if isinstance(screen, DetailScreen) else "" if len(self.screen_stack) == 1 else "dialog"
+        self.push_screen(HelpScreen(key_rows(screen), where))
+
+    @work(group="persona", exit_on_error=False)
+    async def action_edit_persona(self) -> None:
+        await persona_actions.edit(self)
+
+    @work(group="persona", exit_on_error=False)
+    async def action_regenerate_persona(self) -> None:
+        await persona_actions.regenerate(self)
+
+    @work(group="persona", exit_on_error=False)
+    async def action_refine_persona(self) -> None:
+        await persona_actions.refine_persona(self)
+
+    @work(group="persona", exit_on_error=False)
+    async def action_copy_persona(self, fmt: str = "md") -> None:
+        await persona_actions.copy(self, fmt)
+
+    def _persona_commands(self) -> Iterable[SystemCommand]:
+        """The selected persona's actions (none while no persona is selected)."""
+        if persona_actions.target_id(self) is None:
+            return
+        yield SystemCommand("Edit persona", "A form of the selected persona's fields (e)", self.action_edit_persona)
+        if not self.running:
+            yield SystemCommand(
+                "Regenerate persona",
+                "A new persona in the same slot, the old one kept as a version (r)",
+                self.action_regenerate_persona,
+            )
+            yield SystemCommand(
+                "Refine persona", "Revise it by an instruction, then accept or discard (f)", self.action_refine_persona
+            )
+        yield SystemCommand("Copy persona as Markdown", "Its card, to the clipboard (c)", self.action_copy_persona)
+        yield SystemCommand(
+            "Copy persona as JSON", "Its whole record, to the clipboard", lambda: self.action_copy_persona("json")
+        )
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if not self.running:
@@ -989,9 +1064,11 @@ class PersonaApp(App[None]):
         yield SystemCommand(
             "Delete selected persona", "Delete the persona selected in the table", self.action_delete_selected
         )
-        for fmt in ("json", "jsonl", "csv"):
+        yield from self._persona_commands()
+        yield SystemCommand("Help: keys", "Every key of this screen, grouped (F1 or ?)", self.action_help)
+        for fmt in ("json", "jsonl", "csv", "md", "prompt"):
             yield SystemCommand(
-                f"Export personas as {fmt.upper()}",
+                f"Export personas as {EXPORT_NAMES.get(fmt, fmt.upper())}",
                 f"Write the personas the table shows to {self.settings.data_dir / 'exports'}",
                 lambda fmt=fmt: self.run_worker(self.action_export(fmt)),
             )
@@ -1134,6 +1211,9 @@ class PersonaApp(App[None]):
         self.notify(
             f"{one_line(self.provider.label)}. Remembered in {shown}{note}.", title="Model chosen", markup=False
         )
+
+
+EXPORT_NAMES = {"md": "Markdown cards", "prompt": "prompts for simulated users"}
 
 
 def export_sentence(count: int, organization: str | None, target: Path) -> str:

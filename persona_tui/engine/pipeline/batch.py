@@ -328,6 +328,9 @@ async def _replace(run: Run, index: int, new: PersonaRecord) -> AsyncIterator[Ev
     """A rewritten persona is saved: its old file goes, and the run's record says so."""
     assert run.rewrite is not None
     old = run.rewrite.records[index]
+    if run.rewrite.in_place:  # a regeneration: the new persona took the old one's id and file when it was saved
+        run.replaced.add(index)
+        return
     try:
         await run.store.delete(old.id)
     except StoreError as err:  # the new one is saved; the old one stays, and the user hears why
