@@ -195,7 +195,9 @@ class OpenAIProvider:
         import openai
 
         request: dict[str, Any] = {"model": self.model, "messages": spec.messages, "stream": True}
-        if notes.format is Format.SCHEMA:
+        if not spec.schema:  # a conversation: plain text, nothing to hold the answer to
+            pass
+        elif notes.format is Format.SCHEMA:
             schema = without_keywords(cast(dict[str, Any], spec.schema), notes.schema_drops)
             request["response_format"] = {
                 "type": "json_schema",
