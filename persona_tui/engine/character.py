@@ -61,8 +61,8 @@ def persona_system_prompt(record: PersonaRecord) -> str:
 # ----- the rule pass -----
 
 _AGE = re.compile(
-    r"\b(?:I am|I'm|I’m|im)\s+(\d{1,3})\b(?!\s*(?:%|percent|minutes|hours|days|weeks|months|km|miles|kids|children))"
-    r"|\b(\d{1,3})[- ](?:years?|yrs?)[- ]old\b(?![- ](?:son|daughter|kid|child|boy|girl|car|house|mother|father))"
+    r"\b(?:I am|I'm|I’m|I just turned|I turned)\s+(\d{1,3})\b"
+    r"(?!\s*(?:%|percent|minutes|hours|days|weeks|months|km|miles|kids|children|times|euros|dollars))"
     r"|\bmy age is (\d{1,3})\b",
     re.IGNORECASE,
 )

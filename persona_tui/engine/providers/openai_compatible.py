@@ -231,7 +231,7 @@ class OpenAIProvider:
         if not self._told and not notes.empty:
             self._told = True  # said once per run: the user knows why the request differs
             yield NoticePart(f"As {self.endpoint} taught before, {self.model} is {notes.summary()}.", from_server=False)
-        ending = _Ending(ThinkSplitter())
+        ending = _Ending(ThinkSplitter(prose=not spec.schema))
         request = self._request(spec, notes)
         sent = ServerNotes.from_json(notes.to_json())  # what this request was built from
         try:
