@@ -28,8 +28,6 @@ from tests.conftest import make_record
 from tests.fake_openai import FakeOpenAIServer, Scenario
 from tests.test_dialects import provider_for
 
-
-
 AMINA = make_record("Amina Otieno", 0)
 LONG = "I drive between villages twice a week, rain or not, and the road floods every April; " * 2
 """Longer than the think splitter's 80 characters of doubt: prose is the answer, never taken for reasoning."""
@@ -108,9 +106,7 @@ async def test_an_interview_sends_the_persona_and_the_history_each_turn(
 async def test_an_answer_streams_with_the_generation_feedback_and_learns_its_pace(
     server: FakeOpenAIServer, tmp_path: Path
 ) -> None:
-    server.script(
-        Scenario(content=LONG, first_token_delay=0.15, token_delay=0.005)
-    )
+    server.script(Scenario(content=LONG, first_token_delay=0.15, token_delay=0.005))
     provider = provider_for(server, tmp_path, model="llama3.2")
     estimates = EstimateBook.load(tmp_path)
     events, kept = await turn(AMINA, "Tell me about your week.", tmp_path, provider, estimates=estimates)
@@ -234,7 +230,11 @@ async def test_stopping_an_answer_keeps_the_earlier_turns_and_what_arrived(
     saved = await transcripts.read(AMINA.id)
     assert [(t.question, t.stopped) for t in saved] == [("One?", False), ("Two?", True), ("Three?", False)]
     third = chat_posts(server)[-1]["messages"]
-    assert [m["content"] for m in third[1:]] == ["One?", "First answer, complete.", "Three?"]  # a stopped one is not sent
+    assert [m["content"] for m in third[1:]] == [
+        "One?",
+        "First answer, complete.",
+        "Three?",
+    ]  # a stopped one is not sent
 
 
 @pytest.mark.asyncio
@@ -292,10 +292,21 @@ async def test_offline_answers_come_from_the_persona_and_say_they_are_not_ai(tmp
 
 
 def test_the_system_prompt_holds_every_field_and_its_sources() -> None:
-    record = AMINA.model_copy(update={"sources": [Source(title="Kenya health report", url="https://x", excerpt="Rural clinics")]})
+    record = AMINA.model_copy(
+        update={"sources": [Source(title="Kenya health report", url="https://x", excerpt="Rural clinics")]}
+    )
     prompt = persona_system_prompt(record)
     p = record.persona
-    for value in (p.name, str(p.age), p.pronouns, p.location, p.occupation, p.background, p.communication_style, p.quote):
+    for value in (
+        p.name,
+        str(p.age),
+        p.pronouns,
+        p.location,
+        p.occupation,
+        p.background,
+        p.communication_style,
+        p.quote,
+    ):
         assert value in prompt
     assert all(g in prompt for g in p.goals) and all(f in prompt for f in p.frustrations)
     assert "Kenya health report: Rural clinics" in prompt
@@ -310,7 +321,11 @@ def test_the_system_prompt_holds_every_field_and_its_sources() -> None:
         ("I'm 48 since last week.", "", []),  # a birthday's slack
         ("I live in Nairobi now.", "", ["says they live in Nairobi; the persona lives in Kisumu, Kenya"]),
         ("I live in Kisumu, by the lake.", "", []),
-        ("I work as a software engineer at a bank.", "", ["says they work as software engineer; the persona is Field nurse"]),
+        (
+            "I work as a software engineer at a bank.",
+            "",
+            ["says they work as software engineer; the persona is Field nurse"],
+        ),
         ("I work as a nurse in the clinics.", "", []),
         ("As an AI, I do not have feelings.", "How do you feel?", ["calls itself an AI, unasked"]),
         ("I'm an AI model playing Amina.", "Are you an AI?", []),
