@@ -15,7 +15,11 @@ from persona_tui.present import describe, hanging
 
 
 class DetailScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q", "dismiss", "Close", id="close-detail")]
+    BINDINGS = [
+        Binding("escape,q", "dismiss", "Close", id="close-detail"),
+        Binding("i", "app.interview", "Interview", id="detail-interview", show=False),
+        Binding("a", "app.ask_group", "Ask", id="detail-ask", show=False),
+    ]
 
     def __init__(self, record: PersonaRecord, path: Path | None = None) -> None:
         super().__init__()
