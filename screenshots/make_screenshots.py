@@ -34,6 +34,8 @@ SHOTS: dict[str, tuple[str, tuple[int, int]]] = {
     "mid-stream-80x24": ("mid_stream", (80, 24)),
     "plan": ("plan", (120, 36)),
     "report": ("report", (120, 36)),
+    "focus-group": ("focus_group_live", (120, 36)),
+    "interview": ("interview", (120, 36)),
 }
 """File name (without .svg): the scene it shows and the terminal size (columns, rows)."""
 

@@ -154,7 +154,8 @@ class LaneCard(Static):
             bar.add_column(ratio=1)
             bar.add_column(no_wrap=True)
             bar.add_row(Text(self._status(now), style="cyan"), Text(f" {self.lane.fraction * 100:3.0f}%"))
-            parts += [bar, ProgressBar(total=1.0, completed=self.lane.fraction, width=None)]
+            bar.add_row(ProgressBar(total=1.0, completed=self.lane.fraction, width=None), "")  # in a grid: its own line
+            parts.append(bar)
         said = self.answer or "".join(self.text)
         if said:
             parts.append(Text(strip_control(said)))
