@@ -162,3 +162,19 @@ def test_ctrl_c_stops_an_answer_and_the_interview_goes_on(env: dict[str, str]) -
     ]
     assert turns[0].answer.startswith("Hon") and not turns[0].answer.endswith('"')  # what arrived, cut short
     assert "Traceback" not in err
+
+
+def test_interview_against_a_server_sends_the_history_and_survives_a_restart(
+    env: dict[str, str], server: FakeOpenAIServer
+) -> None:
+    [record] = made(env, 1)
+    server.script(Scenario(content="Answer one."), Scenario(content="Answer two."), Scenario(content="Answer three."))
+    env = {**env, "OPENAI_BASE_URL": server.base_url, "PERSONA_TUI_MODEL": "llama3.2"}
+    run = [sys.executable, "-m", "persona_tui", "interview", str(record["id"])[:8]]
+    first = subprocess.run(run, input="One?\nTwo?\n", env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(run, input="Three?\n", env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "2 earlier turn(s) kept" in again.stderr
+    last = [r["body"] for r in server.requests if r["method"] == "POST"][-1]["messages"]
+    assert [m["content"] for m in last[1:]] == ["One?", "Answer one.", "Two?", "Answer two.", "Three?"]
+    assert [t.answer for t in transcript(env, str(record["id"]))] == ["Answer one.", "Answer two.", "Answer three."]

@@ -413,3 +413,20 @@ async def test_a_transcript_survives_a_kill_mid_append(tmp_path: Path) -> None:
 
 def test_persona_fields_used_by_the_rule_pass_exist() -> None:
     assert {"age", "location", "occupation"} <= set(Persona.model_fields)
+
+
+@pytest.mark.asyncio
+async def test_nothing_is_asked_when_the_transcript_could_not_be_kept(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    (tmp_path / "transcripts").write_text("a file where the folder should be")
+    provider = provider_for(server, tmp_path)
+    transcripts = TranscriptStore(tmp_path / "transcripts")
+    events: list[Any] = []
+    async for item in interview_turn(
+        AMINA, [], "Hello?", provider=provider, settings=fast(tmp_path), transcripts=transcripts
+    ):
+        events.append(item)
+    await provider.aclose()
+    kept = next((e for e in events if isinstance(e, Turn)), None)
+    [failed] = [e for e in events if isinstance(e, ev.Failed)]
+    assert failed.kind.value == "save" and "cannot be used" in failed.message
+    assert kept is None and chat_posts(server) == []  # no answer was paid for that could not be kept

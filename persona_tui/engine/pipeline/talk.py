@@ -49,7 +49,7 @@ from persona_tui.models import (
     PersonaRecord,
     Turn,
 )
-from persona_tui.storage import GroupStore, PersonaStore, StoreError, TranscriptStore
+from persona_tui.storage import GroupStore, PersonaStore, StoreError, TranscriptStore, folder_problem
 
 ANSWER_ESTIMATE = Estimate(tokens=120.0)
 """Before any history: an answer of a few sentences."""
@@ -256,6 +256,12 @@ async def interview_turn(
 ) -> AsyncIterator[Event | Turn]:
     """Ask one persona ``question`` after ``history``; the answer (or what arrived before a stop) is appended
     to its transcript. Yields the events, then the :class:`Turn` kept (none when nothing came of it)."""
+    if transcripts is not None:
+        problem = await asyncio.to_thread(folder_problem, transcripts.root)
+        if problem is not None:  # checked before the question is sent: a paid-for answer must have a place
+            yield Failed(FailureKind.SAVE, problem.message, problem.hint)
+            yield TalkFinished(0, 1, False, 0.0, 0)
+            return
     pairs = [(t.question, t.answer) for t in history if t.answer and not t.stopped]
     heard = Heard()
     async for event in talk(
@@ -324,6 +330,12 @@ async def group_question(
     """Ask the group's personas (or only those in ``to``) ``question``, each after what it said in the group
     before; lane ``i`` is the ``i``-th persona asked. The group's record is written as answers arrive and at
     the end, with every failure and stopped answer in it."""
+    if groups is not None:
+        unusable = await asyncio.to_thread(folder_problem, groups.root)
+        if unusable is not None:  # checked before anything is sent
+            yield Failed(FailureKind.SAVE, unusable.message, unusable.hint)
+            yield TalkFinished(0, len(to or group.persona_ids), False, 0.0, 0, len(to or group.persona_ids))
+            return
     ids = [i for i in (to or group.persona_ids) if i in records]
     asked = GroupQuestion(question=question, to=ids)
     group.questions.append(asked)
