@@ -161,3 +161,25 @@ async def test_the_palette_offers_both(app_factory: AppFactory, sample_records: 
         await pilot.pause()
         keys = {key: active.binding.action for key, active in app.active_bindings.items()}
         assert keys.get("i") == "interview" and keys.get("a") == "ask_group"
+
+
+async def test_esc_in_an_interview_leaves_a_running_generation_alone(
+    app_factory: AppFactory, sample_records: list[PersonaRecord]
+) -> None:
+    app = app_factory(ScriptedProvider([Step(hang=True)]), records=sample_records)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await ready(app, pilot)
+        app.query_one("#description", Input).value = "nurses"
+        await pilot.press("ctrl+g")
+        await pilot.pause(0.1)
+        assert app.running
+        app.table.focus()
+        await pilot.press("i")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, InterviewScreen)
+        await pilot.press("escape")  # closes the interview; the generation goes on
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, InterviewScreen) and app.running
+        await pilot.press("escape")
+        await pilot.pause(0.3)
+        assert not app.running

@@ -59,8 +59,8 @@ from persona_tui.present import one_line
 from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write, index_entry
 from persona_tui.tui.screens.confirm import ConfirmScreen
 from persona_tui.tui.screens.detail import DetailScreen
-from persona_tui.tui.screens.focus_group import open_focus_group
-from persona_tui.tui.screens.interview import TalkKit, open_interview
+from persona_tui.tui.screens.focus_group import FocusGroupScreen, open_focus_group
+from persona_tui.tui.screens.interview import InterviewScreen, TalkKit, open_interview
 from persona_tui.tui.screens.models import ModelPickerScreen
 from persona_tui.tui.screens.organizations import OrganizationsScreen
 from persona_tui.tui.screens.report import REWRITE, ReportScreen
@@ -777,8 +777,8 @@ class PersonaApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MAIN_SCREEN_ONLY and len(self.screen_stack) > 1:
             return False  # a dialog is open: its own keys (ctrl+s saves there) come first
-        if action == "cancel":
-            return self.running
+        if action == "cancel":  # in a conversation, Esc stops the answer, not the generation behind it
+            return self.running and not isinstance(self.screen, InterviewScreen | FocusGroupScreen)
         if action == "generate":
             return not self.running
         if action == "generate_busy":  # the same key while a generation runs: say so, as Enter does
