@@ -161,6 +161,7 @@ def test_ctrl_c_stops_an_answer_and_the_interview_goes_on(env: dict[str, str]) -
         ("How old are you?", False),
     ]
     assert turns[0].answer.startswith("Hon") and not turns[0].answer.endswith('"')  # what arrived, cut short
+    assert "Stopped after" in err and "what arrived is kept" in err
     assert "Traceback" not in err
 
 
