@@ -174,6 +174,9 @@ async def talk(
     heard = heard if heard is not None else Heard()
     start = clock()
     count = len(speakers)
+    if not count:  # nobody to ask: nothing is sent
+        yield TalkFinished(0, 0, False, 0.0, 0, 0)
+        return
     who = speakers[0].record.persona.name if count == 1 else f"{count} personas"
     first = StageStarted(Stage.PREPARING, f"Asking {who} with {provider.label}")
     heard.see(first)
