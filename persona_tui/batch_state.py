@@ -310,6 +310,17 @@ class BatchState:
             self.stages[self.stage] = StageState("failed", note="cancelled")
         self.outcome = event
 
+    def _answered(self, event: ev.AnswerDone, now: float) -> None:
+        self.saved += 1
+        self.lanes.pop(event.index, None)
+
+    def _talk_finished(self, event: ev.TalkFinished, now: float) -> None:
+        self.frozen_elapsed = event.seconds
+        self.lanes.clear()
+        if event.ok:
+            self.stage, self.fraction = Stage.DONE, 1.0
+        self.running = False
+
     def _finished(self, event: ev.Finished, now: float) -> None:
         summary = event.summary
         self.frozen_elapsed = summary.seconds
@@ -338,5 +349,7 @@ _FOLDS: dict[type, Callable[[BatchState, Any, float], None]] = {
     ev.Failed: BatchState._failed,
     ev.Cancelled: BatchState._cancelled,
     ev.Finished: BatchState._finished,
+    ev.AnswerDone: BatchState._answered,
+    ev.TalkFinished: BatchState._talk_finished,
 }
 """Events with no entry (partial personas, notices) change nothing here."""

@@ -17,8 +17,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,7 @@ from persona_tui.engine.text import strip_control
 from persona_tui.export import FORMATS, card_file_name, export_text, records_to_json
 from persona_tui.models import (
     COUNT_MAX,
+    FocusGroup,
     GenerationRequest,
     Mix,
     Organization,
@@ -48,12 +50,22 @@ from persona_tui.models import (
     PersonaRecord,
     RequestError,
     RunRecord,
+    Turn,
     plain_reason,
 )
-from persona_tui.narrate import report_lines
+from persona_tui.narrate import flags_sentence, report_lines
 from persona_tui.present import CURRENT_MARK, describe, fmt_when, model_cells, one_line, revision_diff
 from persona_tui.render import HeadlessRenderer
-from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write, run_state
+from persona_tui.storage import (
+    GroupStore,
+    OrganizationStore,
+    PersonaStore,
+    RunStore,
+    StoreError,
+    TranscriptStore,
+    atomic_write,
+    run_state,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ORG_FIELDS = Organization.CONTEXT_FIELDS
@@ -221,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_flags(resume, suppress=True)
 
     _batch_parser(sub)
+    _talk_parsers(sub)
 
     lst = _command(
         sub,
@@ -365,6 +378,48 @@ def _persona_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     _model_flags(refine, suppress=True)
 
 
+def _talk_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ask = _command(
+        sub,
+        "ask",
+        "ask one or more personas a question (a focus group), answers streamed side by side",
+        "Put one question to personas, named by id, by organization (--org) or by a filter over their text "
+        "(--filter): the answers stream in parallel with live feedback on stderr, and are printed on stdout "
+        "(as JSON with --json). The focus group is saved in the data folder's groups/; --group asks its "
+        "personas a follow-up (all of them, or one with --to).",
+        models=True,
+        interrupted=True,
+    )
+    ask.add_argument("words", nargs="+", metavar="ID ... QUESTION", help="persona ids (or none), then the question")
+    ask.add_argument("--org", dest="organization", default=None, help="ask the personas made for this organization")
+    ask.add_argument("--filter", default=None, metavar="TEXT", help="ask the personas whose text contains TEXT")
+    ask.add_argument("--group", default=None, metavar="ID", help="a follow-up to this focus group (its id's start)")
+    ask.add_argument("--to", default=None, metavar="ID", help="with --group: ask only this one persona")
+    ask.add_argument("-j", "--concurrency", type=int, default=None, help="answers at once (default 4)")
+    ask.add_argument("--json", action="store_true", help="print the answers as a JSON array on stdout")
+    ask.add_argument("--markdown", action="store_true", help="print the whole focus group as Markdown on stdout")
+    _common(ask, suppress=True)
+    _model_flags(ask, suppress=True)
+
+    interview = _command(
+        sub,
+        "interview",
+        "interview one persona, line by line, in a plain terminal",
+        "A chat with one persona: each line read from stdin is a question, answered in the persona's voice with "
+        "live feedback on stderr and the answer on stdout. An empty line or end of input ends it; Ctrl-C stops "
+        "an answer and keeps the conversation. Each turn is saved in the data folder's transcripts/ and the "
+        "conversation goes on next time.",
+        models=True,
+        interrupted=True,
+    )
+    interview.add_argument("id", help="a persona id, or its first characters (at least 4)")
+    interview.add_argument(
+        "--markdown", action="store_true", help="print the saved transcript as Markdown and ask nothing"
+    )
+    _common(interview, suppress=True)
+    _model_flags(interview, suppress=True)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     names = ("data_dir", "provider", "model", "base_url", "seed", "concurrency", "temperature")
     flags = {name: getattr(args, name, None) for name in names}
@@ -395,6 +450,8 @@ def main(argv: Sequence[str] | None = None, *, open_app: Callable[[Settings], in
             "batch": cmd_batch,
             "edit": cmd_edit,
             "refine": cmd_refine,
+            "ask": cmd_ask,
+            "interview": cmd_interview,
         }
         return command[args.command](args, settings, err)
     except (SettingsError, RequestError) as exc:
@@ -1139,3 +1196,267 @@ async def _refine(
             loop.remove_signal_handler(signal.SIGINT)
         await provider.aclose()
     return summary
+
+
+# ----- talking to personas -----
+
+
+def _offline_note(provider: Provider, settings: Settings, err: Console, what: str) -> None:
+    if not provider.is_ai:
+        hint = f" {setup_hint(settings)}" if settings.provider == "auto" else ""
+        err.print(Text(f"Using the {provider.label}: {what}{hint}", style="yellow"))
+
+
+def _persona_text(record: PersonaRecord) -> str:
+    return " ".join(str(value) for value in record.persona.model_dump().values()).casefold()
+
+
+def _askees(args: argparse.Namespace, ids: list[str], settings: Settings, err: Console) -> list[PersonaRecord]:
+    """The personas to ask: those named, else those of --org and --filter."""
+    store = PersonaStore(settings.personas_dir)
+    if ids:
+        chosen = [asyncio.run(store.find(persona_id))[0] for persona_id in ids]
+    elif args.organization or args.filter:
+        chosen = asyncio.run(_load(settings, err))
+        if args.organization:
+            chosen = _for_organization(chosen, args.organization, settings)
+    else:
+        raise CliError(
+            "No persona to ask.", 'Name them by id, or choose them with --org or --filter: ask ID "question".', 2
+        )
+    if args.filter:
+        wanted = args.filter.casefold()
+        chosen = [r for r in chosen if wanted in _persona_text(r)]
+    unique = list({r.id: r for r in chosen}.values())
+    if not unique:
+        raise CliError("No persona matches.", "See `persona-tui list` for the personas and their ids.", EXIT_USAGE)
+    return unique
+
+
+def _question(text: str) -> str:
+    from persona_tui.engine.pipeline.talk import QUESTION_MAX
+
+    question = text.strip()
+    if not question:
+        raise CliError("The question is empty.", 'Put it last, in quotes: ask ID "What frustrates you?"', EXIT_USAGE)
+    if len(question) > QUESTION_MAX:
+        raise CliError(f"The question is {len(question):,} characters; at most {QUESTION_MAX:,}.", "", EXIT_USAGE)
+    return question
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    from persona_tui.engine.pipeline.talk import new_group
+
+    *ids, text = args.words
+    question = _question(text)
+    if args.concurrency is not None:
+        if args.concurrency < 1:
+            raise CliError("--concurrency must be 1 or more.", "", EXIT_USAGE)
+        settings = replace(settings, concurrency=args.concurrency)
+    groups = GroupStore(settings.groups_dir)
+    to: list[str] = []
+    if args.group:
+        group = asyncio.run(groups.find(args.group))
+        store = PersonaStore(settings.personas_dir)
+        records = [asyncio.run(store.find(persona_id))[0] for persona_id in group.persona_ids]
+        if args.to:
+            to = [r.id for r in records if r.id.startswith(args.to.strip().lower())]
+            if len(to) != 1:
+                raise CliError(f"No single persona of the group has an id starting with {args.to!r}.", "", EXIT_USAGE)
+    else:
+        records = _askees(args, ids, settings, err)
+        group = new_group(records)
+    provider = make_provider(settings)
+    _offline_note(provider, settings, err, "answers are made from the personas' own fields, not by a model.")
+    heard = asyncio.run(_ask(group, records, question, to, provider, settings, err, groups))
+    return _ask_finish(group, heard, args, err, groups)
+
+
+async def _ask(
+    group: FocusGroup,
+    records: list[PersonaRecord],
+    question: str,
+    to: list[str],
+    provider: Provider,
+    settings: Settings,
+    err: Console,
+    groups: GroupStore,
+) -> ev.TalkFinished | None:
+    from persona_tui.engine.pipeline.talk import group_question
+
+    count = len(to or group.persona_ids)
+    cancel = asyncio.Event()
+    end: ev.TalkFinished | None = None
+    estimates = await asyncio.to_thread(EstimateBook.load, settings.data_dir)
+    with (
+        _interrupts(cancel),
+        HeadlessRenderer(err, count=count, provider_label=provider.label, done="answered") as view,
+    ):
+        try:
+            async for event in group_question(
+                group,
+                {r.id: r for r in records},
+                question,
+                to,
+                provider=provider,
+                settings=settings,
+                groups=groups,
+                estimates=estimates,
+                cancel=cancel,
+            ):
+                view.handle(event)
+                if isinstance(event, ev.TalkFinished):
+                    end = event
+        finally:
+            await provider.aclose()
+    return end
+
+
+def _ask_finish(
+    group: FocusGroup, end: ev.TalkFinished | None, args: argparse.Namespace, err: Console, groups: GroupStore
+) -> int:
+    from persona_tui.export import group_markdown
+
+    asked = group.questions[-1]
+    rows = []
+    for persona_id in asked.to:
+        got = asked.answers.get(persona_id)
+        name = group.names.get(persona_id, "")
+        rows.append({"persona_id": persona_id, "name": name, **(got.model_dump() if got else {"error": "not asked"})})
+    if args.json:
+        sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    elif args.markdown:
+        sys.stdout.write(group_markdown(group) + "\n")
+    else:
+        out = console()
+        for row in rows:
+            words = row.get("answer") or f"(no answer: {row.get('error') or 'stopped'})"
+            out.print(Text(f"{one_line(row['name'])}: ", style="bold") + Text(strip_control(str(words))))
+    sys.stdout.flush()
+    err.print(Text(f"Focus group {group.id[:8]} saved in {groups.path_for(group)}", style="dim"))
+    err.print(Text(f'Follow up with: persona-tui ask --group {group.id[:8]} "..."', style="dim"))
+    if end is None or end.cancelled:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if end.ok else EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _interrupts(cancel: asyncio.Event) -> Iterator[None]:
+    """First Ctrl-C: stop the answers and keep what came; a second: stop at once."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def on_interrupt() -> None:
+        if cancel.is_set() and task is not None:
+            task.cancel()
+        cancel.set()
+
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def cmd_interview(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    from persona_tui.export import transcript_markdown
+
+    record, _ = asyncio.run(PersonaStore(settings.personas_dir).find(args.id))
+    transcripts = TranscriptStore(settings.transcripts_dir)
+    turns = asyncio.run(transcripts.read(record.id))
+    if args.markdown:
+        sys.stdout.write(transcript_markdown(record, turns) + "\n")
+        return EXIT_OK
+    provider = make_provider(settings)
+    _offline_note(provider, settings, err, "answers are made from the persona's own fields, not by a model.")
+    name = one_line(record.persona.name)
+    earlier = f"; {len(turns)} earlier turn(s) kept, the conversation goes on" if turns else ""
+    err.print(Text(f"Interviewing {name} ({record.persona.age}, {one_line(record.persona.occupation)}){earlier}."))
+    err.print(Text("One question a line; an empty line or Ctrl-D ends; Ctrl-C stops an answer.", style="dim"))
+    return asyncio.run(_interview(record, turns, provider, settings, err, transcripts))
+
+
+async def _interview(
+    record: PersonaRecord,
+    turns: list[Turn],
+    provider: Provider,
+    settings: Settings,
+    err: Console,
+    transcripts: TranscriptStore,
+) -> int:
+    lines = _stdin_lines()
+    estimates = await asyncio.to_thread(EstimateBook.load, settings.data_dir)
+    out = console()
+    failed = False
+    name = one_line(record.persona.name)
+    try:
+        while True:
+            if sys.stdin.isatty():
+                err.print(Text("You: ", style="bold"), end="")
+            question = (await lines.get() or "").strip()
+            if not question:
+                return EXIT_FAILED if failed else EXIT_OK
+            turn = await _one_turn(record, turns, question, provider, settings, err, transcripts, estimates)
+            if turn is None:
+                failed = True
+                continue
+            turns.append(turn)
+            out.print(Text(f"{name}: ", style="bold") + Text(strip_control(turn.answer or "(nothing yet)")))
+            if turn.flags:
+                err.print(Text(flags_sentence(turn.flags), style="yellow"))
+    except asyncio.CancelledError:
+        return EXIT_INTERRUPTED
+    finally:
+        await provider.aclose()
+
+
+async def _one_turn(
+    record: PersonaRecord,
+    turns: list[Turn],
+    question: str,
+    provider: Provider,
+    settings: Settings,
+    err: Console,
+    transcripts: TranscriptStore,
+    estimates: EstimateBook,
+) -> Turn | None:
+    from persona_tui.engine.pipeline.talk import interview_turn
+
+    cancel = asyncio.Event()
+    kept: Turn | None = None
+    with _interrupts(cancel), HeadlessRenderer(err, count=1, provider_label=provider.label, done="answered") as view:
+        async for item in interview_turn(
+            record,
+            turns,
+            _question(question),
+            provider=provider,
+            settings=settings,
+            transcripts=transcripts,
+            estimates=estimates,
+            cancel=cancel,
+        ):
+            if isinstance(item, Turn):
+                kept = item
+            else:
+                view.handle(item)
+    return kept
+
+
+def _stdin_lines() -> asyncio.Queue[str | None]:
+    """Lines of stdin as they come, read by a daemon thread (a blocked read never holds up the exit); None at EOF."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read() -> None:
+        try:
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        except (OSError, ValueError, RuntimeError):
+            pass
+        with contextlib.suppress(RuntimeError):  # the loop may be closed already
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=read, name="stdin-lines", daemon=True).start()
+    return queue

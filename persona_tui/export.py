@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from persona_tui.engine.text import strip_control
-from persona_tui.models import PersonaRecord
+from persona_tui.models import FocusGroup, PersonaRecord, Turn
 from persona_tui.storage import slugify
 
 FORMATS = ("json", "jsonl", "csv", "md", "prompt")
@@ -193,3 +193,68 @@ def persona_prompt(record: PersonaRecord) -> str:
         "- Say when you do not know something or would not do it, rather than inventing expertise you lack.",
     ]
     return "\n\n".join(parts) + "\n"
+
+
+# ----- conversations as Markdown -----
+
+
+def _md(text: str) -> str:
+    """Model text fit for a Markdown line: control sequences gone, markup characters escaped."""
+    clean = strip_control(text, keep_newlines=True)
+    for char in "\\`*_[]<>#|":
+        clean = clean.replace(char, "\\" + char)
+    return clean
+
+
+def _quoted(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in _md(text).splitlines() or [""])
+
+
+def transcript_markdown(record: PersonaRecord, turns: Sequence[Turn]) -> str:
+    """An interview as Markdown: who the persona is, then each question and answer, flags and stops noted."""
+    p = record.persona
+    lines = [
+        f"# Interview with {_md(p.name)}",
+        "",
+        f"{p.age}, {_md(p.occupation)}, {_md(p.location)}. Persona {record.id}.",
+        "",
+    ]
+    for number, turn in enumerate(turns, 1):
+        source = "offline sample generator, not AI" if turn.provider == "offline" else _md(turn.model)
+        lines += [f"## {number}. {_md(turn.question)}", "", _quoted(turn.answer or "(no answer)"), ""]
+        note = f"*{turn.asked_at:%Y-%m-%d %H:%M} UTC, {source}, {turn.seconds:.1f} s*"
+        if turn.stopped:
+            note += " *(stopped before the end)*"
+        lines += [note, ""]
+        lines += [f"- Out of character? {_md(flag)}" for flag in turn.flags]
+        if turn.flags:
+            lines.append("")
+    return "\n".join(lines)
+
+
+def group_markdown(group: FocusGroup) -> str:
+    """A focus group as Markdown: each question, then every persona's answer under its name."""
+    source = "offline sample generator, not AI" if group.provider == "offline" else _md(group.model)
+    lines = [
+        f"# Focus group {group.id[:8]}",
+        "",
+        f"{len(group.persona_ids)} personas, {group.created_at:%Y-%m-%d %H:%M} UTC, {source}.",
+        "",
+    ]
+    for number, asked in enumerate(group.questions, 1):
+        lines += [f"## {number}. {_md(asked.question)}", ""]
+        for persona_id in asked.to:
+            name = _md(group.names.get(persona_id, persona_id[:8]))
+            got = asked.answers.get(persona_id)
+            lines.append(f"### {name}")
+            lines.append("")
+            if got is None or got.error:
+                lines += [f"*No answer: {_md(got.error) if got else 'not asked'}*", ""]
+                continue
+            lines += [_quoted(got.answer or "(no answer)"), ""]
+            if got.stopped:
+                lines += ["*(stopped before the end)*", ""]
+            lines += [f"- Out of character? {_md(flag)}" for flag in got.flags]
+            if got.flags:
+                lines.append("")
+    return "\n".join(lines)

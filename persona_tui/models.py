@@ -511,3 +511,81 @@ def plain_reason(exc: ValidationError) -> tuple[str, str]:
         message = str(first["msg"])
         reason = message[:1].lower() + message[1:]
     return field, reason
+
+
+TRANSCRIPT_KIND = "persona-tui/turn"
+GROUP_KIND = "persona-tui/group"
+
+
+class Turn(BaseModel):
+    """One question put to a persona and its answer: one line of the persona's transcript."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: Literal["persona-tui/turn"] = "persona-tui/turn"
+    persona_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    asked_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    question: str
+    answer: str = ""
+    """Model text (untrusted), or the offline generator's; cut short when ``stopped``."""
+    provider: str = ""
+    model: str = ""
+    seconds: float = Field(default=0.0, ge=0)
+    tokens: int = Field(default=0, ge=0)
+    usage: Usage | None = None
+    flags: list[str] = Field(default_factory=list)
+    """What the rule pass found in the answer that contradicts the persona's fields."""
+    stopped: bool = False
+    """The user stopped the answer: what arrived is kept, and not sent back to the model."""
+
+
+class GroupAnswer(BaseModel):
+    """One persona's answer to one question of a focus group."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    answer: str = ""
+    seconds: float = Field(default=0.0, ge=0)
+    tokens: int = Field(default=0, ge=0)
+    flags: list[str] = Field(default_factory=list)
+    error: str = ""
+    """Why there is no answer (the failure's sentence), or empty."""
+    stopped: bool = False
+
+
+class GroupQuestion(BaseModel):
+    """One question of a focus group, to all its personas or to one, and the answers that came."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    question: str
+    asked_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    to: list[str] = Field(default_factory=list)
+    """The persona ids asked (all of the group's, or one for a follow-up to one)."""
+    answers: dict[str, GroupAnswer] = Field(default_factory=dict)
+
+
+class FocusGroup(BaseModel):
+    """A focus group: personas asked the same questions, answering side by side."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: Literal["persona-tui/group"] = "persona-tui/group"
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[0-9a-f]{32}$")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    persona_ids: list[str] = Field(default_factory=list)
+    names: dict[str, str] = Field(default_factory=dict)
+    """Persona id -> name as it was when the group met (model text: untrusted)."""
+    provider: str = ""
+    model: str = ""
+    questions: list[GroupQuestion] = Field(default_factory=list)
+
+    def history(self, persona_id: str) -> list[tuple[str, str]]:
+        """The questions this persona answered in the group, with its answers (for the next question's prompt)."""
+        out: list[tuple[str, str]] = []
+        for q in self.questions:
+            got = q.answers.get(persona_id)
+            if got is not None and got.answer and not got.stopped and not got.error:
+                out.append((q.question, got.answer))
+        return out

@@ -37,6 +37,8 @@ SHOTS: dict[str, tuple[str, tuple[int, int]]] = {
     "help": ("help", (120, 36)),
     "edit-form": ("edit_form", (120, 36)),
     "refine-diff": ("refine_diff", (120, 36)),
+    "focus-group": ("focus_group_live", (120, 36)),
+    "interview": ("interview", (120, 36)),
 }
 """File name (without .svg): the scene it shows and the terminal size (columns, rows)."""
 

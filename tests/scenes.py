@@ -794,3 +794,18 @@ def app_for(scene: Scene, data_dir: Path) -> PersonaApp:
     records = sample_records() if scene.records else None
     provider = ThinkerProvider([Step(hang=True)]) if scene.thinker else None
     return build_app(data_dir, records=records, offline=scene.offline, provider=provider)
+
+
+# Issue 18's scenes (talking to personas) live in their own module, registered here.
+from tests.scenes_talk import scene_focus_group_done, scene_focus_group_live, scene_interview  # noqa: E402
+
+SCENES.update(
+    {
+        s.name: s
+        for s in (
+            Scene("interview", "Interviewing a persona", scene_interview),
+            Scene("focus_group_live", "A focus group in flight", scene_focus_group_live),
+            Scene("focus_group_done", "A focus group's answers side by side", scene_focus_group_done),
+        )
+    }
+)

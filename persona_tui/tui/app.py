@@ -60,7 +60,9 @@ from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, Store
 from persona_tui.tui import persona_actions
 from persona_tui.tui.screens.confirm import ConfirmScreen
 from persona_tui.tui.screens.detail import DetailScreen
+from persona_tui.tui.screens.focus_group import FocusGroupScreen, open_focus_group
 from persona_tui.tui.screens.help import HelpScreen, key_rows
+from persona_tui.tui.screens.interview import InterviewScreen, TalkKit, open_interview
 from persona_tui.tui.screens.models import ModelPickerScreen
 from persona_tui.tui.screens.organizations import OrganizationsScreen
 from persona_tui.tui.screens.report import REWRITE, ReportScreen
@@ -168,6 +170,8 @@ class PersonaApp(App[None]):
             priority=True,
             tooltip="Continue the newest unfinished run where it stopped",
         ),
+        Binding("i", "interview", "Interview", id="interview", show=False, tooltip="Talk with the selected persona"),
+        Binding("a", "ask_group", "Ask", id="ask-group", show=False, tooltip="Ask the marked (else shown) personas"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
         Binding("question_mark", "help", "Help", id="help-question", show=False, tooltip="Every key of this screen"),
         Binding("e", "edit_persona", "Edit", id="edit-persona", show=False, tooltip="Edit the persona's fields"),
@@ -858,8 +862,8 @@ class PersonaApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MAIN_SCREEN_ONLY and len(self.screen_stack) > 1:
             return False  # a dialog is open: its own keys (ctrl+s saves there) come first
-        if action == "cancel":
-            return self.running
+        if action == "cancel":  # in a conversation, Esc stops the answer, not the generation behind it
+            return self.running and not isinstance(self.screen, InterviewScreen | FocusGroupScreen)
         if action == "generate":
             return not self.running
         if action == "generate_busy":  # the same key while a generation runs: say so, as Enter does
@@ -1072,6 +1076,10 @@ class PersonaApp(App[None]):
                 f"Write the personas the table shows to {self.settings.data_dir / 'exports'}",
                 lambda fmt=fmt: self.run_worker(self.action_export(fmt)),
             )
+        yield SystemCommand("Interview the selected persona", "Talk with one persona (i)", self.action_interview)
+        yield SystemCommand(
+            "Ask the marked personas", "A focus group: one question, answers side by side (a)", self.action_ask_group
+        )
         yield SystemCommand("Focus the personas table", "Browse saved personas (ctrl+t)", self.action_focus_table)
         yield SystemCommand(
             "New persona (focus the description)", "Type who the next personas are (ctrl+n)", self.action_focus_form
@@ -1091,6 +1099,25 @@ class PersonaApp(App[None]):
                 "How diverse the last run came out; write its near-duplicates again (ctrl+d)",
                 self.action_report,
             )
+
+    # ----- talking to personas (persona_tui/tui/screens/interview.py and focus_group.py) -----
+
+    @work(group="talk", exit_on_error=False)
+    async def action_interview(self) -> None:
+        """i: interview the persona of the detail view, else the table's selected one."""
+        screen = self.screen
+        persona_id = screen.record.id if isinstance(screen, DetailScreen) else self.table.selected_id
+        await open_interview(self, self.store, persona_id, **self._talk_kit())
+
+    @work(group="talk", exit_on_error=False)
+    async def action_ask_group(self) -> None:
+        """a: a focus group of the marked personas, else the ones the table shows (the detail view's one alone)."""
+        screen = self.screen
+        ids = [screen.record.id] if isinstance(screen, DetailScreen) else self.table.marked_ids or self.table.shown_ids
+        await open_focus_group(self, self.store, ids, **self._talk_kit())
+
+    def _talk_kit(self) -> TalkKit:
+        return TalkKit(provider=self.provider, settings=self.settings, estimates=self.estimates, clock=self.clock)
 
     # ----- the diversity report -----
 

@@ -399,14 +399,25 @@ def _note(run: Run, index: int, outcome: JobOutcome) -> None:
     run.dirty.set()
 
 
-async def _lane(run: Run, indexes: Iterator[int], queue: asyncio.Queue[Event | _Done]) -> None:
+JobMaker = Callable[[Run, int], PersonaJob]
+"""Makes lane ``index``'s job: a persona's by default; a conversation's answer (``talk``) is another."""
+
+
+def _persona_job(run: Run, index: int) -> PersonaJob:
+    unlike = run.rewrite.unlike(index) if run.rewrite is not None else ()
+    return PersonaJob(run, index, unlike)
+
+
+async def _lane(
+    run: Run, indexes: Iterator[int], queue: asyncio.Queue[Event | _Done], make: JobMaker = _persona_job
+) -> None:
     """One of the batch's ``lanes`` workers: takes the next persona left until there is none."""
     for index in indexes:
         run.in_flight.add(index)
-        await _job(run, index, queue)
+        await _job(run, index, queue, make)
 
 
-async def _job(run: Run, index: int, queue: asyncio.Queue[Event | _Done]) -> None:
+async def _job(run: Run, index: int, queue: asyncio.Queue[Event | _Done], make: JobMaker = _persona_job) -> None:
     """One persona; whatever happens, the batch hears that it is done."""
     outcome = JobOutcome()
     try:
@@ -415,8 +426,7 @@ async def _job(run: Run, index: int, queue: asyncio.Queue[Event | _Done]) -> Non
         elif run.halted:
             outcome = JobOutcome(started=False)
         else:
-            unlike = run.rewrite.unlike(index) if run.rewrite is not None else ()
-            async for item in PersonaJob(run, index, unlike).events():
+            async for item in make(run, index).events():
                 if isinstance(item, JobOutcome):
                     outcome = item
                 else:

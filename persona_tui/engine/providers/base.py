@@ -37,6 +37,13 @@ class PromptSpec:
     revise: Persona | None = None
     """A persona to revise by ``instruction`` (a refinement) rather than one to write anew."""
     instruction: str = ""
+    persona: Persona | None = None
+    """In a conversation: the persona answering (``schema`` is then empty and the answer plain text); the
+    offline generator answers from its fields."""
+    question: str = ""
+    """In a conversation: the question just asked."""
+    turn: int = 0
+    """In a conversation: how many questions came before this one."""
 
 
 @runtime_checkable

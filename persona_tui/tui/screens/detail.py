@@ -25,6 +25,8 @@ class DetailScreen(ModalScreen[None]):
         Binding("f", "app.refine_persona", "Refine", show=False, tooltip="Revise the persona by an instruction"),
         Binding("c", "app.copy_persona", "Copy", show=False, tooltip="Copy the persona as Markdown"),
         Binding("question_mark", "app.help", "Help", show=False, tooltip="Every key of this screen"),
+        Binding("i", "app.interview", "Interview", id="detail-interview", show=False, tooltip="Talk to this persona"),
+        Binding("a", "app.ask_group", "Ask", id="detail-ask", show=False, tooltip="Ask the marked personas"),
     ]
     HELP_GROUP = "Persona details"
 
