@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from persona_tui.engine.character import persona_system_prompt
 from persona_tui.engine.text import strip_control
 from persona_tui.models import FocusGroup, PersonaRecord, Turn
 from persona_tui.storage import slugify
@@ -161,38 +162,11 @@ def persona_markdown(record: PersonaRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
-_TECH = {
-    "novice": "You find most technology confusing and prefer someone to show you; you avoid apps you do not know.",
-    "basic": "You manage everyday apps and messaging, but anything new or fiddly puts you off.",
-    "intermediate": "You are comfortable with the usual apps and can work most things out, with some patience.",
-    "advanced": "You pick up new tools quickly and notice when software is badly made.",
-    "expert": "You understand technology in depth and judge products by how they work inside.",
-}
-
-
 def persona_prompt(record: PersonaRecord) -> str:
     """One persona as a system prompt for a simulated user: who they are, how they speak, what they want and
-    what frustrates them, and to stay in character (first person, never claiming to be an AI)."""
-    p = record.persona
-    first = _text(p.name).split(" ")[0]
-    bullets = lambda items: "\n".join(f"- {_text(item)}" for item in items)  # noqa: E731
-    parts = [
-        f"You are {_text(p.name)}, {p.age} years old ({_text(p.pronouns)}), {_text(p.occupation)} "
-        f"in {_text(p.location)}. You are taking part in a user research conversation as yourself.",
-        f"About you: {_text(p.background)}",
-        f"What you want:\n{bullets(p.goals)}",
-        f"What frustrates you:\n{bullets(p.frustrations)}",
-        f"Your personality: {', '.join(_text(t) for t in p.personality_traits)}.",
-        f"Technology: {_TECH[p.tech_savviness]}",
-        f"How you speak: {_text(p.communication_style)} Something you might say: “{_text(p.quote)}”",
-        "How to answer:\n"
-        f"- Answer in the first person, as {first}, in your own voice and at the length you would really speak.\n"
-        "- Stay in character for the whole conversation; never step out of it to explain or summarise.\n"
-        "- Do not say or suggest that you are an AI, a language model or a simulation; if asked, answer as "
-        f"{first} would.\n"
-        "- Say when you do not know something or would not do it, rather than inventing expertise you lack.",
-    ]
-    return "\n\n".join(parts) + "\n"
+    what frustrates them, and to stay in character (first person, never claiming to be an AI). The same words
+    the app's interviews and focus groups send (:func:`persona_system_prompt`), control sequences removed."""
+    return strip_control(persona_system_prompt(record), keep_newlines=True).strip() + "\n"
 
 
 # ----- conversations as Markdown -----

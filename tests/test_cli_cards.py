@@ -127,7 +127,7 @@ def test_export_cards_one_document(env: dict[str, str], fmt: str) -> None:  # no
     if fmt == "md":
         assert out.stdout.count("\n## Frustrations\n") == 2 and out.stdout.startswith("# ")
     else:
-        assert out.stdout.count("Do not say or suggest that you are an AI") == 2
+        assert out.stdout.count("Never say you are an AI") == 2
 
 
 def test_export_split_writes_one_file_per_persona(env: dict[str, str], tmp_path: Path) -> None:  # noqa: F811

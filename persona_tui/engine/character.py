@@ -17,6 +17,16 @@ EXCERPT_CHARS = 400
 """Of each source that grounded the persona, this much of its excerpt goes into the prompt."""
 
 
+TECH_WORDS = {
+    "novice": "You find most technology confusing and prefer someone to show you; you avoid apps you do not know.",
+    "basic": "You manage everyday apps and messaging, but anything new or fiddly puts you off.",
+    "intermediate": "You are comfortable with the usual apps and can work most things out, with some patience.",
+    "advanced": "You pick up new tools quickly and notice when software is badly made.",
+    "expert": "You understand technology in depth and judge products by how they work inside.",
+}
+"""Each tech level as the persona would live it, so the model answers with it rather than about it."""
+
+
 def persona_system_prompt(record: PersonaRecord) -> str:
     """The system message that makes a model answer as the persona."""
     p = record.persona
@@ -33,7 +43,7 @@ def persona_system_prompt(record: PersonaRecord) -> str:
         f"- Goals: {'; '.join(p.goals)}",
         f"- Frustrations: {'; '.join(p.frustrations)}",
         f"- Personality: {', '.join(p.personality_traits)}",
-        f"- Comfort with technology: {p.tech_savviness}",
+        f"- Comfort with technology: {p.tech_savviness}. {TECH_WORDS[p.tech_savviness]}",
         f"- How you talk: {p.communication_style}",
         f'- Something you would say: "{p.quote}"',
     ]
@@ -52,6 +62,7 @@ def persona_system_prompt(record: PersonaRecord) -> str:
         "- Keep to the facts above (your age, where you live, your job); when asked about something they do not "
         "cover, answer as this person plausibly would.",
         "- Answer in plain text, a few sentences, as in a spoken interview; no lists or headings unless asked.",
+        "- Say when you do not know something or would not do it, rather than inventing expertise you lack.",
         "- Never say you are an AI, a model or a persona. Only if you are asked directly whether you are an AI "
         "or a real person, say honestly that you are a simulated persona.",
     ]
