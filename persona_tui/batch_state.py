@@ -220,7 +220,7 @@ class BatchState:
             self.tokens, self.rate, self.reasoning_tokens, self.reasoning_seconds = 0, 0.0, 0, 0.0
         elif stage is Stage.THINKING:
             self.thinking_since, self.thinking_detail = now, event.detail
-        if stage in PER_PERSONA:
+        if stage in PER_PERSONA and event.index >= 0:  # below 0: the whole run's (a Batch API batch), no lane
             lane = self._lane(event.index)
             lane.stage, lane.model, lane.idle, lane.heard = stage, "", None, now
             if stage is Stage.CALLING:
@@ -310,6 +310,17 @@ class BatchState:
             self.stages[self.stage] = StageState("failed", note="cancelled")
         self.outcome = event
 
+    def _answered(self, event: ev.AnswerDone, now: float) -> None:
+        self.saved += 1
+        self.lanes.pop(event.index, None)
+
+    def _talk_finished(self, event: ev.TalkFinished, now: float) -> None:
+        self.frozen_elapsed = event.seconds
+        self.lanes.clear()
+        if event.ok:
+            self.stage, self.fraction = Stage.DONE, 1.0
+        self.running = False
+
     def _finished(self, event: ev.Finished, now: float) -> None:
         summary = event.summary
         self.frozen_elapsed = summary.seconds
@@ -338,5 +349,7 @@ _FOLDS: dict[type, Callable[[BatchState, Any, float], None]] = {
     ev.Failed: BatchState._failed,
     ev.Cancelled: BatchState._cancelled,
     ev.Finished: BatchState._finished,
+    ev.AnswerDone: BatchState._answered,
+    ev.TalkFinished: BatchState._talk_finished,
 }
 """Events with no entry (partial personas, notices) change nothing here."""

@@ -11,10 +11,15 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import shlex
 import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,25 +40,30 @@ from persona_tui.engine.plan import mix_from_table, parse_mix
 from persona_tui.engine.providers import NoModelList, Provider, make_provider, names, server_models, setup_hint
 from persona_tui.engine.providers.base import ModelEntry
 from persona_tui.engine.text import strip_control
-from persona_tui.export import export_text, records_to_json
+from persona_tui.export import FORMATS, card_file_name, export_text, records_to_json
 from persona_tui.models import (
     COUNT_MAX,
+    FocusGroup,
     GenerationRequest,
     Mix,
     Organization,
+    Persona,
     PersonaRecord,
     RequestError,
     RunRecord,
+    Turn,
     plain_reason,
 )
-from persona_tui.narrate import report_lines
-from persona_tui.present import CURRENT_MARK, describe, fmt_when, model_cells, one_line
+from persona_tui.narrate import flags_sentence, report_lines
+from persona_tui.present import CURRENT_MARK, describe, fmt_when, model_cells, one_line, revision_diff
 from persona_tui.render import HeadlessRenderer
 from persona_tui.storage import (
+    GroupStore,
     OrganizationStore,
     PersonaStore,
     RunStore,
     StoreError,
+    TranscriptStore,
     atomic_write,
     find_words,
     has_words,
@@ -263,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_flags(resume, suppress=True)
 
     _batch_parser(sub)
+    _talk_parsers(sub)
 
     lst = _command(
         sub,
@@ -293,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("id", help="a persona id, or its first characters (at least 4)")
     _common(delete, suppress=True)
+
+    _persona_parsers(sub)
 
     org = _command(
         sub,
@@ -338,12 +351,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "export",
         "export all personas",
-        "Write every saved persona as JSON, JSONL or CSV, to stdout or to a file with -o.",
+        "Write every saved persona as JSON, JSONL, CSV, Markdown cards (md) or system prompts for a simulated "
+        "user (prompt), to stdout or to a file with -o; with --split (or --out DIR), one file per persona.",
+    )
+    export.add_argument("--format", choices=list(FORMATS), default="json", help="output format (default json)")
+    export.add_argument("-o", "--output", type=Path, default=None, help="write to this file instead of stdout")
+    export.add_argument(
+        "--split", action="store_true", help="one file per persona (md and prompt), in the folder given by --out"
     )
     export.add_argument(
-        "--format", choices=["json", "jsonl", "csv"], default="json", help="output format (default json)"
+        "--out", type=Path, default=None, metavar="DIR", help="the folder for one file per persona (implies --split)"
     )
-    export.add_argument("-o", "--output", type=Path, default=None, help="write to this file instead of stdout")
     _find_flags(export)
     _common(export, suppress=True)
     return parser
@@ -369,6 +387,79 @@ def _batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     back.add_argument("--json", action="store_true", help="print the records saved now as a JSON array on stdout")
     _common(back, suppress=True)
     _common(batch, suppress=True)
+
+
+def _persona_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``edit`` and ``refine``: one persona changed, the earlier version kept in its record."""
+    edit = _command(
+        sub,
+        "edit",
+        "edit one persona's fields in $VISUAL or $EDITOR",
+        "Open one persona's fields as JSON in $VISUAL (else $EDITOR); when the editor closes, the text is "
+        "validated like a model's answer and saved, the earlier version kept in the record. An invalid edit "
+        "saves nothing and keeps your text in a file it names (give it back with --from FILE).",
+    )
+    edit.add_argument("id", help="a persona id, or its first characters (at least 4)")
+    edit.add_argument("--from", dest="source", type=Path, default=None, metavar="FILE", help="start from this text")
+    _common(edit, suppress=True)
+    refine = _command(
+        sub,
+        "refine",
+        "revise one persona by an instruction, with live feedback on stderr",
+        "Send one persona and an instruction ('more sceptical of AI, lives alone') to the model; the revision "
+        "streams in with the same feedback as generate, then the changed fields are printed (old -> new). "
+        "It is saved with --yes, or if you answer y in a terminal; otherwise nothing is saved (exit 1).",
+        models=True,
+        interrupted=True,
+    )
+    refine.add_argument("id", help="a persona id, or its first characters (at least 4)")
+    refine.add_argument("instruction", help="what to change, e.g. 'more sceptical of AI, lives alone'")
+    refine.add_argument("-y", "--yes", action="store_true", help="save the revision without asking")
+    refine.add_argument("--json", action="store_true", help="print the saved record as JSON on stdout")
+    _common(refine, suppress=True)
+    _model_flags(refine, suppress=True)
+
+
+def _talk_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ask = _command(
+        sub,
+        "ask",
+        "ask one or more personas a question (a focus group), answers streamed side by side",
+        "Put one question to personas, named by id, by organization (--org) or by a filter over their text "
+        "(--filter): the answers stream in parallel with live feedback on stderr, and are printed on stdout "
+        "(as JSON with --json). The focus group is saved in the data folder's groups/; --group asks its "
+        "personas a follow-up (all of them, or one with --to).",
+        models=True,
+        interrupted=True,
+    )
+    ask.add_argument("words", nargs="+", metavar="ID ... QUESTION", help="persona ids (or none), then the question")
+    ask.add_argument("--org", dest="organization", default=None, help="ask the personas made for this organization")
+    ask.add_argument("--filter", default=None, metavar="TEXT", help="ask the personas whose text contains TEXT")
+    ask.add_argument("--group", default=None, metavar="ID", help="a follow-up to this focus group (its id's start)")
+    ask.add_argument("--to", default=None, metavar="ID", help="with --group: ask only this one persona")
+    ask.add_argument("-j", "--concurrency", type=int, default=None, help="answers at once (default 4)")
+    ask.add_argument("--json", action="store_true", help="print the answers as a JSON array on stdout")
+    ask.add_argument("--markdown", action="store_true", help="print the whole focus group as Markdown on stdout")
+    _common(ask, suppress=True)
+    _model_flags(ask, suppress=True)
+
+    interview = _command(
+        sub,
+        "interview",
+        "interview one persona, line by line, in a plain terminal",
+        "A chat with one persona: each line read from stdin is a question, answered in the persona's voice with "
+        "live feedback on stderr and the answer on stdout. An empty line or end of input ends it; Ctrl-C stops "
+        "an answer and keeps the conversation. Each turn is saved in the data folder's transcripts/ and the "
+        "conversation goes on next time.",
+        models=True,
+        interrupted=True,
+    )
+    interview.add_argument("id", help="a persona id, or its first characters (at least 4)")
+    interview.add_argument(
+        "--markdown", action="store_true", help="print the saved transcript as Markdown and ask nothing"
+    )
+    _common(interview, suppress=True)
+    _model_flags(interview, suppress=True)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -399,6 +490,10 @@ def main(argv: Sequence[str] | None = None, *, open_app: Callable[[Settings], in
             "runs": cmd_runs,
             "resume": cmd_resume,
             "batch": cmd_batch,
+            "edit": cmd_edit,
+            "refine": cmd_refine,
+            "ask": cmd_ask,
+            "interview": cmd_interview,
         }
         return command[args.command](args, settings, err)
     except (SettingsError, RequestError) as exc:
@@ -819,6 +914,8 @@ def cmd_delete(args: argparse.Namespace, settings: Settings, err: Console) -> in
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    if args.split or args.out is not None:
+        return _export_split(args, settings, err)
     records = _found_and_sorted(asyncio.run(_load(settings, err)), args)
     text = export_text(records, args.format)
     if args.output is None:
@@ -838,6 +935,35 @@ def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> in
             f"Could not write {args.output}: {(exc.strerror or str(exc)).lower()}.", "Choose a writable path with -o."
         ) from exc
     err.print(Text(f"Exported {len(records)} persona(s) to {args.output}"))
+    return EXIT_OK
+
+
+def _export_split(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    """One file per persona (a Markdown card or a prompt each) in the folder --out names."""
+    if args.format not in ("md", "prompt"):
+        raise CliError("--split writes one card per persona: it needs --format md or --format prompt.", "", EXIT_USAGE)
+    if args.out is None:
+        raise CliError("--split needs a folder to write to.", "Add --out DIR, for example --out cards.", EXIT_USAGE)
+    if args.output is not None:
+        raise CliError("Give either -o FILE (one document) or --out DIR (one file per persona).", "", EXIT_USAGE)
+    folder: Path = args.out
+    if folder.exists() and not folder.is_dir():
+        raise CliError(f"Could not write to {folder}: it is a file, not a folder.", "Give a folder with --out.")
+    records = _found_and_sorted(asyncio.run(_load(settings, err)), args)
+
+    async def write_all() -> None:
+        for record in records:
+            text = export_text([record], args.format)
+            await atomic_write(folder.resolve() / card_file_name(record, args.format), text.encode("utf-8"))
+
+    try:
+        asyncio.run(write_all())
+    except OSError as exc:
+        raise CliError(
+            f"Could not write to {folder}: {(exc.strerror or str(exc)).lower()}.",
+            "Choose a writable folder with --out.",
+        ) from exc
+    err.print(Text(f"Exported {len(records)} persona(s) to {folder}, one file each"))
     return EXIT_OK
 
 
@@ -965,3 +1091,420 @@ def _validated_org(values: dict[str, object]) -> Organization:
     except ValidationError as exc:
         field, reason = plain_reason(exc)
         raise CliError(f"The organization's {field} {reason}.", code=EXIT_USAGE) from None
+
+
+# ----- one persona changed: edit and refine -----
+
+
+def cmd_edit(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    """Open the persona's fields in the user's editor; save a valid change with the earlier version kept."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not editor:
+        raise CliError(
+            "No editor is set: both $VISUAL and $EDITOR are empty.",
+            "Set one for this command, e.g. EDITOR=nano persona-tui edit ID; or edit it in the app (e).",
+            EXIT_USAGE,
+        )
+    store = PersonaStore(settings.personas_dir)
+    record, _ = asyncio.run(store.find(args.id))
+    original = json.dumps(record.persona.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+    start = original
+    if args.source is not None:
+        try:
+            start = args.source.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"{args.source} could not be read: {exc.strerror or exc}.", "", EXIT_USAGE) from None
+    fd, name = tempfile.mkstemp(prefix=f"persona-{record.id[:8]}-", suffix=".json")
+    draft = Path(name)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(start)
+    try:
+        code = subprocess.call([*shlex.split(editor), str(draft)])
+    except OSError as exc:
+        draft.unlink(missing_ok=True)
+        reason = exc.strerror or exc
+        raise CliError(f"The editor {editor!r} could not be started: {reason}.", "Check $VISUAL/$EDITOR.") from None
+    text = draft.read_text(encoding="utf-8")
+    if code != 0:
+        raise CliError(f"The editor exited with status {code}; nothing was saved.", f"Your text is kept in {draft}.")
+    if text == original:
+        draft.unlink(missing_ok=True)
+        err.print(Text(f"No change to {one_line(record.persona.name)}; nothing saved."))
+        return EXIT_OK
+    try:
+        persona = Persona.model_validate_json(text)
+    except ValidationError as exc:
+        raise CliError(
+            f"The edited persona is not valid: {_edit_problem(exc)}; nothing was saved.",
+            f"Your text is kept in {draft}: fix it with `persona-tui edit {record.id[:8]} --from {draft}`.",
+        ) from None
+    new = record.with_change(persona, "edit")
+    asyncio.run(store.replace(new))
+    draft.unlink(missing_ok=True)
+    changed = ", ".join(new.versions[-1].changed) if new.versions else ""
+    err.print(Text(f"Saved {one_line(persona.name)} ({changed or 'no field'} changed); version {new.version_count}."))
+    return EXIT_OK
+
+
+def _edit_problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    if first["type"] == "json_invalid":
+        return f"it is not valid JSON ({first.get('ctx', {}).get('error', first['msg'])})"
+    field, reason = plain_reason(exc)
+    return f"{field} {reason}"
+
+
+def cmd_refine(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    store = PersonaStore(settings.personas_dir)
+    record, _ = asyncio.run(store.find(args.id))
+    if not args.instruction.strip():
+        raise CliError("The instruction is empty.", "Say what to change, e.g. 'older, lives alone'.", EXIT_USAGE)
+    provider = make_provider(settings)
+    if not provider.is_ai:
+        err.print(Text(f"Using the {provider.label}: the instruction is applied by simple rules.", style="yellow"))
+    asked = _Asked()
+    summary = asyncio.run(_refine(record, args, provider, store, settings, err, asked))
+    if summary.saved:
+        if args.json:
+            sys.stdout.write(summary.saved[0].model_dump_json(indent=2) + "\n")
+        return EXIT_OK
+    if asked.refused_quietly:
+        raise CliError(
+            "Nothing was saved: there is no terminal to ask whether to keep the revision.",
+            f"Save it with --yes: persona-tui refine {record.id[:8]} {shlex.quote(args.instruction)} --yes",
+        )
+    if summary.cancelled:
+        err.print(Text("Revision discarded; nothing saved."))
+        return EXIT_INTERRUPTED if asked.interrupted else EXIT_OK
+    return EXIT_FAILED
+
+
+class _Asked:
+    refused_quietly = False
+    """Not a terminal and no --yes: the diff was printed, nothing saved."""
+    interrupted = False
+
+
+async def _refine(
+    record: PersonaRecord,
+    args: argparse.Namespace,
+    provider: Provider,
+    store: PersonaStore,
+    settings: Settings,
+    err: Console,
+    asked: _Asked,
+) -> ev.Summary:
+    from persona_tui.engine.pipeline.refine import refine
+
+    cancel = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_interrupt() -> None:
+        asked.interrupted = True
+        cancel.set()
+
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    estimates = await asyncio.to_thread(EstimateBook.load, settings.data_dir)
+    summary = ev.Summary((), 1, True, 0.0, 0)
+    try:
+        with HeadlessRenderer(err, count=1, provider_label=provider.label) as view:
+
+            async def decide(old: PersonaRecord, new: PersonaRecord) -> bool:
+                if view.progress.live.is_started:
+                    view.progress.stop()
+                out = err if args.json else console()  # stdout holds only the record with --json
+                out.print(Text(f"Changes to {one_line(old.persona.name)}:", style="bold"))
+                out.print(revision_diff(old.persona, new.persona) or Text("No field changed."))
+                if args.yes:
+                    return True
+                if not sys.stdin.isatty():
+                    asked.refused_quietly = True
+                    return False
+                answer = await asyncio.to_thread(input, "Save this revision? [y/N] ")
+                return answer.strip().lower() in ("y", "yes")
+
+            async for event in refine(
+                record,
+                args.instruction,
+                provider=provider,
+                store=store,
+                decide=decide,
+                settings=settings,
+                estimates=estimates,
+                cancel=cancel,
+            ):
+                view.handle(event)
+                if isinstance(event, ev.Finished):
+                    summary = event.summary
+    except (EOFError, asyncio.CancelledError):
+        summary = ev.Summary((), 0, True, 0.0, 0)
+    finally:
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)
+        await provider.aclose()
+    return summary
+
+
+# ----- talking to personas -----
+
+
+def _offline_note(provider: Provider, settings: Settings, err: Console, what: str) -> None:
+    if not provider.is_ai:
+        hint = f" {setup_hint(settings)}" if settings.provider == "auto" else ""
+        err.print(Text(f"Using the {provider.label}: {what}{hint}", style="yellow"))
+
+
+def _persona_text(record: PersonaRecord) -> str:
+    return " ".join(str(value) for value in record.persona.model_dump().values()).casefold()
+
+
+def _askees(args: argparse.Namespace, ids: list[str], settings: Settings, err: Console) -> list[PersonaRecord]:
+    """The personas to ask: those named, else those of --org and --filter."""
+    store = PersonaStore(settings.personas_dir)
+    if ids:
+        chosen = [asyncio.run(store.find(persona_id))[0] for persona_id in ids]
+    elif args.organization or args.filter:
+        chosen = asyncio.run(_load(settings, err))
+        if args.organization:
+            chosen = _for_organization(chosen, args.organization, settings)
+    else:
+        raise CliError(
+            "No persona to ask.", 'Name them by id, or choose them with --org or --filter: ask ID "question".', 2
+        )
+    if args.filter:
+        wanted = args.filter.casefold()
+        chosen = [r for r in chosen if wanted in _persona_text(r)]
+    unique = list({r.id: r for r in chosen}.values())
+    if not unique:
+        raise CliError("No persona matches.", "See `persona-tui list` for the personas and their ids.", EXIT_USAGE)
+    return unique
+
+
+def _question(text: str) -> str:
+    from persona_tui.engine.pipeline.talk import QUESTION_MAX
+
+    question = text.strip()
+    if not question:
+        raise CliError("The question is empty.", 'Put it last, in quotes: ask ID "What frustrates you?"', EXIT_USAGE)
+    if len(question) > QUESTION_MAX:
+        raise CliError(f"The question is {len(question):,} characters; at most {QUESTION_MAX:,}.", "", EXIT_USAGE)
+    return question
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    from persona_tui.engine.pipeline.talk import new_group
+
+    *ids, text = args.words
+    question = _question(text)
+    if args.concurrency is not None:
+        if args.concurrency < 1:
+            raise CliError("--concurrency must be 1 or more.", "", EXIT_USAGE)
+        settings = replace(settings, concurrency=args.concurrency)
+    groups = GroupStore(settings.groups_dir)
+    to: list[str] = []
+    if args.group:
+        group = asyncio.run(groups.find(args.group))
+        store = PersonaStore(settings.personas_dir)
+        records = [asyncio.run(store.find(persona_id))[0] for persona_id in group.persona_ids]
+        if args.to:
+            to = [r.id for r in records if r.id.startswith(args.to.strip().lower())]
+            if len(to) != 1:
+                raise CliError(f"No single persona of the group has an id starting with {args.to!r}.", "", EXIT_USAGE)
+    else:
+        records = _askees(args, ids, settings, err)
+        group = new_group(records)
+    provider = make_provider(settings)
+    _offline_note(provider, settings, err, "answers are made from the personas' own fields, not by a model.")
+    heard = asyncio.run(_ask(group, records, question, to, provider, settings, err, groups))
+    return _ask_finish(group, heard, args, err, groups)
+
+
+async def _ask(
+    group: FocusGroup,
+    records: list[PersonaRecord],
+    question: str,
+    to: list[str],
+    provider: Provider,
+    settings: Settings,
+    err: Console,
+    groups: GroupStore,
+) -> ev.TalkFinished | None:
+    from persona_tui.engine.pipeline.talk import group_question
+
+    count = len(to or group.persona_ids)
+    cancel = asyncio.Event()
+    end: ev.TalkFinished | None = None
+    estimates = await asyncio.to_thread(EstimateBook.load, settings.data_dir)
+    with (
+        _interrupts(cancel),
+        HeadlessRenderer(err, count=count, provider_label=provider.label, done="answered") as view,
+    ):
+        try:
+            async for event in group_question(
+                group,
+                {r.id: r for r in records},
+                question,
+                to,
+                provider=provider,
+                settings=settings,
+                groups=groups,
+                estimates=estimates,
+                cancel=cancel,
+            ):
+                view.handle(event)
+                if isinstance(event, ev.TalkFinished):
+                    end = event
+        finally:
+            await provider.aclose()
+    return end
+
+
+def _ask_finish(
+    group: FocusGroup, end: ev.TalkFinished | None, args: argparse.Namespace, err: Console, groups: GroupStore
+) -> int:
+    from persona_tui.export import group_markdown
+
+    asked = group.questions[-1]
+    rows = []
+    for persona_id in asked.to:
+        got = asked.answers.get(persona_id)
+        name = group.names.get(persona_id, "")
+        rows.append({"persona_id": persona_id, "name": name, **(got.model_dump() if got else {"error": "not asked"})})
+    if args.json:
+        sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    elif args.markdown:
+        sys.stdout.write(group_markdown(group) + "\n")
+    else:
+        out = console()
+        for row in rows:
+            words = row.get("answer") or f"(no answer: {row.get('error') or 'stopped'})"
+            out.print(Text(f"{one_line(row['name'])}: ", style="bold") + Text(strip_control(str(words))))
+    sys.stdout.flush()
+    err.print(Text(f"Focus group {group.id[:8]} saved in {groups.path_for(group)}", style="dim"))
+    err.print(Text(f'Follow up with: persona-tui ask --group {group.id[:8]} "..."', style="dim"))
+    if end is None or end.cancelled:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if end.ok else EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _interrupts(cancel: asyncio.Event) -> Iterator[None]:
+    """First Ctrl-C: stop the answers and keep what came; a second: stop at once."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def on_interrupt() -> None:
+        if cancel.is_set() and task is not None:
+            task.cancel()
+        cancel.set()
+
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def cmd_interview(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    from persona_tui.export import transcript_markdown
+
+    record, _ = asyncio.run(PersonaStore(settings.personas_dir).find(args.id))
+    transcripts = TranscriptStore(settings.transcripts_dir)
+    turns = asyncio.run(transcripts.read(record.id))
+    if args.markdown:
+        sys.stdout.write(transcript_markdown(record, turns) + "\n")
+        return EXIT_OK
+    provider = make_provider(settings)
+    _offline_note(provider, settings, err, "answers are made from the persona's own fields, not by a model.")
+    name = one_line(record.persona.name)
+    earlier = f"; {len(turns)} earlier turn(s) kept, the conversation goes on" if turns else ""
+    err.print(Text(f"Interviewing {name} ({record.persona.age}, {one_line(record.persona.occupation)}){earlier}."))
+    err.print(Text("One question a line; an empty line or Ctrl-D ends; Ctrl-C stops an answer.", style="dim"))
+    return asyncio.run(_interview(record, turns, provider, settings, err, transcripts))
+
+
+async def _interview(
+    record: PersonaRecord,
+    turns: list[Turn],
+    provider: Provider,
+    settings: Settings,
+    err: Console,
+    transcripts: TranscriptStore,
+) -> int:
+    lines = _stdin_lines()
+    estimates = await asyncio.to_thread(EstimateBook.load, settings.data_dir)
+    out = console()
+    failed = False
+    name = one_line(record.persona.name)
+    try:
+        while True:
+            if sys.stdin.isatty():
+                err.print(Text("You: ", style="bold"), end="")
+            question = (await lines.get() or "").strip()
+            if not question:
+                return EXIT_FAILED if failed else EXIT_OK
+            turn = await _one_turn(record, turns, question, provider, settings, err, transcripts, estimates)
+            if turn is None:
+                failed = True
+                continue
+            turns.append(turn)
+            out.print(Text(f"{name}: ", style="bold") + Text(strip_control(turn.answer or "(nothing yet)")))
+            if turn.flags:
+                err.print(Text(flags_sentence(turn.flags), style="yellow"))
+    except asyncio.CancelledError:
+        return EXIT_INTERRUPTED
+    finally:
+        await provider.aclose()
+
+
+async def _one_turn(
+    record: PersonaRecord,
+    turns: list[Turn],
+    question: str,
+    provider: Provider,
+    settings: Settings,
+    err: Console,
+    transcripts: TranscriptStore,
+    estimates: EstimateBook,
+) -> Turn | None:
+    from persona_tui.engine.pipeline.talk import interview_turn
+
+    cancel = asyncio.Event()
+    kept: Turn | None = None
+    with _interrupts(cancel), HeadlessRenderer(err, count=1, provider_label=provider.label, done="answered") as view:
+        async for item in interview_turn(
+            record,
+            turns,
+            _question(question),
+            provider=provider,
+            settings=settings,
+            transcripts=transcripts,
+            estimates=estimates,
+            cancel=cancel,
+        ):
+            if isinstance(item, Turn):
+                kept = item
+            else:
+                view.handle(item)
+    return kept
+
+
+def _stdin_lines() -> asyncio.Queue[str | None]:
+    """Lines of stdin as they come, read by a daemon thread (a blocked read never holds up the exit); None at EOF."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read() -> None:
+        try:
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        except (OSError, ValueError, RuntimeError):
+            pass
+        with contextlib.suppress(RuntimeError):  # the loop may be closed already
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=read, name="stdin-lines", daemon=True).start()
+    return queue

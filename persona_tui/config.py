@@ -108,6 +108,14 @@ class Settings:
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
 
+    @property
+    def transcripts_dir(self) -> Path:
+        return self.data_dir / "transcripts"
+
+    @property
+    def groups_dir(self) -> Path:
+        return self.data_dir / "groups"
+
 
 _ENV_ONLY = {"api_key": "OPENAI_API_KEY", "exa_api_key": "EXA_API_KEY"}
 _NOT_SETTINGS = frozenset({"provider_options", "config_file"})

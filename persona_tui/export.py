@@ -1,4 +1,4 @@
-"""Personas as JSON, JSON Lines or CSV, for the ``export`` command and the app's ctrl+s.
+"""Personas as JSON, JSON Lines, CSV, Markdown cards or system prompts, for ``export`` and the app's ctrl+s.
 
 Both front ends write the same bytes, so the formatting lives here, below both
 of them: the app importing it from the CLI made a cycle (``cli -> tui -> cli``).
@@ -15,10 +15,16 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from persona_tui.engine.character import persona_system_prompt
 from persona_tui.engine.text import strip_control
-from persona_tui.models import PersonaRecord
+from persona_tui.models import FocusGroup, PersonaRecord, Turn
+from persona_tui.storage import slugify
 
-FORMATS = ("json", "jsonl", "csv")
+FORMATS = ("json", "jsonl", "csv", "md", "prompt")
+SUFFIXES = {"json": "json", "jsonl": "jsonl", "csv": "csv", "md": "md", "prompt": "txt"}
+"""The file name ending of each format."""
+CARD_SEPARATOR = "\n---\n\n"
+"""Between two personas in one Markdown or prompt document."""
 
 _CSV_EXTRA = (
     "background",
@@ -46,6 +52,10 @@ def export_text(records: Sequence[PersonaRecord], fmt: str) -> str:
         return records_to_json(records) + "\n"
     if fmt == "jsonl":
         return "".join(r.model_dump_json() + "\n" for r in records)
+    if fmt == "md":
+        return CARD_SEPARATOR.join(persona_markdown(r) for r in records)
+    if fmt == "prompt":
+        return CARD_SEPARATOR.join(persona_prompt(r) for r in records)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     header = [*records[0].summary().keys()] if records else list(_CSV_EXTRA)
@@ -87,9 +97,138 @@ def _is_number(text: str) -> bool:
 def export_target(folder: Path, moment: datetime, fmt: str) -> Path:
     """A file name for an export made at ``moment`` that no earlier export has (two in one second both stay)."""
     stem = f"personas-{moment:%Y%m%d-%H%M%S}"
-    target = folder / f"{stem}.{fmt}"
+    suffix = SUFFIXES.get(fmt, fmt)
+    target = folder / f"{stem}.{suffix}"
     number = 1
     while target.exists():
         number += 1
-        target = folder / f"{stem}-{number}.{fmt}"
+        target = folder / f"{stem}-{number}.{suffix}"
     return target
+
+
+def card_file_name(record: PersonaRecord, fmt: str) -> str:
+    """One persona's file in a split export: its slug and id, never its raw name (model text is no path)."""
+    return f"{slugify(record.persona.name)}-{record.id[:8]}.{SUFFIXES.get(fmt, fmt)}"
+
+
+# ----- persona cards -----
+
+
+def _text(value: object) -> str:
+    """Model text for a card: no control or escape sequences, on one line."""
+    return strip_control(str(value), keep_newlines=False)
+
+
+def _md_inline(value: object) -> str:
+    """Model text inside Markdown: one line, and a leading character that would start a heading, a list or a
+    quote is escaped so the card's structure stays the card's."""
+    text = _text(value)
+    return "\\" + text if text[:1] in ("#", ">", "-", "*", "+", "|", "=") else text
+
+
+def one_line_summary(record: PersonaRecord) -> str:
+    """Who the persona is in one line: "34-year-old nurse in Nairobi, Kenya (she/her), intermediate with technology"."""
+    p = record.persona
+    return (
+        f"{p.age}-year-old {_text(p.occupation)} in {_text(p.location)} ({_text(p.pronouns)}), "
+        f"{p.tech_savviness} with technology"
+    )
+
+
+def persona_markdown(record: PersonaRecord) -> str:
+    """A readable Markdown card of one persona, for sharing with people who will never open the app."""
+    p = record.persona
+    lines = [f"# {_md_inline(p.name)}", "", f"*{one_line_summary(record)}*", "", f"> “{_text(p.quote)}”", ""]
+    lines += ["## Background", "", strip_control(p.background).strip(), ""]
+    for title, items in (
+        ("Goals", p.goals),
+        ("Frustrations", p.frustrations),
+        ("Personality traits", p.personality_traits),
+    ):
+        lines += [f"## {title}", "", *(f"- {_text(item)}" for item in items), ""]
+    lines += ["## Technology", "", f"Tech savviness: {p.tech_savviness}", ""]
+    lines += ["## Communication style", "", _md_inline(p.communication_style), ""]
+    if record.sources:
+        lines += ["## Sources", ""]
+        for source in record.sources:
+            title = _text(source.title).replace("[", "\\[").replace("]", "\\]") or "source"
+            lines.append(f"- [{title}](<{_text(source.url).replace('>', '%3E')}>)")
+        lines.append("")
+    made = "the offline sample generator (not AI)" if record.provider == "offline" else _text(record.model)
+    lines.append(
+        f"*Synthetic persona made by {made} for “{_text(record.request.description)}”, "
+        f"{record.created_at:%Y-%m-%d}; id {record.id}.*"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def persona_prompt(record: PersonaRecord) -> str:
+    """One persona as a system prompt for a simulated user: who they are, how they speak, what they want and
+    what frustrates them, and to stay in character (first person, never claiming to be an AI). The same words
+    the app's interviews and focus groups send (:func:`persona_system_prompt`), control sequences removed."""
+    return strip_control(persona_system_prompt(record), keep_newlines=True).strip() + "\n"
+
+
+# ----- conversations as Markdown -----
+
+
+def _md(text: str) -> str:
+    """Model text fit for a Markdown line: control sequences gone, markup characters escaped."""
+    clean = strip_control(text, keep_newlines=True)
+    for char in "\\`*_[]<>#|":
+        clean = clean.replace(char, "\\" + char)
+    return clean
+
+
+def _quoted(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in _md(text).splitlines() or [""])
+
+
+def transcript_markdown(record: PersonaRecord, turns: Sequence[Turn]) -> str:
+    """An interview as Markdown: who the persona is, then each question and answer, flags and stops noted."""
+    p = record.persona
+    lines = [
+        f"# Interview with {_md(p.name)}",
+        "",
+        f"{p.age}, {_md(p.occupation)}, {_md(p.location)}. Persona {record.id}.",
+        "",
+    ]
+    for number, turn in enumerate(turns, 1):
+        source = "offline sample generator, not AI" if turn.provider == "offline" else _md(turn.model)
+        lines += [f"## {number}. {_md(turn.question)}", "", _quoted(turn.answer or "(no answer)"), ""]
+        note = f"*{turn.asked_at:%Y-%m-%d %H:%M} UTC, {source}, {turn.seconds:.1f} s*"
+        if turn.stopped:
+            note += " *(stopped before the end)*"
+        lines += [note, ""]
+        lines += [f"- Out of character? {_md(flag)}" for flag in turn.flags]
+        if turn.flags:
+            lines.append("")
+    return "\n".join(lines)
+
+
+def group_markdown(group: FocusGroup) -> str:
+    """A focus group as Markdown: each question, then every persona's answer under its name."""
+    source = "offline sample generator, not AI" if group.provider == "offline" else _md(group.model)
+    lines = [
+        f"# Focus group {group.id[:8]}",
+        "",
+        f"{len(group.persona_ids)} personas, {group.created_at:%Y-%m-%d %H:%M} UTC, {source}.",
+        "",
+    ]
+    for number, asked in enumerate(group.questions, 1):
+        lines += [f"## {number}. {_md(asked.question)}", ""]
+        for persona_id in asked.to:
+            name = _md(group.names.get(persona_id, persona_id[:8]))
+            got = asked.answers.get(persona_id)
+            lines.append(f"### {name}")
+            lines.append("")
+            if got is None or got.error:
+                lines += [f"*No answer: {_md(got.error) if got else 'not asked'}*", ""]
+                continue
+            lines += [_quoted(got.answer or "(no answer)"), ""]
+            if got.stopped:
+                lines += ["*(stopped before the end)*", ""]
+            lines += [f"- Out of character? {_md(flag)}" for flag in got.flags]
+            if got.flags:
+                lines.append("")
+    return "\n".join(lines)

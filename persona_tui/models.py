@@ -158,6 +158,26 @@ class PersonaRecord(BaseModel):
     """The persona's slot in its batch's population plan."""
     run_id: str | None = Field(default=None, exclude_if=lambda value: value is None)
     """The run (one ``generate``) the persona was made in."""
+    versions: list[Version] | None = Field(default=None, exclude_if=lambda value: value is None)
+    """The persona's earlier versions, oldest first, each with how it was changed into the next (an edit,
+    a refinement, a regeneration); None for a persona never changed (older files have no such field)."""
+
+    @property
+    def version_count(self) -> int:
+        """How many versions the persona has had, this one included."""
+        return len(self.versions or ()) + 1
+
+    def with_change(self, persona: Persona, how: ChangeKind, note: str = "", **update: Any) -> PersonaRecord:
+        """This record with ``persona`` in place of its own, the earlier version kept in ``versions``."""
+        earlier = Version(
+            persona=self.persona,
+            how=how,
+            note=note,
+            changed=changed_fields(self.persona, persona),
+            provider=self.provider,
+            model=self.model,
+        )
+        return self.model_copy(update={"persona": persona, "versions": [*(self.versions or ()), earlier], **update})
 
     def summary(self) -> dict[str, Any]:
         """A flat row for tables and CSV export."""
@@ -173,6 +193,34 @@ class PersonaRecord(BaseModel):
             "provider": self.provider,
             "model": self.model,
         }
+
+
+ChangeKind = Literal["edit", "refine", "regenerate"]
+CHANGE_WORDS: dict[str, str] = {"edit": "edited", "refine": "refined", "regenerate": "regenerated"}
+
+
+class Version(BaseModel):
+    """An earlier version of a persona, and how it was changed into the next one."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    persona: Persona
+    how: ChangeKind
+    """What made the next version: the user's edit, a refinement by instruction, or a regeneration."""
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    """When the next version replaced this one."""
+    note: str = ""
+    """The instruction of a refinement."""
+    changed: list[str] = Field(default_factory=list)
+    """The persona's fields the change touched."""
+    provider: str = ""
+    model: str = ""
+    """Who wrote this version."""
+
+
+def changed_fields(old: Persona, new: Persona) -> list[str]:
+    """The fields whose values differ between two personas, in the persona's order."""
+    return [name for name in PERSONA_FIELDS if getattr(old, name) != getattr(new, name)]
 
 
 Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -453,9 +501,91 @@ def plain_reason(exc: ValidationError) -> tuple[str, str]:
         reason = "must be text"
     elif kind == "missing":
         reason = "is missing"
+    elif kind in ("less_than_equal", "greater_than_equal"):
+        reason = (
+            f"must be at most {ctx.get('le')}" if kind == "less_than_equal" else f"must be at least {ctx.get('ge')}"
+        )
     elif kind in ("too_short", "too_long"):
         reason = f"must have {ctx.get('min_length', 1)} to {ctx.get('max_length', 'any number of')} items"
     else:
         message = str(first["msg"])
         reason = message[:1].lower() + message[1:]
     return field, reason
+
+
+TRANSCRIPT_KIND = "persona-tui/turn"
+GROUP_KIND = "persona-tui/group"
+
+
+class Turn(BaseModel):
+    """One question put to a persona and its answer: one line of the persona's transcript."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: Literal["persona-tui/turn"] = "persona-tui/turn"
+    persona_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    asked_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    question: str
+    answer: str = ""
+    """Model text (untrusted), or the offline generator's; cut short when ``stopped``."""
+    provider: str = ""
+    model: str = ""
+    seconds: float = Field(default=0.0, ge=0)
+    tokens: int = Field(default=0, ge=0)
+    usage: Usage | None = None
+    flags: list[str] = Field(default_factory=list)
+    """What the rule pass found in the answer that contradicts the persona's fields."""
+    stopped: bool = False
+    """The user stopped the answer: what arrived is kept, and not sent back to the model."""
+
+
+class GroupAnswer(BaseModel):
+    """One persona's answer to one question of a focus group."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    answer: str = ""
+    seconds: float = Field(default=0.0, ge=0)
+    tokens: int = Field(default=0, ge=0)
+    flags: list[str] = Field(default_factory=list)
+    error: str = ""
+    """Why there is no answer (the failure's sentence), or empty."""
+    stopped: bool = False
+
+
+class GroupQuestion(BaseModel):
+    """One question of a focus group, to all its personas or to one, and the answers that came."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    question: str
+    asked_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    to: list[str] = Field(default_factory=list)
+    """The persona ids asked (all of the group's, or one for a follow-up to one)."""
+    answers: dict[str, GroupAnswer] = Field(default_factory=dict)
+
+
+class FocusGroup(BaseModel):
+    """A focus group: personas asked the same questions, answering side by side."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: Literal["persona-tui/group"] = "persona-tui/group"
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[0-9a-f]{32}$")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    persona_ids: list[str] = Field(default_factory=list)
+    names: dict[str, str] = Field(default_factory=dict)
+    """Persona id -> name as it was when the group met (model text: untrusted)."""
+    provider: str = ""
+    model: str = ""
+    questions: list[GroupQuestion] = Field(default_factory=list)
+
+    def history(self, persona_id: str) -> list[tuple[str, str]]:
+        """The questions this persona answered in the group, with its answers (for the next question's prompt)."""
+        out: list[tuple[str, str]] = []
+        for q in self.questions:
+            got = q.answers.get(persona_id)
+            if got is not None and got.answer and not got.stopped and not got.error:
+                out.append((q.question, got.answer))
+        return out

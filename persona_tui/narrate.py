@@ -179,7 +179,8 @@ def saved_summary(event: ev.PersonaSaved, *, full: bool = False) -> str:
     who = one_line(f"{p.name} ({p.age}, {p.occupation})" if full else p.name)
     reasoning = event.usage.reasoning_tokens if event.usage is not None else 0
     thought = f" ({reasoning} reasoning)" if reasoning else ""
-    speed = f"{event.tokens} tokens{thought}, {event.tokens_per_second:.0f} tok/s"
+    rate = f", {event.tokens_per_second:.0f} tok/s" if event.tokens_per_second >= 0.5 else ""  # none: not streamed
+    speed = f"{event.tokens} tokens{thought}{rate}"
     return f"{who} in {fmt_seconds(event.seconds)}, {speed}"
 
 
@@ -262,9 +263,11 @@ def waiting_status(idle: float, timeout: float = 0.0) -> str:
     return f"Waiting for the model: {idle:.0f} s{gives_up}"
 
 
-def batch_status(count: int, saved: int, failed: int, in_flight: int, *, console: bool = False) -> str:
+def batch_status(
+    count: int, saved: int, failed: int, in_flight: int, *, console: bool = False, done: str = "saved"
+) -> str:
     if console:
-        return f"{saved} of {count} saved, {in_flight} in flight"
+        return f"{saved} of {count} {done}, {in_flight} in flight"
     failures = f", {failed} failed" if failed else ""
     return f"Generating {count} personas: {saved} saved{failures}, {in_flight} in flight"
 
@@ -449,7 +452,7 @@ def event_details(event: ev.Event) -> list[str]:
 def _stage_started(event: ev.StageStarted, say: _Say) -> Line | None:
     stage, detail = event.stage, event.detail
     if say.voice.console:
-        if stage in (Stage.PREPARING, Stage.ENRICHING):
+        if stage in (Stage.PREPARING, Stage.ENRICHING) or (event.index < 0 and detail):  # < 0: a Batch API batch
             return Line("›", one_line(detail), Tone.PROGRESS, Scope.RUN)
         if stage is Stage.THINKING:
             why = f" ({one_line(detail)})" if detail else ""
@@ -580,6 +583,38 @@ def _finished(event: ev.Finished, say: _Say) -> Line | None:
     return Line("✔" if summary.ok else "■", f"Finished: {done}", Tone.INFO, Scope.RUN)
 
 
+def answered_summary(event: ev.AnswerDone) -> str:
+    """ "Amina Otieno answered in 3.1 s, 120 tokens, 40 tok/s"."""
+    speed = f", {event.tokens} tokens, {event.tokens_per_second:.0f} tok/s" if event.tokens_per_second else ""
+    return f"{one_line(event.name) or 'The persona'} answered in {fmt_seconds(event.seconds)}{speed}"
+
+
+def flags_sentence(flags: Sequence[str]) -> str:
+    """The rule pass's findings in one line (model text in them is made one line)."""
+    return "Out of character? " + "; ".join(one_line(flag) for flag in flags)
+
+
+def talk_summary(event: ev.TalkFinished) -> str:
+    """ "5 of 5 answered in 4.2 s", "3 of 5 answered in 9.0 s, 1 failed, 1 stopped"."""
+    stopped = event.count - event.answered - event.failed
+    failed = f", {event.failed} failed" if event.failed else ""
+    kept = f", {stopped} stopped (what arrived is kept)" if stopped else ""
+    return f"{event.answered} of {event.count} answered in {fmt_seconds(event.seconds)}{failed}{kept}"
+
+
+def _answered(event: ev.AnswerDone, say: _Say) -> Line:
+    note = flags_sentence(event.flags) if event.flags else ""
+    return Line("✔", f"{say.tag(event.index)}{answered_summary(event)}", Tone.SUCCESS, note=note, note_tone=Tone.WARN)
+
+
+def _talk_finished(event: ev.TalkFinished, say: _Say) -> Line | None:
+    if event.count == 1 and not event.cancelled:
+        return None  # the answer's own line (or its failure's) said it
+    if event.count == 1:
+        return Line("■", f"Stopped after {fmt_seconds(event.seconds)}; what arrived is kept", Tone.STOPPED, Scope.RUN)
+    return Line("✔" if event.ok else "■", talk_summary(event), Tone.INFO, Scope.RUN)
+
+
 _WORDS: dict[type, Callable[[Any, _Say], Line | None]] = {
     ev.StageStarted: _stage_started,
     ev.StageFinished: _stage_finished,
@@ -600,6 +635,8 @@ _WORDS: dict[type, Callable[[Any, _Say], Line | None]] = {
     ev.NearDuplicate: _near_duplicate,
     ev.DiversityReported: _diversity,
     ev.PersonaReplaced: _replaced,
+    ev.AnswerDone: _answered,
+    ev.TalkFinished: _talk_finished,
 }
 
 

@@ -86,8 +86,11 @@ class HeadlessRenderer:
         provider_label: str,
         clock: Callable[[], float] = time.monotonic,
         already: int = 0,
+        done: str = "saved",
     ) -> None:
         self.console = console
+        self.done = done
+        """What a finished lane is: a persona "saved", or an answer "answered"."""
         self.count = count
         self.batch = count > 1
         self.voice = console_voice(provider_label)
@@ -138,7 +141,9 @@ class HeadlessRenderer:
         if isinstance(event, ev.Progress):
             self._progress(event)
         elif isinstance(event, ev.Finished):
-            self._finish(event.summary)
+            self._finish(event.summary.ok)
+        elif isinstance(event, ev.TalkFinished):
+            self._finish(event.ok)
         else:
             self._describe(event, index)
         line = describe_event(event, self.count, self.voice, lane=self.state.lanes.get(index))
@@ -156,7 +161,7 @@ class HeadlessRenderer:
             return
         state = self.state
         if self.batch:
-            words = batch_status(self.count, state.saved, state.failed, len(state.lanes), console=True)
+            words = batch_status(self.count, state.saved, state.failed, len(state.lanes), console=True, done=self.done)
             if state.aggregated and state.lanes:
                 words = f"{words}; {aggregate_line(state.aggregate(now))}"
         else:
@@ -239,7 +244,7 @@ class HeadlessRenderer:
     def _overall(self) -> None:
         assert self.task is not None
         state = self.state
-        words = batch_status(self.count, state.saved, state.failed, len(state.lanes), console=True)
+        words = batch_status(self.count, state.saved, state.failed, len(state.lanes), console=True, done=self.done)
         self.progress.update(self.task, description=words)
 
     def _progress(self, event: ev.Progress) -> None:
@@ -251,11 +256,11 @@ class HeadlessRenderer:
         if self.batch and lane is not None and event.index in self.lanes:
             self.progress.update(self.lanes[event.index], completed=lane.fraction)
 
-    def _finish(self, summary: ev.Summary) -> None:
+    def _finish(self, ok: bool) -> None:
         assert self.task is not None
         for task in [*self.lanes.values(), *self.slow]:
             self.progress.remove_task(task)
         self.lanes.clear()
         self.slow.clear()
         self.progress.summary = None
-        self.progress.update(self.task, completed=1.0 if summary.ok else None)
+        self.progress.update(self.task, completed=1.0 if ok else None)

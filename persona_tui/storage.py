@@ -32,7 +32,7 @@ import aiofiles
 import aiofiles.os
 from pydantic import ValidationError
 
-from persona_tui.models import ORG_KIND, RECORD_KIND, Organization, PersonaRecord, RunRecord
+from persona_tui.models import ORG_KIND, RECORD_KIND, FocusGroup, Organization, PersonaRecord, RunRecord, Turn
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,30 @@ class PersonaStore:
                 ) from exc
             raise
         await asyncio.to_thread(self.index.end, record, "+")
+        return final
+
+    async def replace(self, record: PersonaRecord) -> Path:
+        """Save ``record`` in place of the persona with its id: the new file is written atomically first;
+        only then is the old one removed, when it has another name (a persona renamed, or an older file name)."""
+        try:
+            _, before = await self.find(record.id)
+        except StoreError:
+            before = None  # gone meanwhile: the new version is simply saved
+        final = await self.save(record)
+        if before is not None and before != final:
+            self.index.begin()
+            try:
+                await aiofiles.os.remove(before)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # two files now hold the id: say which one to remove
+                raise StoreError(
+                    f"The new version was saved as {final.name}, but the old file {before.name} could not be "
+                    f"removed: {exc.strerror or exc}.",
+                    f"Remove {before} by hand; until then the store lists one of the two.",
+                ) from exc
+            finally:
+                self.index.end()
         return final
 
     async def names(self, description: str) -> list[IndexEntry]:
@@ -359,6 +383,21 @@ class PersonaStore:
             )
         return matches[0], result.paths[matches[0].id]
 
+    async def load_ids(self, ids: Iterable[str]) -> list[PersonaRecord]:
+        """The personas with these ids that are still in the store, newest first: one listing of the
+        folder and only the files named for them (``slug-ID.json``) read."""
+        wanted = set(ids)
+        tail = re.compile(r"-([0-9a-f]{32})\.json$")
+
+        def named(name: str) -> bool:
+            found = tail.search(name)
+            return found is not None and found.group(1) in wanted
+
+        if not wanted:
+            return []
+        result = await asyncio.to_thread(self.load_all_sync, named)
+        return [r for r in result.records if r.id in wanted]
+
     def _load_matching(self, prefix: str) -> LoadResult:
         """Only the files whose names can hold an id starting with ``prefix`` (``slug-ID.json``), so
         finding one persona reads one file, not the store; files named otherwise are read to be sure."""
@@ -579,7 +618,7 @@ class NamesIndex:
         digest = hashlib.sha1(description.casefold().encode("utf-8")).hexdigest()[:16]
         return self.folder / f"names-{digest}.jsonl"
 
-    def _folder_mtime(self) -> int:
+    def folder_mtime(self) -> int:
         try:
             return os.stat(self.root).st_mtime_ns
         except OSError:
@@ -587,7 +626,7 @@ class NamesIndex:
 
     def stamp(self) -> int:
         """The folder's time now: read it before listing the folder for a rebuild."""
-        return self._folder_mtime()
+        return self.folder_mtime()
 
     def fresh(self) -> bool:
         try:
@@ -597,7 +636,7 @@ class NamesIndex:
         return (
             isinstance(state, dict)
             and state.get("version") == INDEX_VERSION
-            and state.get("mtime_ns") == (self._folder_mtime())
+            and state.get("mtime_ns") == (self.folder_mtime())
         )
 
     def same_version(self) -> bool:
@@ -641,7 +680,7 @@ class NamesIndex:
                     fh.write(b"".join(found))
 
     def _mark(self) -> None:
-        state = {"version": INDEX_VERSION, "mtime_ns": self._folder_mtime()}
+        state = {"version": INDEX_VERSION, "mtime_ns": self.folder_mtime()}
         _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
 
     def _read_fresh(self, path: Path, fresh: bool = True) -> list[bytes] | None:
@@ -1146,3 +1185,133 @@ class NotesFile:
 
     async def write(self, entries: dict[str, dict[str, Any]]) -> None:
         await atomic_write(self.path, json.dumps(entries, indent=2, sort_keys=True).encode("utf-8"))
+
+
+# ----- conversations: interview transcripts and focus groups -----
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _checked_id(persona_id: str) -> str:
+    """A persona id fit to name a file (ids are ours, but a path is never built from unchecked text)."""
+    if not _ID.fullmatch(persona_id):
+        raise StoreError(f"{persona_id!r} is not a persona id.", "Give the full 32-character id.")
+    return persona_id
+
+
+class TranscriptStore:
+    """Interview transcripts, one JSON-lines file per persona (``<data>/transcripts/<persona-id>.jsonl``).
+
+    A turn is appended as one line and fsynced before the append returns, so a kill loses at most the turn
+    being written. A line torn by a kill (no newline at its end) is skipped on read, and the next append
+    starts on a fresh line, so the torn fragment never swallows a later turn.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, persona_id: str) -> Path:
+        return self.root / f"{_checked_id(persona_id)}.jsonl"
+
+    async def append(self, turn: Turn) -> Path:
+        path = self.path_for(turn.persona_id)
+        line = turn.model_dump_json().encode("utf-8") + b"\n"
+        try:
+            await asyncio.to_thread(_append_line, path, line)
+        except OSError as exc:
+            raise StoreError(
+                f"The turn could not be added to the transcript in {self.root}: {exc.strerror or exc}.",
+                "Check that the data folder is writable and the disk has space.",
+            ) from exc
+        return path
+
+    async def read(self, persona_id: str) -> list[Turn]:
+        return await asyncio.to_thread(self.read_sync, persona_id)
+
+    def read_sync(self, persona_id: str) -> list[Turn]:
+        """The persona's turns, oldest first; none when it was never interviewed; torn or foreign lines skipped."""
+        try:
+            data = self.path_for(persona_id).read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StoreError(f"The transcript could not be read: {exc.strerror or exc}.") from exc
+        turns: list[Turn] = []
+        for raw in data.split(b"\n"):
+            if not raw.strip():
+                continue
+            try:
+                turns.append(Turn.model_validate_json(raw))
+            except ValidationError:
+                log.warning("skipping an unreadable line of the transcript of %s", persona_id)
+        return turns
+
+
+def _append_line(path: Path, line: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and _last_byte(path, size) != b"\n":
+            line = b"\n" + line  # a torn last line: this turn starts on a line of its own
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _last_byte(path: Path, size: int) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(size - 1)
+        return fh.read(1)
+
+
+GROUP_HINT = "Give more of the id; focus groups are files named group-DATE-TIME-ID.json in the data folder's groups/."
+
+
+class GroupStore:
+    """Focus groups, one JSON file each (``<data>/groups/group-DATE-TIME-ID.json``), rewritten atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, group: FocusGroup) -> Path:
+        return self.root / f"group-{group.created_at:%Y%m%d-%H%M%S}-{group.id}.json"
+
+    async def save(self, group: FocusGroup) -> Path:
+        final = self.path_for(group)
+        try:
+            await atomic_write(final, group.model_dump_json(indent=2).encode("utf-8") + b"\n")
+        except OSError as exc:
+            raise StoreError(
+                f"The focus group could not be saved in {self.root}: {exc.strerror or exc}.",
+                "Check that the data folder is writable and the disk has space.",
+            ) from exc
+        return final
+
+    def all_sync(self) -> list[FocusGroup]:
+        """Every readable focus group, newest first."""
+        try:
+            files = sorted((p for p in self.root.glob("group-*.json") if p.is_file()), reverse=True)
+        except OSError as exc:
+            raise StoreError(f"The focus groups in {self.root} could not be read: {exc.strerror or exc}.") from exc
+        groups: list[FocusGroup] = []
+        for path in files:
+            try:
+                groups.append(FocusGroup.model_validate_json(path.read_bytes()))
+            except (OSError, ValidationError) as exc:
+                log.warning("skipping focus group %s: %s", path, exc)
+        return groups
+
+    async def all(self) -> list[FocusGroup]:
+        return await asyncio.to_thread(self.all_sync)
+
+    async def find(self, id_prefix: str) -> FocusGroup:
+        prefix = id_prefix.strip().lower()
+        found = [g for g in await self.all() if g.id.startswith(prefix)] if prefix else []
+        if len(found) != 1:
+            what = "No focus group" if not found else f"{len(found)} focus groups"
+            raise StoreError(f"{what} has an id starting with {id_prefix!r}.", GROUP_HINT)
+        return found[0]

@@ -70,6 +70,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -316,7 +317,8 @@ class _Handler(BaseHTTPRequestHandler):
                     400, _error_json(400, "We could not parse the JSON body of your request."), "application/json"
                 )
                 return
-            self._chat(body, self.fake._next_scenario())
+            routed = self.fake.route(body) if self.fake.route is not None else None
+            self._chat(body, routed or self.fake._next_scenario())
         except _Abort:
             self._hang_up()
 
@@ -478,6 +480,8 @@ class FakeOpenAIServer:
         self._thread: threading.Thread | None = None
         self.requests: list[dict[str, Any]] = []
         self.disconnects: list[float] = []
+        self.route: Callable[[dict[str, Any]], Scenario | None] | None = None
+        """Picks a chat request's scenario from its body (parallel requests arrive in any order); None: the script's."""
         self.base_url = ""
 
     # ---- lifecycle ----

@@ -281,6 +281,40 @@ class Finished:
     summary: Summary = field()
 
 
+@dataclass(frozen=True, slots=True)
+class AnswerDone:
+    """A persona answered (in an interview, or lane ``index`` of a focus group)."""
+
+    persona_id: str
+    text: str
+    """Untrusted model text, like :attr:`TokenDelta.text`."""
+    seconds: float
+    tokens: int
+    tokens_per_second: float
+    index: int = 0
+    usage: Usage | None = None
+    flags: tuple[str, ...] = ()
+    """What the rule pass found in the answer that contradicts the persona's fields."""
+    name: str = ""
+    """The persona's name (model text: untrusted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TalkFinished:
+    """The end of one question's answers: how many came, failed or were stopped."""
+
+    answered: int
+    failed: int
+    cancelled: bool
+    seconds: float
+    tokens: int
+    count: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.cancelled
+
+
 Event = (
     StageStarted
     | StageFinished
@@ -305,4 +339,6 @@ Event = (
     | Failed
     | Cancelled
     | Finished
+    | AnswerDone
+    | TalkFinished
 )

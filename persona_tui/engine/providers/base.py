@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from persona_tui.engine.providers.parts import StreamPart
-from persona_tui.models import Slot
+from persona_tui.models import Persona, Slot
 
 if TYPE_CHECKING:
     from persona_tui.config import Settings
@@ -34,6 +34,16 @@ class PromptSpec:
     variant: int = 0
     """How many times this persona was asked for again as someone else (a near-duplicate): the offline
     generator draws anew for each."""
+    revise: Persona | None = None
+    """A persona to revise by ``instruction`` (a refinement) rather than one to write anew."""
+    instruction: str = ""
+    persona: Persona | None = None
+    """In a conversation: the persona answering (``schema`` is then empty and the answer plain text); the
+    offline generator answers from its fields."""
+    question: str = ""
+    """In a conversation: the question just asked."""
+    turn: int = 0
+    """In a conversation: how many questions came before this one."""
 
 
 @runtime_checkable

@@ -195,7 +195,9 @@ class OpenAIProvider:
         import openai
 
         request: dict[str, Any] = {"model": self.model, "messages": spec.messages, "stream": True}
-        if notes.format is Format.SCHEMA:
+        if not spec.schema:  # a conversation: plain text, nothing to hold the answer to
+            pass
+        elif notes.format is Format.SCHEMA:
             schema = without_keywords(cast(dict[str, Any], spec.schema), notes.schema_drops)
             request["response_format"] = {
                 "type": "json_schema",
@@ -229,7 +231,7 @@ class OpenAIProvider:
         if not self._told and not notes.empty:
             self._told = True  # said once per run: the user knows why the request differs
             yield NoticePart(f"As {self.endpoint} taught before, {self.model} is {notes.summary()}.", from_server=False)
-        ending = _Ending(ThinkSplitter())
+        ending = _Ending(ThinkSplitter(prose=not spec.schema))
         request = self._request(spec, notes)
         sent = ServerNotes.from_json(notes.to_json())  # what this request was built from
         try:
@@ -250,7 +252,7 @@ class OpenAIProvider:
             raise self._unreadable() from None
         for part in ending.flush():
             yield part
-        self._check_ending(ending)
+        self._check_ending(ending, "persona" if spec.schema else "answer")
 
     async def _refused(
         self,
@@ -306,20 +308,20 @@ class OpenAIProvider:
         reason = f' ("{why}")' if why else ""
         return f"{self.endpoint} refused {before.label}{reason}; asking through {step.format.label} instead."
 
-    def _check_ending(self, ending: _Ending) -> None:
+    def _check_ending(self, ending: _Ending, what: str = "persona") -> None:
         """A stream that ended without a clean ``stop`` is explained: refused, cut at a limit, filtered or dropped."""
         if ending.error is not None:
             raise explain_stream_error(ending.error, where=self.endpoint, secret=self._secret)
         if ending.refusal:
             raise GenerationError(
                 FailureKind.REFUSAL,
-                f"The model refused to write this persona: {clean(''.join(ending.refusal), self._secret)}",
+                f"The model refused to write this {what}: {clean(''.join(ending.refusal), self._secret)}",
                 "Reword the description and try again.",
             )
         if ending.finish_reason == "length":
             raise GenerationError(
                 FailureKind.LENGTH,
-                "The model stopped at its length limit before the persona was complete.",
+                f"The model stopped at its length limit before the {what} was complete.",
                 "Try again, or use a model with a larger output limit.",
             )
         if ending.finish_reason == "content_filter":

@@ -29,7 +29,10 @@ def _partial_tag_at_end(text: str, tag: str) -> int:
 class ThinkSplitter:
     """Feed it content pieces; it returns answer and reasoning parts, tags removed."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, prose: bool = False) -> None:
+        self.prose = prose
+        """The answer is plain text (a conversation), not a JSON object: text that does not open with a tag is
+        the answer at once, so it streams as it comes instead of waiting for a brace that never comes."""
         self.thinking = False
         self.answered = False
         """Answer text has been seen: a closing tag after it is part of the answer."""
@@ -85,6 +88,12 @@ class ThinkSplitter:
             self.early = ""
             self.thinking = True
             return whole[start + len(OPEN) :]
+        lead = whole.lstrip()
+        if self.prose and lead and not (OPEN.startswith(lead[: len(OPEN)]) or CLOSE.startswith(lead[: len(CLOSE)])):
+            self.early = ""
+            self.answered = True
+            parts.append(AnswerPart(lead))
+            return ""
         if "{" in whole:  # the answer has begun (a brace inside reasoning is cut off when the answer is read)
             self.early = ""
             self.answered = True

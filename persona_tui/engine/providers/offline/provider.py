@@ -96,12 +96,27 @@ class OfflineProvider:
         """Nothing to set up ahead of time."""
 
     async def stream(self, spec: PromptSpec) -> AsyncGenerator[StreamPart, None]:
-        """Yield the persona's JSON in token-sized pieces, paced at ``tokens_per_second``."""
-        # Faker's first import takes a moment: keep the event loop (and the UI) responsive.
-        persona = await asyncio.to_thread(
-            self.compose, spec.description, spec.index, spec.avoid_names, spec.slot, spec.variant
-        )
-        text = json.dumps(persona.model_dump(mode="json"), ensure_ascii=False)
+        """Yield the persona's JSON (a new one, or a revision; in a conversation, its answer) in token-sized
+        pieces, paced at ``tokens_per_second``."""
+        if spec.persona is not None:
+            from persona_tui.engine.providers.offline.answer import offline_answer
+
+            text = offline_answer(spec.persona, spec.question, spec.turn)
+        else:
+            if spec.revise is not None:  # a refinement: the instruction applied by simple rules (not AI)
+                from persona_tui.engine.providers.offline.refine import refine_offline
+
+                persona = refine_offline(spec.revise, spec.instruction)
+            else:  # Faker's first import takes a moment: keep the event loop (and the UI) responsive.
+                persona = await asyncio.to_thread(
+                    self.compose, spec.description, spec.index, spec.avoid_names, spec.slot, spec.variant
+                )
+            text = json.dumps(persona.model_dump(mode="json"), ensure_ascii=False)
+        async for part in self._paced(text):
+            yield part
+
+    async def _paced(self, text: str) -> AsyncGenerator[StreamPart, None]:
+        """``text`` in token-sized pieces at ``tokens_per_second`` (0: at once)."""
         rate = self.tokens_per_second
         start: float | None = None
         unyielded = 0  # pieces since the event loop last had a chance to deliver a cancel
