@@ -135,9 +135,12 @@ class PersonaStore:
 
     def names_sync(self, description: str) -> list[IndexEntry]:
         entries = self.index.entries(description)
+        if entries is None and self.refresh_index():
+            entries = self.index.entries(description, fresh=False)
         if entries is None:
             self.rebuild_index()
-            entries = self.index.entries(description)
+            # As built just now (stale again if a file came meanwhile); None if it could not be written.
+            entries = self.index.entries(description, fresh=False) if self.index.built else None
             if entries is None:  # the index could not be written: the files still say who exists
                 wanted = description.casefold()
                 records = reversed(self.load_all_sync().records)  # oldest first, as saves append
@@ -695,9 +698,9 @@ class NamesIndex:
             except OSError:
                 return None
 
-    def entries(self, description: str) -> list[IndexEntry] | None:
-        """The personas made for ``description``; None when the index is missing or stale."""
-        lines = self._read_fresh(self._shard(description))
+    def entries(self, description: str, fresh: bool = True) -> list[IndexEntry] | None:
+        """The personas made for ``description``; None when the index is missing (or stale, if ``fresh``)."""
+        lines = self._read_fresh(self._shard(description), fresh)
         if lines is None:
             return None
         try:

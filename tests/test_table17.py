@@ -113,6 +113,8 @@ async def test_a_file_saved_while_the_index_is_rebuilt_is_not_lost(
         entries = listing()
         monkeypatch.setattr(store, "_persona_files", listing)
         write_by_hand(store, sample_records[2])  # saved between the listing and the end of the rebuild
+        stamp = os.stat(store.root).st_mtime_ns + 1_000_000  # the clock moved on, whatever its granularity
+        os.utime(store.root, ns=(stamp, stamp))
         return entries
 
     monkeypatch.setattr(store, "_persona_files", listed_then_saved)
@@ -348,3 +350,23 @@ async def test_a_persona_saved_again_replaces_its_row(
         await pilot.pause()
         assert table.shown_ids == [r.id for r in sample_records] and table.row_count == 3
         assert table.get_row_at(1)[0] == "Bo Berg" and table.selected_id == edited.id
+
+
+async def test_the_help_screen_lists_the_table_keys(
+    app_factory: AppFactory, sample_records: list[PersonaRecord]
+) -> None:
+    from persona_tui.tui.screens.help import key_rows
+
+    app = app_factory(records=sample_records)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await loaded(pilot, app)
+        rows = {(row.group, row.keys, row.description) for row in key_rows(app.screen)}
+        for keys, description in [
+            ("/", "Find"),
+            ("s", "Sort"),
+            ("S", "Flip sort"),
+            ("space", "Mark"),
+            ("*", "Mark all"),
+        ]:
+            assert any(g == "Personas table" and description == d and keys in k for g, k, d in rows), (keys, rows)
+        assert any(d == "Mark all" for _, _, d in rows) and any(d == "Undo delete" for _, _, d in rows)

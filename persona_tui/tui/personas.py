@@ -35,6 +35,7 @@ class FindBar(Input):
     rows with the filter kept, Esc clears it."""
 
     BINDINGS = [("escape", "clear", "Clear find")]
+    HELP_GROUP = "Find in the table"
 
     DEFAULT_CSS = """
     FindBar {
