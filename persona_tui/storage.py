@@ -826,38 +826,46 @@ class NamesIndex:
             except OSError as exc:
                 log.warning("could not write the names index: %s", exc)
                 return
-            made: list[tuple[float, Path, bytes, bytes, bytes]] = []
-            for record, path in records:
-                e = index_entry(record)
-                row = table_row(record, path.name, _mtime(path))
-                made.append(
-                    (
-                        row.created,
-                        self._shard(record.request.description),
-                        _json_line(["+", [e.id, e.name, e.people, e.run_id, e.slot]]),
-                        _json_line(["+", _row_line(row)]),
-                        _json_line(["+", [row.id, row.search]]),
-                    )
-                )
-            made.sort(key=lambda item: item[0])  # oldest first, as saves append
-            shards: dict[Path, list[bytes]] = {}
-            for _, shard, name_line, _, _ in made:
-                shards.setdefault(shard, []).append(name_line)
-            unreadable = [[p.path.name, p.reason] for p in problems or []]
+            temps = {name: self.folder / f"{TEMP_PREFIX}{uuid.uuid4().hex}" for name in (ROWS_FILE, TEXTS_FILE)}
             try:
+                names = self._stream_rebuild(records, temps)
+                names.sort(key=lambda item: item[0])  # oldest first, as saves append
+                shards: dict[Path, list[bytes]] = {}
+                for _, shard, name_line in names:
+                    shards.setdefault(shard, []).append(name_line)
+                unreadable = [[p.path.name, p.reason] for p in problems or []]
                 for old in self.folder.glob("names-*.jsonl"):
                     if old not in shards:
                         old.unlink()
                 for shard, lines in shards.items():
                     _write_quick(shard, b"".join(lines))
-                _write_quick(self.folder / ROWS_FILE, b"".join(item[3] for item in made))
-                _write_quick(self.folder / TEXTS_FILE, b"".join(item[4] for item in made))
+                for name, temp in temps.items():
+                    os.replace(temp, self.folder / name)
                 _write_quick(self.folder / PROBLEMS_FILE, json.dumps(unreadable).encode("utf-8"))
                 state = {"version": INDEX_VERSION, "mtime_ns": stamp}
                 _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
                 self.built = True
             except OSError as exc:
                 log.warning("could not write the names index: %s", exc)
+            finally:
+                for temp in temps.values():
+                    _remove_quietly(temp)
+
+    def _stream_rebuild(
+        self, records: Iterable[tuple[PersonaRecord, Path]], temps: dict[str, Path]
+    ) -> list[tuple[float, Path, bytes]]:
+        """The rows and search texts written as the records are read (held nowhere: their order does not
+        matter); the names lines kept, to be written oldest first."""
+        names: list[tuple[float, Path, bytes]] = []
+        with temps[ROWS_FILE].open("wb") as rows, temps[TEXTS_FILE].open("wb") as texts:
+            for record, path in records:
+                e = index_entry(record)
+                row = table_row(record, path.name, _mtime(path))
+                line = _json_line(["+", [e.id, e.name, e.people, e.run_id, e.slot]])
+                names.append((row.created, self._shard(record.request.description), line))
+                rows.write(_json_line(["+", _row_line(row)]))
+                texts.write(_json_line(["+", [row.id, row.search]]))
+        return names
 
 
 def _mtime(path: Path) -> int:
