@@ -780,7 +780,7 @@ class PersonaApp(App[None]):
         if not summary.saved or self.persona_view.showing_partial:
             # A half-written persona must not stay on screen (in a batch, the last one to fail).
             if self.table.selected_id is not None:
-                self.run_worker(self.personas.show_selected(), group="show", exclusive=True)
+                self.personas.later(self.personas.show_selected)
             else:
                 self.persona_view.show_message("Nothing was saved.")
         if self.count > 1 and summary.saved and not summary.cancelled:
@@ -934,11 +934,11 @@ class PersonaApp(App[None]):
     @on(PersonaTable.RowHighlighted)
     def _row_highlighted(self, event: PersonaTable.RowHighlighted) -> None:
         if not self.running:
-            self.run_worker(self.personas.show(event.persona_id), group="show", exclusive=True)
+            self.personas.later(self.personas.show, event.persona_id)
 
     @on(PersonaTable.RowSelected)
     def _row_selected(self, event: PersonaTable.RowSelected) -> None:
-        self.run_worker(self.personas.open(event.persona_id), group="open", exclusive=True)
+        self.personas.later(self.personas.open, event.persona_id, group="open")
 
     @work(group="delete", exit_on_error=False)
     async def action_delete_selected(self) -> None:

@@ -9,7 +9,8 @@ and removed for good when the app closes cleanly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from typing import Any
 
 from textual import on
@@ -88,6 +89,11 @@ class PersonaActions:
     def __init__(self, app: PersonaApp) -> None:
         self.app = app
         self.trashed: list[TrashBatch] = []
+
+    def later(self, action: Callable[..., Awaitable[None]], *args: str, group: str = "show") -> None:
+        """Run ``action`` in a worker that replaces the group's last one (a row highlighted after another
+        shows the later one); the coroutine is made only when the worker starts."""
+        self.app.run_worker(partial(action, *args), group=group, exclusive=True, exit_on_error=False)
 
     @property
     def table(self) -> PersonaTable:
