@@ -164,6 +164,11 @@ class Page:
         await self.tools.send("Input.dispatchKeyEvent", type="rawKeyDown", **key)
         await self.tools.send("Input.dispatchKeyEvent", type="keyUp", **key)
 
+    async def set_viewport(self, width: int, height: int) -> None:
+        await self.tools.send(
+            "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
+        )
+
     async def screenshot(self, path: Path) -> None:
         shot = await self.tools.send("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(shot["data"]))

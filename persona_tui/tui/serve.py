@@ -191,7 +191,7 @@ def bind_error(exc: OSError, host: str, port: int) -> ServeError:
 
 
 async def _run(server: PersonaServer, announce: Callable[[], None]) -> None:
-    runner = web.AppRunner(await server._make_app(), handle_signals=False, shutdown_timeout=2)
+    runner = web.AppRunner(await server._make_app(), handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
     try:
         await web.TCPSite(runner, server.host, server.port).start()

@@ -1,0 +1,70 @@
+"""The served app in a real headless Chromium: type a description, generate offline, find the persona on the page.
+
+Chromium is Debian's package; when it is missing, the session's first use installs it with apt-get (CI runs
+this from a fresh clone as root), or the test is skipped with the reason (no apt-get, not root, no network).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from persona_tui.models import PersonaRecord
+from tests.chromium import Page, headless_chromium, install_chromium
+from tests.serving import free_port, serve_env, served
+
+DESCRIPTION = "beekeepers in the Scottish Highlands"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[str]:
+    path, reason = install_chromium()
+    if path is None:
+        pytest.skip(reason)
+    yield path
+
+
+async def saved_persona(data_dir: Path, *, timeout: float = 60) -> PersonaRecord:
+    """The first persona file the served app writes (a bound on waiting, not a measure)."""
+    folder = data_dir / "personas"
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        if files:
+            return PersonaRecord.model_validate_json(files[0].read_bytes())
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no persona was saved in {folder}")
+
+
+async def generate_in_page(page: Page, url: str, data_dir: Path, description: str = DESCRIPTION) -> PersonaRecord:
+    """Open the served app, type a description, press ctrl+g; the persona saved, once the page shows it."""
+    await page.open(url)
+    await page.wait_for_text("Describe the people you want")
+    await page.focus_terminal()
+    await page.type(description)
+    await page.wait_for_text(description)  # the keys reached the app's description field
+    await page.ctrl("g")
+    record = await saved_persona(data_dir)
+    await page.wait_for_text(record.persona.name)  # in the table, drawn by the app, read from the page
+    return record
+
+
+@pytest.mark.asyncio
+async def test_a_persona_generated_in_the_browser(chromium: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = serve_env(tmp_path)
+    with served(env, "--port", str(port)) as server:
+        async with headless_chromium(chromium) as page:
+            record = await generate_in_page(page, server.url, tmp_path / "data")
+            screen = await page.screen_text()
+            if shot := os.environ.get("PERSONA_TUI_BROWSER_SHOT"):  # screenshots/make_browser_screenshot.py
+                await page.screenshot(Path(shot))
+        assert server.stop() == 0
+    assert record.provider == "offline" and record.request.description == DESCRIPTION
+    assert f"Saved {record.persona.name}" in screen  # the generation panel's last word, on the page
+    assert "Traceback" not in server.stderr
