@@ -15,7 +15,7 @@ import pytest
 from yarl import URL
 
 from persona_tui import cli, launch
-from persona_tui.tui.serve import PUBLIC_WARNING, address, app_command, is_loopback
+from persona_tui.tui.serve import PUBLIC_WARNING, address, app_command, bind_error, is_loopback
 from tests.serving import free_port, serve_env, served
 
 
@@ -94,6 +94,21 @@ def test_a_port_in_use_is_one_sentence_and_a_hint(tmp_path: Path, capsys: pytest
     err = " ".join(capsys.readouterr().err.split())
     assert f"Error: Port {port} on 127.0.0.1 is already in use" in err
     assert f"persona-tui serve --port {port + 1}" in err and "Traceback" not in err
+
+
+def test_an_address_that_is_not_this_machines_is_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["serve", "--host", "192.0.2.1", "--public", "--port", str(free_port()), "--data-dir", str(tmp_path)]
+    assert launch.main(argv) == 2  # 192.0.2.1 is TEST-NET-1: never an address of a machine
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Error: 192.0.2.1 is not an address of this machine." in err and "Leave --host out" in err
+    assert "Warning" not in err and "token=" not in err  # nothing was served: no warning, no token
+
+
+def test_a_host_name_that_does_not_resolve_is_one_sentence() -> None:
+    error = bind_error(socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "nowhere.invalid", 8000)
+    assert error.message == "The host name nowhere.invalid cannot be resolved to an address."
 
 
 @pytest.mark.parametrize("port", ["0", "70000"])

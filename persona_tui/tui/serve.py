@@ -182,7 +182,12 @@ def bind_error(exc: OSError, host: str, port: int) -> ServeError:
             f"Listening on port {port} is not allowed for this user.",
             "Ports below 1024 need administrator rights: choose one above, e.g. --port 8000.",
         )
-    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+    if isinstance(exc, socket.gaierror):
+        return ServeError(
+            f"The host name {host} cannot be resolved to an address.",
+            "Leave --host out to serve on 127.0.0.1, or give this machine's address or name.",
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
         return ServeError(
             f"{host} is not an address of this machine.",
             "Leave --host out to serve on 127.0.0.1, or give one of this machine's addresses.",
