@@ -43,7 +43,7 @@ TITLE = "persona-tui"
 TOKEN_PARAM = "token"
 FORBIDDEN = "Forbidden: open the address persona-tui serve printed when it started (with its token, if it had one)."
 PUBLIC_WARNING = (
-    "Warning: the app is served on {host}, beyond this machine. Whoever opens the address below can "
+    "Warning: the app is served on {host}, beyond this machine. Anyone with the address below can "
     "generate personas with your API key and read, change and delete the personas in {data}. "
     "Share it only with people you trust, and stop the server (Ctrl+C) when done."
 )
@@ -228,7 +228,7 @@ def serve(*, host: str, port: int, public: bool, app_args: Sequence[str], data_d
     server = PersonaServer(app_command(app_args), host=host, port=port, token=token)
 
     def announce() -> None:
-        if public:
+        if public and not is_loopback(host):
             print(PUBLIC_WARNING.format(host=host, data=data_dir), file=sys.stderr)
         print(f"Serving persona-tui at {address(host, port, token)}", file=sys.stderr)
         print(
