@@ -158,6 +158,17 @@ async def test_beyond_loopback_every_request_needs_the_token(tmp_path: Path) -> 
 
 
 @pytest.mark.asyncio
+async def test_public_on_loopback_still_asks_for_the_token_without_a_warning(tmp_path: Path) -> None:
+    port = free_port()
+    with served(serve_env(tmp_path), "--public", "--port", str(port)) as server:
+        assert "Warning" not in server.stderr and "token=" in server.url
+        token = URL(server.url).query["token"]
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            assert await _status(session, f"http://127.0.0.1:{port}/") == 403
+            assert await _status(session, f"http://127.0.0.1:{port}/?token={token}") == 303
+
+
+@pytest.mark.asyncio
 async def test_on_loopback_other_sites_cannot_drive_the_app(tmp_path: Path) -> None:
     port = free_port()
     with served(serve_env(tmp_path), "--port", str(port)) as server:
