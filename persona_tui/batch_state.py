@@ -220,7 +220,7 @@ class BatchState:
             self.tokens, self.rate, self.reasoning_tokens, self.reasoning_seconds = 0, 0.0, 0, 0.0
         elif stage is Stage.THINKING:
             self.thinking_since, self.thinking_detail = now, event.detail
-        if stage in PER_PERSONA:
+        if stage in PER_PERSONA and event.index >= 0:  # below 0: the whole run's (a Batch API batch), no lane
             lane = self._lane(event.index)
             lane.stage, lane.model, lane.idle, lane.heard = stage, "", None, now
             if stage is Stage.CALLING:

@@ -11,8 +11,12 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import shlex
 import signal
+import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -35,19 +39,20 @@ from persona_tui.engine.plan import mix_from_table, parse_mix
 from persona_tui.engine.providers import NoModelList, Provider, make_provider, names, server_models, setup_hint
 from persona_tui.engine.providers.base import ModelEntry
 from persona_tui.engine.text import strip_control
-from persona_tui.export import export_text, records_to_json
+from persona_tui.export import FORMATS, card_file_name, export_text, records_to_json
 from persona_tui.models import (
     COUNT_MAX,
     GenerationRequest,
     Mix,
     Organization,
+    Persona,
     PersonaRecord,
     RequestError,
     RunRecord,
     plain_reason,
 )
 from persona_tui.narrate import report_lines
-from persona_tui.present import CURRENT_MARK, describe, fmt_when, model_cells, one_line
+from persona_tui.present import CURRENT_MARK, describe, fmt_when, model_cells, one_line, revision_diff
 from persona_tui.render import HeadlessRenderer
 from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write, run_state
 
@@ -253,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("id", help="a persona id, or its first characters (at least 4)")
     _common(delete, suppress=True)
 
+    _persona_parsers(sub)
+
     org = _command(
         sub,
         "org",
@@ -297,12 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "export",
         "export all personas",
-        "Write every saved persona as JSON, JSONL or CSV, to stdout or to a file with -o.",
+        "Write every saved persona as JSON, JSONL, CSV, Markdown cards (md) or system prompts for a simulated "
+        "user (prompt), to stdout or to a file with -o; with --split (or --out DIR), one file per persona.",
+    )
+    export.add_argument("--format", choices=list(FORMATS), default="json", help="output format (default json)")
+    export.add_argument("-o", "--output", type=Path, default=None, help="write to this file instead of stdout")
+    export.add_argument(
+        "--split", action="store_true", help="one file per persona (md and prompt), in the folder given by --out"
     )
     export.add_argument(
-        "--format", choices=["json", "jsonl", "csv"], default="json", help="output format (default json)"
+        "--out", type=Path, default=None, metavar="DIR", help="the folder for one file per persona (implies --split)"
     )
-    export.add_argument("-o", "--output", type=Path, default=None, help="write to this file instead of stdout")
     _common(export, suppress=True)
     _serve_parser(sub)
     return parser
@@ -356,6 +368,37 @@ def _batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _common(batch, suppress=True)
 
 
+def _persona_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``edit`` and ``refine``: one persona changed, the earlier version kept in its record."""
+    edit = _command(
+        sub,
+        "edit",
+        "edit one persona's fields in $VISUAL or $EDITOR",
+        "Open one persona's fields as JSON in $VISUAL (else $EDITOR); when the editor closes, the text is "
+        "validated like a model's answer and saved, the earlier version kept in the record. An invalid edit "
+        "saves nothing and keeps your text in a file it names (give it back with --from FILE).",
+    )
+    edit.add_argument("id", help="a persona id, or its first characters (at least 4)")
+    edit.add_argument("--from", dest="source", type=Path, default=None, metavar="FILE", help="start from this text")
+    _common(edit, suppress=True)
+    refine = _command(
+        sub,
+        "refine",
+        "revise one persona by an instruction, with live feedback on stderr",
+        "Send one persona and an instruction ('more sceptical of AI, lives alone') to the model; the revision "
+        "streams in with the same feedback as generate, then the changed fields are printed (old -> new). "
+        "It is saved with --yes, or if you answer y in a terminal; otherwise nothing is saved (exit 1).",
+        models=True,
+        interrupted=True,
+    )
+    refine.add_argument("id", help="a persona id, or its first characters (at least 4)")
+    refine.add_argument("instruction", help="what to change, e.g. 'more sceptical of AI, lives alone'")
+    refine.add_argument("-y", "--yes", action="store_true", help="save the revision without asking")
+    refine.add_argument("--json", action="store_true", help="print the saved record as JSON on stdout")
+    _common(refine, suppress=True)
+    _model_flags(refine, suppress=True)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     names = ("data_dir", "provider", "model", "base_url", "seed", "concurrency", "temperature")
     flags = {name: getattr(args, name, None) for name in names}
@@ -391,6 +434,8 @@ def main(
             "runs": cmd_runs,
             "resume": cmd_resume,
             "batch": cmd_batch,
+            "edit": cmd_edit,
+            "refine": cmd_refine,
         }
         return command[args.command](args, settings, err)
     except (SettingsError, RequestError) as exc:
@@ -826,6 +871,8 @@ def cmd_delete(args: argparse.Namespace, settings: Settings, err: Console) -> in
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    if args.split or args.out is not None:
+        return _export_split(args, settings, err)
     records = asyncio.run(_load(settings, err))
     text = export_text(records, args.format)
     if args.output is None:
@@ -845,6 +892,35 @@ def cmd_export(args: argparse.Namespace, settings: Settings, err: Console) -> in
             f"Could not write {args.output}: {(exc.strerror or str(exc)).lower()}.", "Choose a writable path with -o."
         ) from exc
     err.print(Text(f"Exported {len(records)} persona(s) to {args.output}"))
+    return EXIT_OK
+
+
+def _export_split(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    """One file per persona (a Markdown card or a prompt each) in the folder --out names."""
+    if args.format not in ("md", "prompt"):
+        raise CliError("--split writes one card per persona: it needs --format md or --format prompt.", "", EXIT_USAGE)
+    if args.out is None:
+        raise CliError("--split needs a folder to write to.", "Add --out DIR, for example --out cards.", EXIT_USAGE)
+    if args.output is not None:
+        raise CliError("Give either -o FILE (one document) or --out DIR (one file per persona).", "", EXIT_USAGE)
+    folder: Path = args.out
+    if folder.exists() and not folder.is_dir():
+        raise CliError(f"Could not write to {folder}: it is a file, not a folder.", "Give a folder with --out.")
+    records = asyncio.run(_load(settings, err))
+
+    async def write_all() -> None:
+        for record in records:
+            text = export_text([record], args.format)
+            await atomic_write(folder.resolve() / card_file_name(record, args.format), text.encode("utf-8"))
+
+    try:
+        asyncio.run(write_all())
+    except OSError as exc:
+        raise CliError(
+            f"Could not write to {folder}: {(exc.strerror or str(exc)).lower()}.",
+            "Choose a writable folder with --out.",
+        ) from exc
+    err.print(Text(f"Exported {len(records)} persona(s) to {folder}, one file each"))
     return EXIT_OK
 
 
@@ -972,3 +1048,156 @@ def _validated_org(values: dict[str, object]) -> Organization:
     except ValidationError as exc:
         field, reason = plain_reason(exc)
         raise CliError(f"The organization's {field} {reason}.", code=EXIT_USAGE) from None
+
+
+# ----- one persona changed: edit and refine -----
+
+
+def cmd_edit(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    """Open the persona's fields in the user's editor; save a valid change with the earlier version kept."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not editor:
+        raise CliError(
+            "No editor is set: both $VISUAL and $EDITOR are empty.",
+            "Set one for this command, e.g. EDITOR=nano persona-tui edit ID; or edit it in the app (e).",
+            EXIT_USAGE,
+        )
+    store = PersonaStore(settings.personas_dir)
+    record, _ = asyncio.run(store.find(args.id))
+    original = json.dumps(record.persona.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+    start = original
+    if args.source is not None:
+        try:
+            start = args.source.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"{args.source} could not be read: {exc.strerror or exc}.", "", EXIT_USAGE) from None
+    fd, name = tempfile.mkstemp(prefix=f"persona-{record.id[:8]}-", suffix=".json")
+    draft = Path(name)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(start)
+    try:
+        code = subprocess.call([*shlex.split(editor), str(draft)])
+    except OSError as exc:
+        draft.unlink(missing_ok=True)
+        reason = exc.strerror or exc
+        raise CliError(f"The editor {editor!r} could not be started: {reason}.", "Check $VISUAL/$EDITOR.") from None
+    text = draft.read_text(encoding="utf-8")
+    if code != 0:
+        raise CliError(f"The editor exited with status {code}; nothing was saved.", f"Your text is kept in {draft}.")
+    if text == original:
+        draft.unlink(missing_ok=True)
+        err.print(Text(f"No change to {one_line(record.persona.name)}; nothing saved."))
+        return EXIT_OK
+    try:
+        persona = Persona.model_validate_json(text)
+    except ValidationError as exc:
+        raise CliError(
+            f"The edited persona is not valid: {_edit_problem(exc)}; nothing was saved.",
+            f"Your text is kept in {draft}: fix it with `persona-tui edit {record.id[:8]} --from {draft}`.",
+        ) from None
+    new = record.with_change(persona, "edit")
+    asyncio.run(store.replace(new))
+    draft.unlink(missing_ok=True)
+    changed = ", ".join(new.versions[-1].changed) if new.versions else ""
+    err.print(Text(f"Saved {one_line(persona.name)} ({changed or 'no field'} changed); version {new.version_count}."))
+    return EXIT_OK
+
+
+def _edit_problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    if first["type"] == "json_invalid":
+        return f"it is not valid JSON ({first.get('ctx', {}).get('error', first['msg'])})"
+    field, reason = plain_reason(exc)
+    return f"{field} {reason}"
+
+
+def cmd_refine(args: argparse.Namespace, settings: Settings, err: Console) -> int:
+    store = PersonaStore(settings.personas_dir)
+    record, _ = asyncio.run(store.find(args.id))
+    if not args.instruction.strip():
+        raise CliError("The instruction is empty.", "Say what to change, e.g. 'older, lives alone'.", EXIT_USAGE)
+    provider = make_provider(settings)
+    if not provider.is_ai:
+        err.print(Text(f"Using the {provider.label}: the instruction is applied by simple rules.", style="yellow"))
+    asked = _Asked()
+    summary = asyncio.run(_refine(record, args, provider, store, settings, err, asked))
+    if summary.saved:
+        if args.json:
+            sys.stdout.write(summary.saved[0].model_dump_json(indent=2) + "\n")
+        return EXIT_OK
+    if asked.refused_quietly:
+        raise CliError(
+            "Nothing was saved: there is no terminal to ask whether to keep the revision.",
+            f"Save it with --yes: persona-tui refine {record.id[:8]} {shlex.quote(args.instruction)} --yes",
+        )
+    if summary.cancelled:
+        err.print(Text("Revision discarded; nothing saved."))
+        return EXIT_INTERRUPTED if asked.interrupted else EXIT_OK
+    return EXIT_FAILED
+
+
+class _Asked:
+    refused_quietly = False
+    """Not a terminal and no --yes: the diff was printed, nothing saved."""
+    interrupted = False
+
+
+async def _refine(
+    record: PersonaRecord,
+    args: argparse.Namespace,
+    provider: Provider,
+    store: PersonaStore,
+    settings: Settings,
+    err: Console,
+    asked: _Asked,
+) -> ev.Summary:
+    from persona_tui.engine.pipeline.refine import refine
+
+    cancel = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_interrupt() -> None:
+        asked.interrupted = True
+        cancel.set()
+
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    estimates = await asyncio.to_thread(EstimateBook.load, settings.data_dir)
+    summary = ev.Summary((), 1, True, 0.0, 0)
+    try:
+        with HeadlessRenderer(err, count=1, provider_label=provider.label) as view:
+
+            async def decide(old: PersonaRecord, new: PersonaRecord) -> bool:
+                if view.progress.live.is_started:
+                    view.progress.stop()
+                out = err if args.json else console()  # stdout holds only the record with --json
+                out.print(Text(f"Changes to {one_line(old.persona.name)}:", style="bold"))
+                out.print(revision_diff(old.persona, new.persona) or Text("No field changed."))
+                if args.yes:
+                    return True
+                if not sys.stdin.isatty():
+                    asked.refused_quietly = True
+                    return False
+                answer = await asyncio.to_thread(input, "Save this revision? [y/N] ")
+                return answer.strip().lower() in ("y", "yes")
+
+            async for event in refine(
+                record,
+                args.instruction,
+                provider=provider,
+                store=store,
+                decide=decide,
+                settings=settings,
+                estimates=estimates,
+                cancel=cancel,
+            ):
+                view.handle(event)
+                if isinstance(event, ev.Finished):
+                    summary = event.summary
+    except (EOFError, asyncio.CancelledError):
+        summary = ev.Summary((), 0, True, 0.0, 0)
+    finally:
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)
+        await provider.aclose()
+    return summary

@@ -158,6 +158,26 @@ class PersonaRecord(BaseModel):
     """The persona's slot in its batch's population plan."""
     run_id: str | None = Field(default=None, exclude_if=lambda value: value is None)
     """The run (one ``generate``) the persona was made in."""
+    versions: list[Version] | None = Field(default=None, exclude_if=lambda value: value is None)
+    """The persona's earlier versions, oldest first, each with how it was changed into the next (an edit,
+    a refinement, a regeneration); None for a persona never changed (older files have no such field)."""
+
+    @property
+    def version_count(self) -> int:
+        """How many versions the persona has had, this one included."""
+        return len(self.versions or ()) + 1
+
+    def with_change(self, persona: Persona, how: ChangeKind, note: str = "", **update: Any) -> PersonaRecord:
+        """This record with ``persona`` in place of its own, the earlier version kept in ``versions``."""
+        earlier = Version(
+            persona=self.persona,
+            how=how,
+            note=note,
+            changed=changed_fields(self.persona, persona),
+            provider=self.provider,
+            model=self.model,
+        )
+        return self.model_copy(update={"persona": persona, "versions": [*(self.versions or ()), earlier], **update})
 
     def summary(self) -> dict[str, Any]:
         """A flat row for tables and CSV export."""
@@ -173,6 +193,34 @@ class PersonaRecord(BaseModel):
             "provider": self.provider,
             "model": self.model,
         }
+
+
+ChangeKind = Literal["edit", "refine", "regenerate"]
+CHANGE_WORDS: dict[str, str] = {"edit": "edited", "refine": "refined", "regenerate": "regenerated"}
+
+
+class Version(BaseModel):
+    """An earlier version of a persona, and how it was changed into the next one."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    persona: Persona
+    how: ChangeKind
+    """What made the next version: the user's edit, a refinement by instruction, or a regeneration."""
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    """When the next version replaced this one."""
+    note: str = ""
+    """The instruction of a refinement."""
+    changed: list[str] = Field(default_factory=list)
+    """The persona's fields the change touched."""
+    provider: str = ""
+    model: str = ""
+    """Who wrote this version."""
+
+
+def changed_fields(old: Persona, new: Persona) -> list[str]:
+    """The fields whose values differ between two personas, in the persona's order."""
+    return [name for name in PERSONA_FIELDS if getattr(old, name) != getattr(new, name)]
 
 
 Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -453,6 +501,10 @@ def plain_reason(exc: ValidationError) -> tuple[str, str]:
         reason = "must be text"
     elif kind == "missing":
         reason = "is missing"
+    elif kind in ("less_than_equal", "greater_than_equal"):
+        reason = (
+            f"must be at most {ctx.get('le')}" if kind == "less_than_equal" else f"must be at least {ctx.get('ge')}"
+        )
     elif kind in ("too_short", "too_long"):
         reason = f"must have {ctx.get('min_length', 1)} to {ctx.get('max_length', 'any number of')} items"
     else:

@@ -179,7 +179,8 @@ def saved_summary(event: ev.PersonaSaved, *, full: bool = False) -> str:
     who = one_line(f"{p.name} ({p.age}, {p.occupation})" if full else p.name)
     reasoning = event.usage.reasoning_tokens if event.usage is not None else 0
     thought = f" ({reasoning} reasoning)" if reasoning else ""
-    speed = f"{event.tokens} tokens{thought}, {event.tokens_per_second:.0f} tok/s"
+    rate = f", {event.tokens_per_second:.0f} tok/s" if event.tokens_per_second >= 0.5 else ""  # none: not streamed
+    speed = f"{event.tokens} tokens{thought}{rate}"
     return f"{who} in {fmt_seconds(event.seconds)}, {speed}"
 
 
@@ -449,7 +450,7 @@ def event_details(event: ev.Event) -> list[str]:
 def _stage_started(event: ev.StageStarted, say: _Say) -> Line | None:
     stage, detail = event.stage, event.detail
     if say.voice.console:
-        if stage in (Stage.PREPARING, Stage.ENRICHING):
+        if stage in (Stage.PREPARING, Stage.ENRICHING) or (event.index < 0 and detail):  # < 0: a Batch API batch
             return Line("›", one_line(detail), Tone.PROGRESS, Scope.RUN)
         if stage is Stage.THINKING:
             why = f" ({one_line(detail)})" if detail else ""

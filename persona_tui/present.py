@@ -17,7 +17,7 @@ from rich.measure import Measurement
 from rich.text import Text
 
 from persona_tui.engine.text import strip_control
-from persona_tui.models import PersonaRecord
+from persona_tui.models import CHANGE_WORDS, Persona, PersonaRecord, changed_fields
 
 if TYPE_CHECKING:
     from persona_tui.engine.providers.base import ModelEntry
@@ -64,6 +64,8 @@ def describe(record: PersonaRecord, path: Path | None = None) -> Text:
         ("Request", one_line(record.request.description)),
         ("Id", record.id),
     ]
+    if record.versions:
+        footer.insert(0, ("Version", change_caption(record, record.version_count).removeprefix("Version ")))
     if path is not None:
         footer.append(("File", str(path)))
     text.append("\n")
@@ -75,7 +77,7 @@ def describe(record: PersonaRecord, path: Path | None = None) -> Text:
 
 FOOTER_LABEL = 10
 """The footer's labels are padded to this many cells, so their values line up (and wrap) in a column."""
-HANG = re.compile(r" *• |(?:Created|Model|Request|Id|File|For|Tech savviness|Communication): +")
+HANG = re.compile(r" *• |(?:Version|Created|Model|Request|Id|File|For|Tech savviness|Communication): +")
 """The start of a line whose wrapped rest continues under its text: a bullet, or a label."""
 
 
@@ -158,3 +160,63 @@ def model_cells(entry: ModelEntry, current: str) -> tuple[str, str, str, str]:
         one_line(entry.owned_by or ""),
         entry.created.strftime("%Y-%m-%d") if entry.created else "",
     )
+
+
+FIELD_TITLES = {
+    "name": "Name",
+    "age": "Age",
+    "pronouns": "Pronouns",
+    "location": "Location",
+    "occupation": "Occupation",
+    "background": "Background",
+    "goals": "Goals",
+    "frustrations": "Frustrations",
+    "personality_traits": "Personality",
+    "tech_savviness": "Tech savviness",
+    "communication_style": "Communication",
+    "quote": "Quote",
+}
+
+
+def revision_diff(old: Persona, new: Persona) -> Text:
+    """The fields a revision changed, old → new: a list's items removed (-) and added (+), other values
+    before and after. Model text on both sides, so plain text only. Empty when nothing changed."""
+    text = Text()
+    for name in changed_fields(old, new):
+        before, after = getattr(old, name), getattr(new, name)
+        text.append(f"{FIELD_TITLES.get(name, name)}\n", style="bold")
+        if isinstance(before, list) and isinstance(after, list):
+            for item in before:
+                if item not in after:
+                    text.append(f"  - {one_line(item)}\n", style="red")
+            for item in after:
+                if item not in before:
+                    text.append(f"  + {one_line(item)}\n", style="green")
+        elif name in ("background",):
+            text.append(f"  - {strip_control(str(before))}\n", style="red")
+            text.append(f"  + {strip_control(str(after))}\n", style="green")
+        else:
+            text.append(f"  {one_line(before)}", style="red")
+            text.append(" → ")
+            text.append(f"{one_line(after)}\n", style="green")
+    return text
+
+
+def change_caption(record: PersonaRecord, number: int) -> str:
+    """How version ``number`` (1-based) of a persona came to be: "Version 3 of 3 (refined 12:04: 'older')"."""
+    total = record.version_count
+    versions = record.versions or []
+    if number <= 1:
+        how = f"made {fmt_when(record.created_at)}" if total > 1 else ""
+    else:
+        change = versions[number - 2]
+        when = change.at.astimezone().strftime("%H:%M")
+        note = f": '{one_line(change.note)[:80]}'" if change.note else ""
+        how = f"{CHANGE_WORDS.get(change.how, change.how)} {when}{note}"
+    return f"Version {number} of {total}" + (f" ({how})" if how else "")
+
+
+def version_persona(record: PersonaRecord, number: int) -> Persona:
+    """The persona as it was in version ``number`` (1-based; the last is the record's own)."""
+    versions = record.versions or []
+    return versions[number - 1].persona if number <= len(versions) else record.persona

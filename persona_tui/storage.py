@@ -105,6 +105,30 @@ class PersonaStore:
         await asyncio.to_thread(self.index.end, record, "+")
         return final
 
+    async def replace(self, record: PersonaRecord) -> Path:
+        """Save ``record`` in place of the persona with its id: the new file is written atomically first;
+        only then is the old one removed, when it has another name (a persona renamed, or an older file name)."""
+        try:
+            _, before = await self.find(record.id)
+        except StoreError:
+            before = None  # gone meanwhile: the new version is simply saved
+        final = await self.save(record)
+        if before is not None and before != final:
+            self.index.begin()
+            try:
+                await aiofiles.os.remove(before)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # two files now hold the id: say which one to remove
+                raise StoreError(
+                    f"The new version was saved as {final.name}, but the old file {before.name} could not be "
+                    f"removed: {exc.strerror or exc}.",
+                    f"Remove {before} by hand; until then the store lists one of the two.",
+                ) from exc
+            finally:
+                self.index.end()
+        return final
+
     async def names(self, description: str) -> list[IndexEntry]:
         """The personas made for ``description`` (any case), from the names index; rebuilt first when stale."""
         return await asyncio.to_thread(self.names_sync, description)
@@ -112,8 +136,12 @@ class PersonaStore:
     def names_sync(self, description: str) -> list[IndexEntry]:
         entries = self.index.entries(description)
         if entries is None:
+            # The folder's time is read before its files are listed: a file another program adds while
+            # they are read leaves the index stamped older than the folder, so it is rebuilt again next time
+            # rather than trusted without that file.
+            seen = self.index.folder_mtime()
             records = list(reversed(self.load_all_sync().records))  # oldest first, as saves append
-            self.index.rebuild(records)
+            self.index.rebuild(records, seen)
             entries = self.index.entries(description)
             if entries is None:  # the index could not be written: the files still say who exists
                 wanted = description.casefold()
@@ -185,6 +213,21 @@ class PersonaStore:
                 "Give more characters of the id.",
             )
         return matches[0], result.paths[matches[0].id]
+
+    async def load_ids(self, ids: Iterable[str]) -> list[PersonaRecord]:
+        """The personas with these ids that are still in the store, newest first: one listing of the
+        folder and only the files named for them (``slug-ID.json``) read."""
+        wanted = set(ids)
+        tail = re.compile(r"-([0-9a-f]{32})\.json$")
+
+        def named(name: str) -> bool:
+            found = tail.search(name)
+            return found is not None and found.group(1) in wanted
+
+        if not wanted:
+            return []
+        result = await asyncio.to_thread(self.load_all_sync, named)
+        return [r for r in result.records if r.id in wanted]
 
     def _load_matching(self, prefix: str) -> LoadResult:
         """Only the files whose names can hold an id starting with ``prefix`` (``slug-ID.json``), so
@@ -276,7 +319,7 @@ class NamesIndex:
         digest = hashlib.sha1(description.casefold().encode("utf-8")).hexdigest()[:16]
         return self.folder / f"names-{digest}.jsonl"
 
-    def _folder_mtime(self) -> int:
+    def folder_mtime(self) -> int:
         try:
             return os.stat(self.root).st_mtime_ns
         except OSError:
@@ -290,11 +333,11 @@ class NamesIndex:
         return (
             isinstance(state, dict)
             and state.get("version") == INDEX_VERSION
-            and state.get("mtime_ns") == (self._folder_mtime())
+            and state.get("mtime_ns") == (self.folder_mtime())
         )
 
     def _mark(self) -> None:
-        state = {"version": INDEX_VERSION, "mtime_ns": self._folder_mtime()}
+        state = {"version": INDEX_VERSION, "mtime_ns": self.folder_mtime()}
         _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
 
     def entries(self, description: str) -> list[IndexEntry] | None:
@@ -346,15 +389,16 @@ class NamesIndex:
             except OSError as exc:
                 log.warning("could not update the names index: %s", exc)
 
-    def rebuild(self, records: Iterable[PersonaRecord]) -> None:
-        """Write the index again from ``records`` (all of the store, read just now)."""
+    def rebuild(self, records: Iterable[PersonaRecord], seen: int | None = None) -> None:
+        """Write the index again from ``records`` (all of the store, read just now), stamped with the
+        folder's time ``seen`` before they were listed (now, if not given)."""
         with self._lock:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 log.warning("could not write the names index: %s", exc)
                 return
-            mtime = self._folder_mtime()
+            mtime = self.folder_mtime() if seen is None else seen
             shards: dict[Path, list[bytes]] = {}
             for record in records:
                 e = index_entry(record)

@@ -34,6 +34,9 @@ SHOTS: dict[str, tuple[str, tuple[int, int]]] = {
     "mid-stream-80x24": ("mid_stream", (80, 24)),
     "plan": ("plan", (120, 36)),
     "report": ("report", (120, 36)),
+    "help": ("help", (120, 36)),
+    "edit-form": ("edit_form", (120, 36)),
+    "refine-diff": ("refine_diff", (120, 36)),
 }
 """File name (without .svg): the scene it shows and the terminal size (columns, rows)."""
 

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual.widgets import Input
+from textual.widgets import Input, TextArea
 
 from persona_tui.config import Settings
 from persona_tui.engine import events as ev
@@ -36,9 +36,13 @@ from persona_tui.engine.parsing import parse_partial
 from persona_tui.engine.plan import draw_plan
 from persona_tui.engine.providers.base import Provider
 from persona_tui.engine.providers.offline import OfflineProvider
+from persona_tui.engine.providers.offline.refine import refine_offline
 from persona_tui.models import GenerationRequest, PersonaRecord, Plan, Slot
 from persona_tui.storage import PersonaStore
 from persona_tui.tui.app import PersonaApp, make_app
+from persona_tui.tui.screens.diff import DiffScreen
+from persona_tui.tui.screens.edit import EditScreen
+from persona_tui.tui.screens.help import HelpScreen
 from persona_tui.tui.screens.report import ReportScreen
 from tests.conftest import FIXED_NOW, SAMPLE_PEOPLE, FakeClock, make_record  # also pins TZ=UTC
 from tests.helpers import ScriptedProvider, Step, persona_dict, tokens_of
@@ -696,6 +700,55 @@ async def scene_report(pilot: Pilot[None]) -> None:
     await pilot.pause()
 
 
+async def _on_table(pilot: Pilot[None]) -> PersonaApp:
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, PersonaApp)
+    app.table.focus()
+    await pilot.pause()
+    return app
+
+
+async def _until(pilot: Pilot[None], screen: type) -> None:
+    for _ in range(100):
+        await pilot.pause()
+        if isinstance(pilot.app.screen, screen):
+            break
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    for area in pilot.app.screen.query(TextArea):
+        area.cursor_blink = False
+    await pilot.pause()
+
+
+async def scene_help(pilot: Pilot[None]) -> None:
+    """13. F1 on the table: every key of the screen, grouped."""
+    await _on_table(pilot)
+    await pilot.press("f1")
+    await _until(pilot, HelpScreen)
+
+
+async def scene_edit_form(pilot: Pilot[None]) -> None:
+    """14. e on a row: the edit form, an age out of range refused beside its field."""
+    app = await _on_table(pilot)
+    await pilot.press("e")
+    await _until(pilot, EditScreen)
+    app.screen.query_one("#age", Input).value = "200"
+    await pilot.press("ctrl+s")
+    await _until(pilot, EditScreen)
+
+
+async def scene_refine_diff(pilot: Pilot[None]) -> None:
+    """15. A refinement streamed in: the fields it changed, old → new, to accept (a) or discard (d)."""
+    app = await _on_table(pilot)
+    old = app.table.selected
+    assert old is not None
+    instruction = "more sceptical of AI, lives alone, less tech-savvy"
+    new = old.with_change(refine_offline(old.persona, instruction), "refine", note=instruction)
+    app.push_screen(DiffScreen(old, new, instruction))
+    await _until(pilot, DiffScreen)
+
+
 # ----- the catalogue -----
 
 
@@ -730,6 +783,9 @@ SCENES: dict[str, Scene] = {
         Scene("plan", "A batch of 20 planned", scene_plan),
         Scene("big_batch", "A batch of 50, twenty in flight", scene_big_batch),
         Scene("report", "The diversity report", scene_report),
+        Scene("help", "Help: the keys of the screen", scene_help),
+        Scene("edit_form", "Editing a persona", scene_edit_form),
+        Scene("refine_diff", "A refinement to accept or discard", scene_refine_diff),
     )
 }
 

@@ -8,6 +8,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from persona_tui import cli
 from persona_tui.config import Settings
 from persona_tui.engine import events as ev
@@ -98,8 +100,8 @@ def test_five_personas_through_the_batch_api(tmp_path: Path) -> None:
     assert run.batch is not None and run.batch.status == "completed" and run.batch.collected
     assert run.batch.id.startswith("batch_")
     assert len(run.saved) == 5 and run.finished_at is not None
-    notices = [e.text for e in events if isinstance(e, ev.ServerNotice)]
-    assert any("in progress 2/5" in n for n in notices) and any("4/5" in n for n in notices)
+    stages = [e.detail for e in events if isinstance(e, ev.StageStarted) and e.index < 0]
+    assert any("in progress 2/5" in n for n in stages) and any("4/5" in n for n in stages)
     progress = [e.fraction for e in events if isinstance(e, ev.Progress)]
     assert progress == sorted(progress) and 0.3 < max(progress) < 1.0
     assert any(isinstance(e, ev.Progress) and e.eta is not None for e in events)
@@ -120,7 +122,7 @@ def test_a_failed_request_is_reported_and_the_others_saved(tmp_path: Path) -> No
     assert sorted(run.saved) == [0, 1, 3, 4] and 2 in run.failed
     summary = events[-1].summary  # type: ignore[union-attr]
     assert len(summary.saved) == 4 and summary.failed == 1
-    assert any(isinstance(e, ev.ServerNotice) and e.text.endswith("5/5, 1 failed") for e in events)
+    assert any(isinstance(e, ev.StageStarted) and e.detail.endswith("5/5, 1 failed") for e in events)
 
 
 def test_an_invalid_answer_fails_its_persona_and_a_broken_slot_is_kept(tmp_path: Path) -> None:
@@ -142,7 +144,7 @@ def test_cancel_cancels_the_batch_on_the_server(tmp_path: Path) -> None:
                 s,
                 server,
                 GenerationRequest(description=DESCRIPTION, count=5),
-                cancel_when=lambda e: isinstance(e, ev.ServerNotice) and "in progress 1/5" in e.text,
+                cancel_when=lambda e: isinstance(e, ev.StageStarted) and "in progress 1/5" in e.detail,
             )
         )
         calls = list(server.calls)
@@ -299,3 +301,36 @@ def test_a_rejected_key_is_one_sentence_without_the_key(tmp_path: Path) -> None:
     assert len(failed) == 1 and failed[0].kind.value == "auth"
     assert "Batch API call failed" in failed[0].message and "sk-test" not in failed[0].message
     assert isinstance(events[-1], ev.Finished) and not events[-1].summary.ok
+
+
+@pytest.mark.asyncio
+async def test_the_app_generates_through_the_batch_api_from_the_palette(tmp_path: Path, app_factory: Any) -> None:
+    from textual.widgets import Input
+
+    with FakeBatchServer(per_poll=2) as server:
+        model = provider(server)
+        app = app_factory(model, batch_poll_seconds=0.05)  # type: ignore[arg-type]
+        async with app.run_test(size=(120, 36)) as pilot:
+            titles = [c.title for c in app.get_system_commands(app.screen)]
+            assert "Generate with the Batch API" in titles
+            app.query_one("#description", Input).value = DESCRIPTION
+            app.query_one("#count", Input).value = "3"
+            app.action_generate_batch_api()
+            for _ in range(300):
+                await pilot.pause(0.02)
+                if not app.running:
+                    break
+            assert not app.running
+            log = "\n".join(str(line) for line in app.log_pane.lines)
+        await model.aclose()
+        calls = list(server.calls)
+    assert ("POST", "/v1/batches") in calls
+    assert "batch_" in log and "in progress" in log
+    assert len(stored(tmp_path / "personas")) == 3
+
+
+@pytest.mark.asyncio
+async def test_the_palette_offers_the_batch_api_only_where_there_is_one(app_factory: Any) -> None:
+    app = app_factory()  # a scripted provider: no Batch API
+    async with app.run_test(size=(120, 36)):
+        assert "Generate with the Batch API" not in [c.title for c in app.get_system_commands(app.screen)]

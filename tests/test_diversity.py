@@ -305,3 +305,47 @@ def test_long_lists_in_the_words_end_with_how_many_more() -> None:
     assert "  plan         0 of 5 held their slot; 5 broke it:" in lines
     assert sum("age 29 is outside 40-44" in line for line in lines) == 3
     assert any(line.strip() == "and 2 more" for line in lines)
+
+
+def test_the_similarity_index_scores_a_newcomer_as_the_report_would() -> None:
+    """The index's fast path (idf once per query, no vector per persona) is the report's cosine exactly."""
+    words = [
+        "river",
+        "clinic",
+        "ledger",
+        "bicycle",
+        "mango",
+        "radio",
+        "chalk",
+        "lantern",
+        "harbour",
+        "sorghum",
+        "kettle",
+        "ferry",
+    ]
+    personas = []
+    for i in range(12):
+        d = persona_dict(f"Person {i}")
+        d["background"] = " ".join(words[(i * j) % len(words)] for j in range(1, 40))
+        d["goals"] = [" ".join(words[(i + j) % len(words)] for j in range(5))]
+        personas.append(Persona.model_validate(d))
+    index = diversity.SimilarityIndex()
+    for p in personas[:-1]:
+        index.add(p)
+    found = index.nearest(personas[-1])
+    assert found is not None
+    records = [
+        PersonaRecord(
+            provider="p",
+            model="m",
+            request=RequestInfo(description="x", count=1),
+            generation_seconds=0,
+            tokens=0,
+            persona=p,
+        )
+        for p in personas
+    ]
+    vectors = diversity._vectors(records)
+    cosines = [sum(w * v.get(t, 0.0) for t, w in vectors[-1].items()) for v in vectors[:-1]]
+    assert found[0] is personas[cosines.index(max(cosines))]
+    assert found[1] == pytest.approx(max(cosines), abs=1e-9)

@@ -20,6 +20,7 @@ import pytest
 
 from persona_tui.config import Settings
 from persona_tui.engine import events as ev
+from persona_tui.engine.diversity import SimilarityIndex
 from persona_tui.engine.estimate import EstimateBook
 from persona_tui.engine.pipeline import generate
 from persona_tui.engine.providers.offline import OfflineProvider
@@ -106,6 +107,32 @@ async def test_cancel_mid_run_then_resume_makes_only_the_rest(tmp_path: Path) ->
     assert done is not None and done.id == run.id and done.plan == plan
     assert run_state(done) == "finished" and len(done.persona_ids) == 12 and not done.in_flight
     assert_whole_run(s, done, 12)
+    # The report at the end of the resumed session is the whole run's, not the session's.
+    report = next(e.report for e in second if isinstance(e, ev.DiversityReported))
+    assert report.count == 12
+
+
+@pytest.mark.asyncio
+async def test_a_resumed_run_checks_its_new_personas_against_those_saved_before(tmp_path: Path) -> None:
+    s = settings(tmp_path, concurrency=1)
+    request = GenerationRequest.create(DESCRIPTION, 6)
+    await drive(s, request, stop_after=2)
+    run = RunStore(s.runs_dir).latest_sync()
+    assert run is not None
+    earlier = {r.persona.name for r in stored(s.personas_dir)}
+    held: list[list[str]] = []
+    nearest = SimilarityIndex.nearest
+
+    def spy(index: SimilarityIndex, persona: Any) -> Any:
+        held.append([p.persona.name if hasattr(p, "persona") else p.name for p, _ in index._bags])
+        return nearest(index, persona)
+
+    SimilarityIndex.nearest = spy  # type: ignore[method-assign]
+    try:
+        await drive(s, run.to_request(), resume=run)
+    finally:
+        SimilarityIndex.nearest = nearest  # type: ignore[method-assign]
+    assert held and earlier <= set(held[0])  # the first new persona already meets the earlier ones
 
 
 @pytest.mark.asyncio
@@ -220,6 +247,30 @@ async def test_names_index_is_rebuilt_when_stale_or_missing(tmp_path: Path) -> N
     assert len(await store.names(DESCRIPTION)) == 2
 
 
+@pytest.mark.asyncio
+async def test_a_file_added_while_the_index_is_rebuilt_leaves_it_stale(tmp_path: Path) -> None:
+    """The folder's time is read before its files are listed: one that lands after the listing is not lost."""
+    store = PersonaStore(tmp_path / "personas")
+    await store.save(record_for("Ana Sousa"))
+    await store.names(DESCRIPTION)
+    shutil.rmtree(store.index.folder)
+    late = record_for("Tiago Reis")
+    listing = store.load_all_sync
+
+    def list_then_another_program_saves(*args: Any) -> Any:
+        result = listing(*args)
+        (store.root / f"tiago-reis-{late.id}.json").write_text(late.model_dump_json())
+        stamp = os.stat(store.root).st_mtime_ns + 1_000_000  # the clock moved on, whatever its granularity
+        os.utime(store.root, ns=(stamp, stamp))
+        return result
+
+    store.load_all_sync = list_then_another_program_saves  # type: ignore[method-assign]
+    assert [e.name for e in await store.names(DESCRIPTION)] == ["Ana Sousa"]  # as listed
+    assert not store.index.fresh()
+    store.load_all_sync = listing  # type: ignore[method-assign]
+    assert sorted(e.name for e in await store.names(DESCRIPTION)) == ["Ana Sousa", "Tiago Reis"]
+
+
 # ----- the command line -----
 
 
@@ -329,6 +380,30 @@ async def test_app_offers_to_resume_and_ctrl_shift_r_continues(tmp_path: Path, a
     done = RunStore(s.runs_dir).latest_sync()
     assert done is not None and done.id == run.id and run_state(done) == "finished"
     assert_whole_run(s, done, 10)
+
+
+@pytest.mark.asyncio
+async def test_the_app_resumes_a_run_with_its_own_model_or_says_why_not(tmp_path: Path, app_factory: Any) -> None:
+    s = settings(tmp_path)
+    await drive(s, GenerationRequest.create(DESCRIPTION, 6), stop_after=2)
+    runs = RunStore(s.runs_dir)
+    run = runs.latest_sync()
+    assert run is not None
+    run.provider, run.model = "nowhere-ai", "ghost-1"  # made with a provider this machine does not have
+    await runs.save(run)
+    before = len(stored(s.personas_dir))
+    app = app_factory(OfflineProvider(seed=1, tokens_per_second=0), offline_tokens_per_second=0)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+b")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if any(n.title == "Run not resumed" for n in app._notifications):
+                break
+        said = [n.message for n in app._notifications if n.title == "Run not resumed"]
+        assert said and "was made with ghost-1 (nowhere-ai), which is not set up here" in said[0]
+        assert not app.running
+    assert len(stored(s.personas_dir)) == before  # nothing made with another model in its place
 
 
 @pytest.mark.asyncio

@@ -430,7 +430,8 @@ class SimilarityIndex:
     """
 
     def __init__(self, limit: int = SIMILAR_WINDOW) -> None:
-        self._bags: deque[tuple[Persona, Counter[str]]] = deque()
+        self._bags: deque[tuple[Persona, dict[str, float]]] = deque()
+        """Each persona held with its terms' sublinear tf (1 + log tf), computed once."""
         self._df: Counter[str] = Counter()
         self.limit = limit
 
@@ -439,31 +440,36 @@ class SimilarityIndex:
 
     def add(self, persona: Persona) -> None:
         bag = terms(persona)
-        self._bags.append((persona, bag))
+        self._bags.append((persona, {t: 1 + math.log(tf) for t, tf in bag.items()}))
         self._df.update(bag.keys())
         if len(self._bags) > self.limit:
             _, old = self._bags.popleft()
             self._df.subtract(old.keys())
 
     def nearest(self, persona: Persona) -> tuple[Persona, float] | None:
-        """The persona held that ``persona`` reads most like, and how alike (0..1); None when none is held."""
+        """The persona held that ``persona`` reads most like, and how alike (0..1); None when none is held.
+
+        One idf per term for the query; each persona held costs a pass over its own weights (for its
+        norm) and a look-up of the newcomer's terms (for the dot product), no dict built per persona:
+        with 200 held this is a few times faster than weighting every persona's vector again."""
         if not self._bags:
             return None
         bag = terms(persona)
-        n = len(self._bags) + 1
-        df = self._df.copy()
-        df.update(bag.keys())
+        top = math.log(2 + len(self._bags)) + 1  # log(1 + n) with n counting the newcomer, plus idf's 1
+        df = self._df
 
-        def unit(counts: Counter[str]) -> dict[str, float]:
-            vector = {t: (1 + math.log(tf)) * (math.log((1 + n) / (1 + df[t])) + 1) for t, tf in counts.items()}
-            norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
-            return {t: w / norm for t, w in vector.items()}
+        def idf(term: str, extra: int) -> float:
+            return top - math.log(1 + df[term] + extra)
 
-        mine = unit(bag)
+        weights = {t: (1 + math.log(tf)) * idf(t, 1) for t, tf in bag.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        mine = {t: w / norm for t, w in weights.items()}
+        held_idf = {t: idf(t, 1 if t in bag else 0) for t, count in df.items() if count > 0}
         best_persona, best = self._bags[0][0], -1.0
-        for other, counts in self._bags:
-            theirs = unit(counts)
-            score = sum(w * theirs.get(t, 0.0) for t, w in mine.items())
+        for other, logs in self._bags:
+            theirs = math.sqrt(sum((tf * held_idf[t]) ** 2 for t, tf in logs.items())) or 1.0
+            dot = sum(w * logs[t] * held_idf[t] for t, w in mine.items() if t in logs)
+            score = dot / theirs
             if score > best:
                 best_persona, best = other, score
         return best_persona, min(1.0, max(0.0, best))

@@ -224,10 +224,10 @@ class ProgressModel:
         if self.finished >= self.count:
             return 0.0
         waiting = self.count - self.finished - len(self.active)
-        work = sum(self._left(p) for p in self.active.values()) + waiting * self.estimate.seconds
+        left = [self._left(p) for p in self.active.values()]
+        work = sum(left) + waiting * self.estimate.seconds
         busy = min(self.lanes, self.count - self.finished)
-        slowest = max((self._left(p) for p in self.active.values()), default=0.0)
-        return max(work / max(busy, 1), slowest)
+        return max(work / max(busy, 1), max(left, default=0.0))
 
 
 def offline_default(tokens_per_second: float) -> Estimate:

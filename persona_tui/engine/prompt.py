@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from persona_tui.engine.enrich import sources_prompt
 from persona_tui.engine.plan import slot_lines
-from persona_tui.models import PERSONA_FIELDS, GenerationRequest, Organization, Slot, Source
+from persona_tui.models import PERSONA_FIELDS, GenerationRequest, Organization, Persona, Slot, Source
 
 SYSTEM = (
     "You write synthetic user personas for product research and testing. "
@@ -56,3 +57,30 @@ def build_messages(
         lines.append(f"These people already exist. Use a different name, and {vary}:")
         lines.extend(f"- {person}" for person in people[-PEOPLE_SHOWN:])
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
+
+
+REFINE_SYSTEM = (
+    "You revise synthetic user personas for product research and testing. "
+    "You are given a persona as JSON and an instruction from the researcher. Change what the instruction asks "
+    "for and what follows from it (background, goals, frustrations, traits, voice), keep everything else as it "
+    "is, and keep the persona one specific, believable person. Keep the name unless the instruction asks for "
+    "another. Answer with a single JSON object and nothing else, with exactly these fields: "
+    + ", ".join(PERSONA_FIELDS)
+    + ". goals, frustrations and personality_traits are lists of short strings; "
+    "tech_savviness is one of novice, basic, intermediate, advanced, expert."
+)
+
+
+def build_refine_messages(persona: Persona, instruction: str, description: str = "") -> list[dict[str, str]]:
+    """The chat messages asking for ``persona`` revised by the researcher's ``instruction``."""
+    lines = []
+    if description:
+        lines += ["The persona was written for this description:", description]
+    lines += [
+        "The persona:",
+        json.dumps(persona.model_dump(mode="json"), ensure_ascii=False, indent=2),
+        "The researcher's instruction:",
+        instruction,
+        "Reply with the whole revised persona as one JSON object.",
+    ]
+    return [{"role": "system", "content": REFINE_SYSTEM}, {"role": "user", "content": "\n".join(lines)}]

@@ -57,8 +57,10 @@ from persona_tui.narrate import (
 )
 from persona_tui.present import one_line
 from persona_tui.storage import OrganizationStore, PersonaStore, RunStore, StoreError, atomic_write, index_entry
+from persona_tui.tui import persona_actions
 from persona_tui.tui.screens.confirm import ConfirmScreen
 from persona_tui.tui.screens.detail import DetailScreen
+from persona_tui.tui.screens.help import HelpScreen, key_rows
 from persona_tui.tui.screens.models import ModelPickerScreen
 from persona_tui.tui.screens.organizations import OrganizationsScreen
 from persona_tui.tui.screens.report import REWRITE, ReportScreen
@@ -68,6 +70,8 @@ from persona_tui.tui.widgets.persona_table import PersonaTable
 from persona_tui.tui.widgets.persona_view import PersonaView
 
 TALL_ROWS = 40
+TURN_BUDGET = 0.008
+"""Seconds of events handled in one turn of the loop before the screen gets its turn."""
 RESUME_KEY = "ctrl+b"
 """Back to an unfinished batch. Not ctrl+shift+r: most terminals send it as ctrl+r, the fold key."""
 COUNT_SENTENCE = f"The count must be a whole number from 1 to {COUNT_MAX:,}."
@@ -96,6 +100,7 @@ MAIN_SCREEN_ONLY = frozenset(
 )
 NO_PERSONAS = "No personas yet. Describe the people you want and press ctrl+g."
 NO_RUN = "No run to report on yet: generate a batch first (ctrl+g), then ctrl+d shows how diverse it came out."
+PERSONA_ACTIONS = frozenset({"edit_persona", "regenerate_persona", "refine_persona", "copy_persona"})
 FOLD_KEY = "ctrl+r"
 """Folds the model's reasoning text in the log, or shows it again."""
 PULSE_SECONDS = 1 / 8
@@ -124,6 +129,8 @@ class PersonaApp(App[None]):
             tooltip="Says that a generation is already running (the footer shows Cancel meanwhile)",
         ),
         Binding("escape", "cancel", "Cancel", id="cancel", priority=True, tooltip="Stop the running generation"),
+        # F1 early, so a narrow footer cuts a key the help lists rather than the help itself
+        Binding("f1", "help", "Help", id="help", priority=True, tooltip="Every key of this screen, grouped"),
         Binding(
             "ctrl+s",
             "export('json')",
@@ -162,6 +169,25 @@ class PersonaApp(App[None]):
             tooltip="Continue the newest unfinished run where it stopped",
         ),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Quit (cancels a running generation)"),
+        Binding("question_mark", "help", "Help", id="help-question", show=False, tooltip="Every key of this screen"),
+        Binding("e", "edit_persona", "Edit", id="edit-persona", show=False, tooltip="Edit the persona's fields"),
+        Binding(
+            "r",
+            "regenerate_persona",
+            "Regenerate",
+            id="regenerate-persona",
+            show=False,
+            tooltip="A new persona in the same slot; the old one is kept until it is saved, then in its versions",
+        ),
+        Binding(
+            "f",
+            "refine_persona",
+            "Refine",
+            id="refine-persona",
+            show=False,
+            tooltip="Revise the persona by an instruction; see the changes, then accept (a) or discard (d)",
+        ),
+        Binding("c", "copy_persona", "Copy", id="copy-persona", show=False, tooltip="Copy the persona as Markdown"),
         Binding(
             "ctrl+c",
             "interrupt",
@@ -390,8 +416,11 @@ class PersonaApp(App[None]):
             self.notify(sentence, title="Data folder", severity="warning", markup=False, timeout=10)
 
     def _settle(self) -> None:
-        """Once the table is drawn: freeze what startup made, then warm the provider in a thread."""
-        gc.collect()
+        """Once the table is drawn: freeze what startup made, then warm the provider in a thread.
+
+        No collection first: the collector was off while the records were made, and with 10,000
+        of them a full collection here took 150 ms, a stall just as the user starts typing.
+        The little garbage in cycles that startup left is frozen with the rest."""
         gc.freeze()
         self.run_worker(asyncio.to_thread(self.provider.prepare), group="prepare", exit_on_error=False)
 
@@ -469,7 +498,11 @@ class PersonaApp(App[None]):
     def action_generate_busy(self) -> None:
         self.notify(BUSY, severity="warning", markup=False)
 
-    def start_generation(self) -> None:
+    def action_generate_batch_api(self) -> None:
+        """Generate the form's personas through the server's Batch API (the palette's entry)."""
+        self.start_generation(batch_api=True)
+
+    def start_generation(self, *, batch_api: bool = False) -> None:
         """Validate the form and start the generation worker (what ctrl+g does once typing is in)."""
         if self.running:
             self.action_generate_busy()
@@ -499,9 +532,9 @@ class PersonaApp(App[None]):
                 widget.remove_class("-invalid")
             error.update("")
             error.remove_class("-shown")
-        self._generation = self._run_generation(request, self.begin_run(request))
+        self._generation = self._run_generation(request, self.begin_run(request), batch_api=batch_api)
 
-    def begin_run(self, request: GenerationRequest, already: int = 0) -> asyncio.Event:
+    def begin_run(self, request: GenerationRequest, already: int = 0, note: str = "") -> asyncio.Event:
         """Show a run as started (panel, buttons, log) and return the event that cancels it.
 
         What a key press does before the worker starts; the scenes of the tests start a run with
@@ -514,7 +547,7 @@ class PersonaApp(App[None]):
         self._cancel = asyncio.Event()
         self.panel.begin(count, already)
         self._set_running(True)
-        self.log_pane.message(f"Generating {count} persona(s): {one_line(request.description)[:200]}")
+        self.log_pane.message(note or f"Generating {count} persona(s): {one_line(request.description)[:200]}")
         return self._cancel
 
     async def _offer_resume(self) -> None:
@@ -548,14 +581,31 @@ class PersonaApp(App[None]):
         if run is None:
             self.notify("There is no unfinished run to resume.", markup=False)
             return
+        provider = self._provider_of(run)
+        if provider is None:
+            return
         request = run.to_request()
         mine = [index_entry(r) for r in self.table.records.values() if r.run_id == run.id]
         saved = len(already_saved(run, mine))
         cancel = self.begin_run(request, min(saved, run.count - 1))
+        own = " (the run's model)" if provider is not self.provider else ""
         self.log_pane.message(
-            f"Resuming run {run.id[:8]} ({saved:,} of {run.count:,} saved) with {self.provider.label}"
+            f"Resuming run {run.id[:8]} ({saved:,} of {run.count:,} saved) with {provider.label}{own}"
         )
-        self._generation = self._run_generation(request, cancel, resume=run)
+        self._generation = self._run_generation(request, cancel, resume=run, provider=provider)
+
+    def _provider_of(self, run: RunRecord) -> Provider | None:
+        """The provider and model the run was made with (a run is one population, from one model); the
+        app's own when they are the same. None, with the reason said, when that one cannot be set up."""
+        if (run.provider, run.model) in ((self.provider.name, self.provider.model), ("", "")):
+            return self.provider
+        try:
+            return make_provider(dataclasses.replace(self.settings, provider=run.provider, model=run.model))
+        except SettingsError as exc:
+            sentence = f"Run {run.id[:8]} was made with {run.model} ({run.provider}), which is not set up here: {exc}"
+            self.notify(sentence, title="Run not resumed", severity="error", markup=False, timeout=10)
+            self.log_pane.message(sentence)
+            return None
 
     @work(exclusive=True, group="generation", exit_on_error=False)
     async def _run_generation(
@@ -564,14 +614,33 @@ class PersonaApp(App[None]):
         cancel: asyncio.Event,
         rewrite: Rewrite | None = None,
         resume: RunRecord | None = None,
+        provider: Provider | None = None,
+        batch_api: bool = False,
     ) -> None:
         problem = await self.store.problem()
         if problem is not None:  # refused before anything is sent: a model's answer must have somewhere to go
             self._refuse_run(folder_sentence(problem))
             return
+        try:
+            await self._generate_with(request, cancel, rewrite, resume, provider or self.provider, batch_api)
+        finally:
+            if provider is not None and provider is not self.provider:  # the resumed run's own
+                with contextlib.suppress(Exception):
+                    await provider.aclose()
+
+    async def _generate_with(
+        self,
+        request: GenerationRequest,
+        cancel: asyncio.Event,
+        rewrite: Rewrite | None,
+        resume: RunRecord | None,
+        provider: Provider,
+        batch_api: bool = False,
+    ) -> None:
+        turn = time.perf_counter()
         async for event in generate(
             request,
-            provider=self.provider,
+            provider=provider,
             store=self.store,
             settings=self.settings,
             estimates=self.estimates,
@@ -582,8 +651,22 @@ class PersonaApp(App[None]):
             runs=RunStore(self.settings.runs_dir),
             rewrite=rewrite,
             resume=resume,
+            batch_api=batch_api,
         ):
             self.handle_event(event)
+            turn = await self._yield_now_and_then(turn)
+
+    @staticmethod
+    async def _yield_now_and_then(turn: float) -> float:
+        """Let the screen draw and keys through once events have kept the loop for TURN_BUDGET.
+
+        Sixteen streams queue their events faster than one turn of the loop drains them: without
+        this, one turn handled 84 events and 12 saves (each moving the table's rows) and the app
+        froze for a fifth of a second."""
+        if time.perf_counter() - turn < TURN_BUDGET:
+            return turn
+        await asyncio.sleep(0)
+        return time.perf_counter()
 
     def _refuse_run(self, sentence: str) -> None:
         """Undo a run's start that sent nothing, and say why beside the form."""
@@ -668,6 +751,8 @@ class PersonaApp(App[None]):
 
     def _saved(self, event: ev.PersonaSaved) -> None:
         record = event.record
+        if record.id in self.table.records:  # regenerated or refined: the new version takes the old one's row
+            self.table.remove_persona(record.id)
         self.paths[record.id] = event.path
         self.table.add_record(record)
         self._title_table()
@@ -785,6 +870,12 @@ class PersonaApp(App[None]):
             return lister_of(self.provider) is not None
         if action == "report":
             return not self.running
+        if action in PERSONA_ACTIONS:  # on a row of the table, or in a persona's details
+            return persona_actions.target_id(self) is not None and (
+                isinstance(self.screen, DetailScreen) or isinstance(self.focused, PersonaTable)
+            )
+        if action == "help":
+            return not isinstance(self.screen, HelpScreen)
         return True
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -906,6 +997,49 @@ class PersonaApp(App[None]):
         self.log_pane.message(sentence)
         self.notify(sentence, title="Exported", markup=False)
 
+    # ----- one persona: help, edit, regenerate, refine, copy (the work is in persona_actions) -----
+
+    def action_help(self) -> None:
+        """Every key of the screen the user is on, grouped (from the bindings themselves)."""
+        screen = self.screen
+        where = "the details" if isinstance(screen, DetailScreen) else "" if len(self.screen_stack) == 1 else "dialog"
+        self.push_screen(HelpScreen(key_rows(screen), where))
+
+    @work(group="persona", exit_on_error=False)
+    async def action_edit_persona(self) -> None:
+        await persona_actions.edit(self)
+
+    @work(group="persona", exit_on_error=False)
+    async def action_regenerate_persona(self) -> None:
+        await persona_actions.regenerate(self)
+
+    @work(group="persona", exit_on_error=False)
+    async def action_refine_persona(self) -> None:
+        await persona_actions.refine_persona(self)
+
+    @work(group="persona", exit_on_error=False)
+    async def action_copy_persona(self, fmt: str = "md") -> None:
+        await persona_actions.copy(self, fmt)
+
+    def _persona_commands(self) -> Iterable[SystemCommand]:
+        """The selected persona's actions (none while no persona is selected)."""
+        if persona_actions.target_id(self) is None:
+            return
+        yield SystemCommand("Edit persona", "A form of the selected persona's fields (e)", self.action_edit_persona)
+        if not self.running:
+            yield SystemCommand(
+                "Regenerate persona",
+                "A new persona in the same slot, the old one kept as a version (r)",
+                self.action_regenerate_persona,
+            )
+            yield SystemCommand(
+                "Refine persona", "Revise it by an instruction, then accept or discard (f)", self.action_refine_persona
+            )
+        yield SystemCommand("Copy persona as Markdown", "Its card, to the clipboard (c)", self.action_copy_persona)
+        yield SystemCommand(
+            "Copy persona as JSON", "Its whole record, to the clipboard", lambda: self.action_copy_persona("json")
+        )
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if not self.running:
@@ -914,6 +1048,13 @@ class PersonaApp(App[None]):
             )
         else:
             yield SystemCommand("Cancel generation", "Stop the running generation (Esc)", self.action_cancel)
+        if not self.running and hasattr(self.provider, "batch_client"):
+            yield SystemCommand(
+                "Generate with the Batch API",
+                "One batch for the whole form: OpenAI's Batch API costs half and may take up to 24 h; "
+                "closing the app leaves it running, and resume collects it",
+                self.action_generate_batch_api,
+            )
         if not self.running:
             yield SystemCommand(
                 "Resume run",
@@ -923,9 +1064,11 @@ class PersonaApp(App[None]):
         yield SystemCommand(
             "Delete selected persona", "Delete the persona selected in the table", self.action_delete_selected
         )
-        for fmt in ("json", "jsonl", "csv"):
+        yield from self._persona_commands()
+        yield SystemCommand("Help: keys", "Every key of this screen, grouped (F1 or ?)", self.action_help)
+        for fmt in ("json", "jsonl", "csv", "md", "prompt"):
             yield SystemCommand(
-                f"Export personas as {fmt.upper()}",
+                f"Export personas as {EXPORT_NAMES.get(fmt, fmt.upper())}",
                 f"Write the personas the table shows to {self.settings.data_dir / 'exports'}",
                 lambda fmt=fmt: self.run_worker(self.action_export(fmt)),
             )
@@ -1068,6 +1211,9 @@ class PersonaApp(App[None]):
         self.notify(
             f"{one_line(self.provider.label)}. Remembered in {shown}{note}.", title="Model chosen", markup=False
         )
+
+
+EXPORT_NAMES = {"md": "Markdown cards", "prompt": "prompts for simulated users"}
 
 
 def export_sentence(count: int, organization: str | None, target: Path) -> str:

@@ -302,6 +302,10 @@ async def _resuming(run: Run, runs: RunStore | None, resume: RunRecord) -> Async
     resume.failed, resume.in_flight, resume.stopped = {}, [], False
     resume.finished_at, resume.pid, resume.pid_start = None, os.getpid(), process_start(os.getpid())
     await _record(run)
+    # What this session writes must read unlike what the run already has, and the report covers the run.
+    run.earlier = await run.store.load_ids(run.done.values())
+    for record in sorted(run.earlier, key=lambda r: r.created_at)[-run.similar.limit :]:
+        run.similar.add(record.persona)
     note = f"{len(run.done)} of {resume.count} already saved, {len(run.todo)} to make"
     yield StageFinished(Stage.PLANNING, run.clock() - run.start, note=note)
     if resume.plan is not None:
@@ -324,6 +328,9 @@ async def _replace(run: Run, index: int, new: PersonaRecord) -> AsyncIterator[Ev
     """A rewritten persona is saved: its old file goes, and the run's record says so."""
     assert run.rewrite is not None
     old = run.rewrite.records[index]
+    if run.rewrite.in_place:  # a regeneration: the new persona took the old one's id and file when it was saved
+        run.replaced.add(index)
+        return
     try:
         await run.store.delete(old.id)
     except StoreError as err:  # the new one is saved; the old one stays, and the user hears why
@@ -338,7 +345,7 @@ async def _replace(run: Run, index: int, new: PersonaRecord) -> AsyncIterator[Ev
 def _final(run: Run, saved: list[PersonaRecord]) -> list[PersonaRecord]:
     """The personas the run has now: for a rewrite, the rest of the run and the new ones in place of the old."""
     if run.rewrite is None:
-        return saved
+        return [*run.earlier, *saved]
     gone = {run.rewrite.records[i].id for i in run.replaced}
     rest = {r.id: r for r in (*run.rewrite.keep, *run.rewrite.partners, *run.rewrite.records) if r.id not in gone}
     return [*rest.values(), *saved]

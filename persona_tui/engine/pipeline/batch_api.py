@@ -261,7 +261,7 @@ def _api_failed(run: Run, provider: BatchProvider, exc: Exception) -> Failed:
 async def _submit(run: Run, client: Any) -> AsyncIterator[Event]:
     assert run.record is not None
     started = run.clock()
-    yield StageStarted(Stage.CALLING, f"uploading {len(run.todo):,} request(s) for the Batch API")
+    yield StageStarted(Stage.CALLING, f"uploading {len(run.todo):,} request(s) for the Batch API", RUN_WIDE)
     lines = request_lines(
         run.request,
         run.run_id,
@@ -278,7 +278,7 @@ async def _submit(run: Run, client: Any) -> AsyncIterator[Event]:
     batch = await client.batches.create(input_file_id=uploaded.id, endpoint=ENDPOINT, completion_window="24h")
     run.record.batch = BatchInfo(id=batch.id, input_file_id=uploaded.id, status=batch.status)
     await _write(run)
-    yield StageFinished(Stage.CALLING, run.clock() - started, note=f"batch {batch.id} created")
+    yield StageFinished(Stage.CALLING, run.clock() - started, RUN_WIDE, note=f"batch {batch.id} created")
     yield ServerNotice(f"Batch {batch.id} created with {len(lines):,} request(s).", RUN_WIDE, from_server=False)
 
 
@@ -349,8 +349,7 @@ def _poll_events(run: Run, batch: Any, pace: _Pace) -> list[Event]:
     events: list[Event] = []
     if detail != pace.said:
         pace.said = detail
-        events.append(StageStarted(Stage.CALLING, detail))
-        events.append(ServerNotice(detail, RUN_WIDE, from_server=False))
+        events.append(StageStarted(Stage.CALLING, detail, RUN_WIDE))
     events.append(Progress(min(done / total, 0.99), now - run.start, eta, index=RUN_WIDE))
     return events
 
@@ -370,13 +369,13 @@ async def _cancel(run: Run, client: Any, info: BatchInfo) -> AsyncIterator[Event
 
 async def _collect(run: Run, client: Any, info: BatchInfo) -> AsyncIterator[Event | Answered]:
     started = run.clock()
-    yield StageStarted(Stage.STREAMING, f"downloading the answers of batch {info.id}")
+    yield StageStarted(Stage.STREAMING, f"downloading the answers of batch {info.id}", RUN_WIDE)
     answers: list[Answer] = []
     for file_id in (info.output_file_id, info.error_file_id):
         if file_id:
             content = await client.files.content(file_id)
             answers.extend(answers_from(content.text, run.run_id))
-    yield StageFinished(Stage.STREAMING, run.clock() - started, note=f"{len(answers):,} answer(s)")
+    yield StageFinished(Stage.STREAMING, run.clock() - started, RUN_WIDE, note=f"{len(answers):,} answer(s)")
     async for item in save_answers(run, answers):
         yield item
     heard = {answer.index for answer in answers}

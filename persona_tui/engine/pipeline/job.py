@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from persona_tui.engine.errors import FailureKind, GenerationError
 from persona_tui.engine.events import (
@@ -36,6 +37,12 @@ NAME_ROUNDS = 3
 MAX_STEPS = 8
 """Steps that suit a request to a server (parameters left out, rungs down the ladder): more means a loop."""
 SCHEMA = strict_json_schema(Persona)
+
+
+def _made_by(record: PersonaRecord) -> dict[str, Any]:
+    """What a regenerated record takes from the new generation (the rest, its id included, stays the old one's)."""
+    keys = ("provider", "model", "generation_seconds", "tokens", "sources", "usage")
+    return {key: getattr(record, key) for key in keys}
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,8 +310,14 @@ class PersonaJob:
             slot=self.slot,
             run_id=run.run_id or None,
         )
+        rewrite = run.rewrite
         try:
-            path = await run.store.save(record)
+            if rewrite is not None and rewrite.in_place:  # a regeneration: the new persona in the old one's place
+                old = rewrite.records[index]
+                record = old.with_change(persona, "regenerate", **_made_by(record))
+                path = await run.store.replace(record)
+            else:
+                path = await run.store.save(record)
         except StoreError as err:
             yield Failed(FailureKind.SAVE, err.message, err.hint, index)
             run.halted = True

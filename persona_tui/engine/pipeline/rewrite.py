@@ -26,6 +26,13 @@ class Rewrite:
     partners: tuple[PersonaRecord, ...]
     keep: tuple[PersonaRecord, ...] = ()
     """The rest of the run: the new personas are checked against them too."""
+    in_place: bool = False
+    """A regeneration: each new persona takes its old one's id and file, the old one kept in its versions."""
+
+    @classmethod
+    def again(cls, record: PersonaRecord) -> Rewrite:
+        """One persona regenerated: the same request and slot, a new persona in its place (same id)."""
+        return cls((record,), (record,), in_place=True)
 
     def request(self) -> GenerationRequest:
         """What the first persona was asked for, once per persona to replace."""
@@ -47,7 +54,8 @@ class Rewrite:
 
     def unlike(self, index: int) -> tuple[str, ...]:
         """The lines the prompt gives of what persona ``index`` must not read like: its partner, and itself."""
-        return tuple(_line(record) for record in (self.partners[index], self.records[index]))
+        partner, record = self.partners[index], self.records[index]
+        return tuple(_line(r) for r in ((record,) if partner is record else (partner, record)))
 
 
 def _line(record: PersonaRecord) -> str:

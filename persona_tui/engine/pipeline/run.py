@@ -50,6 +50,8 @@ class Run:
     """The run as it is recorded in the runs folder (with ``runs``)."""
     runs: RunStore | None = None
     rewrite: Rewrite | None = None
+    earlier: list[PersonaRecord] = field(default_factory=list)
+    """On resume: the run's personas saved before this session, for the near-duplicate check and the report."""
     """Near-duplicates being written again (persona ``i`` replaces ``rewrite.records[i]``)."""
     replaced: set[int] = field(default_factory=set)
     """Of a rewrite: the indexes whose new persona was saved."""

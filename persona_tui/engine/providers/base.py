@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from persona_tui.engine.providers.parts import StreamPart
-from persona_tui.models import Slot
+from persona_tui.models import Persona, Slot
 
 if TYPE_CHECKING:
     from persona_tui.config import Settings
@@ -34,6 +34,9 @@ class PromptSpec:
     variant: int = 0
     """How many times this persona was asked for again as someone else (a near-duplicate): the offline
     generator draws anew for each."""
+    revise: Persona | None = None
+    """A persona to revise by ``instruction`` (a refinement) rather than one to write anew."""
+    instruction: str = ""
 
 
 @runtime_checkable

@@ -255,7 +255,8 @@ class GenerationPanel(Widget):
             words = batch_status(state.count, state.saved, state.failed, len(state.lanes))
             return Text(f"{spin} {words}", style="bold")
         # A persona's tag only on a persona's stage: preparing and planning belong to the whole batch.
-        batch = f"[{state.index + 1}/{state.count}] " if state.is_batch and state.stage in PER_PERSONA else ""
+        per_persona = state.is_batch and state.stage in PER_PERSONA and state.index >= 0
+        batch = f"[{state.index + 1}/{state.count}] " if per_persona else ""
         if state.stage is Stage.STREAMING:
             return Text(f"{spin} {batch}{streaming_status(state.tokens, state.rate)}", style="bold")
         if state.stage is Stage.THINKING and state.thinking_since is not None:

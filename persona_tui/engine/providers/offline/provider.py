@@ -97,10 +97,14 @@ class OfflineProvider:
 
     async def stream(self, spec: PromptSpec) -> AsyncGenerator[StreamPart, None]:
         """Yield the persona's JSON in token-sized pieces, paced at ``tokens_per_second``."""
-        # Faker's first import takes a moment: keep the event loop (and the UI) responsive.
-        persona = await asyncio.to_thread(
-            self.compose, spec.description, spec.index, spec.avoid_names, spec.slot, spec.variant
-        )
+        if spec.revise is not None:  # a refinement: the instruction applied by simple rules (not AI)
+            from persona_tui.engine.providers.offline.refine import refine_offline
+
+            persona = refine_offline(spec.revise, spec.instruction)
+        else:  # Faker's first import takes a moment: keep the event loop (and the UI) responsive.
+            persona = await asyncio.to_thread(
+                self.compose, spec.description, spec.index, spec.avoid_names, spec.slot, spec.variant
+            )
         text = json.dumps(persona.model_dump(mode="json"), ensure_ascii=False)
         rate = self.tokens_per_second
         start: float | None = None
