@@ -164,6 +164,17 @@ class Page:
         await self.tools.send("Input.dispatchKeyEvent", type="rawKeyDown", **key)
         await self.tools.send("Input.dispatchKeyEvent", type="keyUp", **key)
 
+    async def allow_clipboard(self, origin: str) -> None:
+        """Let the page at ``origin`` write and read the clipboard (a headless browser asks no one)."""
+        permissions = ["clipboardReadWrite", "clipboardSanitizedWrite"]
+        await self.tools.send("Browser.grantPermissions", origin=origin, permissions=permissions)
+
+    async def clipboard(self) -> str:
+        result = await self.tools.send(
+            "Runtime.evaluate", expression="navigator.clipboard.readText()", awaitPromise=True, returnByValue=True
+        )
+        return str(result.get("result", {}).get("value") or "")
+
     async def set_viewport(self, width: int, height: int) -> None:
         await self.tools.send(
             "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False

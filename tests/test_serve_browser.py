@@ -1,4 +1,5 @@
-"""The served app in a real headless Chromium: type a description, generate offline, find the persona on the page.
+"""The served app in a real headless Chromium: type a description, generate offline, find the persona on the page,
+copy its card to the browser's clipboard.
 
 Chromium is Debian's package; when it is missing, the session's first use installs it with apt-get (CI runs
 this from a fresh clone as root), or the test is skipped with the reason (no apt-get, not root, no network).
@@ -7,7 +8,6 @@ this from a fresh clone as root), or the test is skipped with the reason (no apt
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +54,20 @@ async def generate_in_page(page: Page, url: str, data_dir: Path, description: st
     return record
 
 
+async def copy_card(page: Page, url: str, name: str, *, timeout: float = 30) -> str:
+    """ctrl+t to the table, `c` on the new row: what the clipboard holds once it holds the card."""
+    await page.allow_clipboard(url.rstrip("/"))
+    await page.ctrl("t")
+    await page.type("c")
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    text = ""
+    while loop.time() < end and not text.startswith(f"# {name}"):
+        await asyncio.sleep(0.1)
+        text = await page.clipboard()
+    return text
+
+
 @pytest.mark.asyncio
 async def test_a_persona_generated_in_the_browser(chromium: str, tmp_path: Path) -> None:
     port = free_port()
@@ -62,9 +76,10 @@ async def test_a_persona_generated_in_the_browser(chromium: str, tmp_path: Path)
         async with headless_chromium(chromium) as page:
             record = await generate_in_page(page, server.url, tmp_path / "data")
             screen = await page.screen_text()
-            if shot := os.environ.get("PERSONA_TUI_BROWSER_SHOT"):  # screenshots/make_browser_screenshot.py
-                await page.screenshot(Path(shot))
+            copied = await copy_card(page, server.url, record.persona.name)
         assert server.stop() == 0
     assert record.provider == "offline" and record.request.description == DESCRIPTION
     assert f"Saved {record.persona.name}" in screen  # the generation panel's last word, on the page
     assert "Traceback" not in server.stderr
+    # The same features as in a terminal: `c` on the row put the persona's Markdown card on the browser's clipboard.
+    assert copied.startswith(f"# {record.persona.name}\n") and record.persona.quote in copied
