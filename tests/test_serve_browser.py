@@ -34,7 +34,8 @@ async def saved_persona(data_dir: Path, *, timeout: float = 60) -> PersonaRecord
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while loop.time() < end:
-        files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        # Not the hidden temporary file a save writes before it moves it into place.
+        files = sorted(p for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []
         if files:
             return PersonaRecord.model_validate_json(files[0].read_bytes())
         await asyncio.sleep(0.1)
@@ -54,15 +55,29 @@ async def generate_in_page(page: Page, url: str, data_dir: Path, description: st
     return record
 
 
+def footer(screen: str) -> str:
+    return [line for line in screen.splitlines() if line.strip()][-1]
+
+
 async def copy_card(page: Page, url: str, name: str, *, timeout: float = 30) -> str:
     """ctrl+t to the table, `c` on the new row: what the clipboard holds once it holds the card."""
     await page.allow_clipboard(url.rstrip("/"))
+    await page.wait_for_text("Finished: 1 of 1 saved")  # the footer is the idle one from now on
+    idle = footer(await page.screen_text())
     await page.ctrl("t")
-    await page.type("c")
+    # A key the field does not take (ctrl+t) reaches the app's bindings after the field's own queue: `c`
+    # sent at once could land in the field first. The table's keys in the footer say the table has focus.
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
+    while footer(await page.screen_text()) == idle:
+        if loop.time() > end:
+            raise AssertionError(f"ctrl+t did not move to the table; the page shows:\n{await page.screen_text()}")
+        await asyncio.sleep(0.1)
+    await page.type("c")
     text = ""
-    while loop.time() < end and not text.startswith(f"# {name}"):
+    while not text.startswith(f"# {name}"):
+        if loop.time() > end:
+            raise AssertionError(f"the clipboard holds {text!r}; the page shows:\n{await page.screen_text()}")
         await asyncio.sleep(0.1)
         text = await page.clipboard()
     return text
