@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -73,6 +73,12 @@ from persona_tui.storage import (
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ORG_FIELDS = Organization.CONTEXT_FIELDS
+
+
+class ServeApp(Protocol):
+    """Serves the app in a browser until Ctrl+C (the launcher passes it: this module never imports the app)."""
+
+    def __call__(self, *, host: str, port: int, public: bool, app_args: Sequence[str], data_dir: str) -> int: ...
 
 
 class CliError(Exception):
@@ -364,7 +370,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _find_flags(export)
     _common(export, suppress=True)
+    _serve_parser(sub)
     return parser
+
+
+SERVE_PORT = 8000
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = _command(
+        sub,
+        "serve",
+        f"run the app in a web browser (at http://127.0.0.1:{SERVE_PORT}/ by default)",
+        "Serve the app to a web browser: each browser tab runs its own app, with the same settings and data "
+        "folder, and the API key stays on this machine. Only this machine can open it unless --public is given; "
+        "then the address printed carries an access token that every visitor needs.",
+        models=True,
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    serve.add_argument("--port", type=int, default=SERVE_PORT, help=f"port to listen on (default {SERVE_PORT})")
+    serve.add_argument(
+        "--public",
+        action="store_true",
+        help="allow a --host other machines can reach (e.g. 0.0.0.0); the address then carries an access token",
+    )
+    _common(serve, suppress=True)
+    _model_flags(serve, suppress=True)
 
 
 def _batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -468,7 +501,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(flags, config_path=getattr(args, "config", None))
 
 
-def main(argv: Sequence[str] | None = None, *, open_app: Callable[[Settings], int] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    open_app: Callable[[Settings], int] | None = None,
+    serve_app: ServeApp | None = None,
+) -> int:
     """Run one command; with none, ``open_app`` (the launcher passes the app: this module never imports Textual)."""
     args = build_parser().parse_args(argv)
     err = console(stderr=True)
@@ -478,6 +516,8 @@ def main(argv: Sequence[str] | None = None, *, open_app: Callable[[Settings], in
             if open_app is None:
                 raise CliError("No command given.", "Run `persona-tui --help` to see the commands.", EXIT_USAGE)
             return open_app(settings)
+        if args.command == "serve":
+            return cmd_serve(args, settings, serve_app)
         command = {
             "generate": cmd_generate,
             "list": cmd_list,
@@ -854,6 +894,27 @@ def _for_organization(records: list[PersonaRecord], name: str, settings: Setting
     return [
         r for r in records if r.request.organization_id == org.id or (r in by_name and not r.request.organization_id)
     ]
+
+
+APP_FLAGS = ("provider", "model", "base_url", "seed", "temperature")
+"""The flags of ``serve`` handed on to the app it runs per browser tab (settings from the environment and the
+config file reach it by themselves: it inherits the server's environment)."""
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings, serve_app: ServeApp | None) -> int:
+    if serve_app is None:
+        raise CliError("This entry point cannot serve the app.", "Run `persona-tui serve` instead.", EXIT_USAGE)
+    if not 1 <= args.port <= 65535:
+        raise CliError(f"--port {args.port} is not a port.", "Give a number from 1 to 65535, e.g. --port 8000.", 2)
+    data_dir = str(settings.data_dir.expanduser().resolve())
+    app_args = ["--data-dir", data_dir]
+    if getattr(args, "config", None) is not None:
+        app_args += ["--config", str(Path(args.config).expanduser().resolve())]
+    for name in APP_FLAGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            app_args += [f"--{name.replace('_', '-')}", str(value)]
+    return serve_app(host=args.host, port=args.port, public=args.public, app_args=app_args, data_dir=data_dir)
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings, err: Console) -> int:
