@@ -20,7 +20,8 @@ _TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("goals", ("goal", "want", "hope", "plan", "achieve", "wish", "need", "future", "dream", "priorit", "success")),
     ("tech", ("tech", "app", "phone", "software", "computer", "online", "tool", "digital", "website", "internet",
               "device", "ai ")),
-    ("work", ("job", "work", "living", "occupation", "career", "day look", "typical day", "colleague")),
+    ("work", ("job", "work", "living", "occupation", "career", "day look", "typical day", "colleague", "week",
+              "routine", "usual day", "normal day")),
     ("place", ("where", "live", "city", "town", "country", "home")),
     ("age", ("how old", "your age", "age?")),
     ("self", ("who are you", "yourself", "introduce", "about you", "describe you", "your name")),
@@ -89,4 +90,8 @@ def offline_answer(persona: Persona, question: str, turn: int = 0) -> str:
     body = _body(persona, topic, question, turn)
     if topic in ("ai", "age", "place"):
         return body
-    return f'{body} As I always say: "{persona.quote}"'
+    # The quote closes the first answer, then about one in three: every answer ending on it read like a tic.
+    if turn > 0 and _pick(["", "", "quote"], question, turn) == "":
+        return body
+    lead = _pick(["As I always say:", "Like I tell people:", "The way I see it:"], question, turn)
+    return f'{body} {lead} "{persona.quote}"'
