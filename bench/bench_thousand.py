@@ -14,6 +14,7 @@ told also as the client's own CPU use (process CPU time over wall time).
     python bench/bench_thousand.py                      # 1,000 at K = 64, rates 25, 100, 400 chunks/s
     python bench/bench_thousand.py --count 200 --rates 100
     python bench/bench_thousand.py --quick              # a smoke run of a few seconds
+    PERF_SRC=OTHER_TREE python bench/bench_thousand.py  # another source tree's engine, for a side-by-side
 
 No timing is asserted anywhere; the numbers go to stdout for a person to read.
 """
@@ -34,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench" / "perf"))
+sys.path.insert(0, os.environ.get("PERF_SRC") or str(ROOT))  # PERF_SRC=OTHER_TREE: that tree's engine, side by side
 
 from bench_scale import WideServer  # noqa: E402
 
