@@ -14,6 +14,7 @@ told also as the client's own CPU use (process CPU time over wall time).
     python bench/bench_thousand.py                      # 1,000 at K = 64, rates 25, 100, 400 chunks/s
     python bench/bench_thousand.py --count 200 --rates 100
     python bench/bench_thousand.py --quick              # a smoke run of a few seconds
+    python bench/bench_thousand.py --floor              # each rate also read by a bare HTTP client: the floor
     PERF_SRC=OTHER_TREE python bench/bench_thousand.py  # another source tree's engine, for a side-by-side
 
 No timing is asserted anywhere; the numbers go to stdout for a person to read.
@@ -106,6 +107,39 @@ async def one_run(server: WideServer, n: int, k: int, rate: float, chunk: int, f
     }
 
 
+async def floor_run(server: WideServer, n: int, k: int, rate: float, chunk: int, first: float) -> dict[str, float]:
+    """The same streams read by a bare HTTP client (the transport the official client runs on) with a
+    line split and a parse of each ``data:`` line, and nothing else: the floor of what a chunk costs."""
+    import importlib.util
+
+    import jiter
+
+    # The transport the official client runs on: httpx2 in the openai releases here, else httpx.
+    httpx: Any = importlib.import_module("httpx2" if importlib.util.find_spec("httpx2") else "httpx")
+
+    script, stream_time = scenarios(n + k, first, rate, chunk)
+    server.script(*script)
+    body = {"model": "bench-model", "stream": True, "messages": [{"role": "user", "content": "bench people"}]}
+    gate = asyncio.Semaphore(k)
+
+    async def one(client: Any) -> int:
+        chunks = 0
+        async with gate, client.stream("POST", server.base_url + "/chat/completions", json=body) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    jiter.from_json(line[6:].encode())
+                    chunks += 1
+        return chunks
+
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=k), timeout=60) as client:
+        cpu0, started = time.process_time(), time.monotonic()
+        chunks = sum(await asyncio.gather(*(one(client) for _ in range(n))))
+        wall, cpu = time.monotonic() - started, time.process_time() - cpu0
+    ideal = math.ceil(n / k) * stream_time
+    return {"wall": wall, "ideal": ideal, "ratio": wall / ideal, "chunks_per_s": chunks / wall,
+            "cpu_use": cpu / wall, "cpu_per_chunk_us": cpu / max(chunks, 1) * 1e6}  # fmt: skip
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=1000)
@@ -113,6 +147,7 @@ async def main() -> None:
     parser.add_argument("--rates", default="25,100,400", help="chunks a second per stream, comma-separated")
     parser.add_argument("--chunk", type=int, default=4, help="characters a chunk")
     parser.add_argument("--first", type=float, default=0.3, help="seconds to the first chunk")
+    parser.add_argument("--floor", action="store_true", help="also read the same streams with a bare HTTP client")
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
     args = parser.parse_args()
     n, k, rates = args.count, args.concurrency, [float(r) for r in args.rates.split(",")]
@@ -129,6 +164,15 @@ async def main() -> None:
                 f"{r['cpu_use']:.0%} of one core, {r['cpu_per_chunk_us']:.1f} µs a chunk",
                 flush=True,
             )
+            if args.floor:
+                f = await floor_run(server, n, k, rate, args.chunk, 0.0 if args.quick else args.first)
+                times = r["cpu_per_chunk_us"] / f["cpu_per_chunk_us"]
+                print(
+                    f"  floor (bare HTTP client + a JSON parse a line): wall {f['wall']:7.2f} s, ratio "
+                    f"{f['ratio']:.3f}; {f['chunks_per_s']:,.0f} chunks/s; client CPU {f['cpu_use']:.0%}, "
+                    f"{f['cpu_per_chunk_us']:.1f} µs a chunk (ours / floor: {times:.2f}x)",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
