@@ -307,7 +307,7 @@ class BatchState:
 
     def _cancelled(self, event: ev.Cancelled, now: float) -> None:
         if self.stage is not None and self.stages.get(self.stage, StageState()).status == "active":
-            self.stages[self.stage] = StageState("failed", note="cancelled")
+            self.stages[self.stage] = StageState("failed", note="discarded" if event.discarded else "cancelled")
         self.outcome = event
 
     def _answered(self, event: ev.AnswerDone, now: float) -> None:

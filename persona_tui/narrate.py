@@ -197,6 +197,8 @@ def finished_summary(summary: ev.Summary, count: int, *, tokens: bool = False) -
 
 
 def cancelled_sentence(event: ev.Cancelled, count: int, *, always_count: bool = False) -> str:
+    if event.discarded:
+        return f"Revision discarded after {fmt_seconds(event.elapsed)}; nothing saved"
     kept = f"; {len(event.saved)} of {count} saved" if count > 1 or always_count else ""
     return f"Cancelled after {fmt_seconds(event.elapsed)}{kept}"
 

@@ -158,6 +158,8 @@ async def test_refine_streams_then_shows_the_diff_and_saves_only_on_accept(
         await wait_until(pilot, lambda: not app.running)
         assert saved(app)[amina_id] == before, "discarded: nothing saved"
         assert "Discarded the revision of Amina Otieno;" in "\n".join(app.log_pane.lines)
+        said = "\n".join(str(line) for line in app.log_pane.lines)
+        assert "Revision discarded after" in said and "Cancelled after" not in said  # a choice, not a cancel
         await pilot.press("f")
         await wait_until(pilot, lambda: isinstance(app.screen, InstructionScreen))
         app.screen.query_one(Input).value = "more sceptical of AI, lives alone"

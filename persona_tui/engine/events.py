@@ -253,6 +253,8 @@ class Failed:
 class Cancelled:
     elapsed: float
     saved: tuple[PersonaRecord, ...] = ()
+    discarded: bool = False
+    """Not a cancel but a choice: a refinement the user saw and discarded."""
 
 
 @dataclass(frozen=True, slots=True)

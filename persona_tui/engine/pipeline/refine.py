@@ -127,17 +127,17 @@ async def refine(
         usage=job.usage,
     )
     if not await decide(record, new):
-        async for event in _ended(run, job, cancelled=True):
+        async for event in _ended(run, job, cancelled=True, discarded=True):
             yield event
         return
     async for event in _save(run, job, record, new):
         yield event
 
 
-async def _ended(run: Run, job: RefineJob, *, cancelled: bool) -> AsyncIterator[Event]:
+async def _ended(run: Run, job: RefineJob, *, cancelled: bool, discarded: bool = False) -> AsyncIterator[Event]:
     """A refinement that saved nothing: cancelled (or discarded), or failed (its failure already told)."""
     if cancelled:
-        yield Cancelled(run.elapsed(), ())
+        yield Cancelled(run.elapsed(), (), discarded=discarded)
     yield Finished(Summary((), 0 if cancelled else 1, cancelled, run.elapsed(), job.tokens))
 
 
