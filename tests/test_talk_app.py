@@ -63,7 +63,7 @@ async def test_i_opens_an_interview_that_answers_saves_and_reopens(
         app.table.focus()
         await pilot.press("i")
         await ready(app, pilot)
-        assert "1 earlier turn(s)" in plain(app.screen.query_one("#earlier", Static))
+        assert "1 turn(s) so far" in plain(app.screen.query_one("#earlier", Static))
         await pilot.press("ctrl+e")
         await ready(app, pilot)
     turns = TranscriptStore(tmp_path / "transcripts").read_sync(sample_records[0].id)

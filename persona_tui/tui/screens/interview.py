@@ -134,7 +134,7 @@ class InterviewScreen(Screen[None]):
             first = one_line(name).split(" ")[0]
             text = Text(f"No conversation with {first} yet. Ask anything below.", style="dim")
         else:
-            text = Text(f"{len(self.turns)} earlier turn(s), kept in the data folder's transcripts/\n\n", style="dim")
+            text = Text(f"{len(self.turns)} turn(s) so far, kept in the data folder's transcripts/\n\n", style="dim")
             for n, turn in enumerate(self.turns):
                 if n:
                     text.append("\n\n")
