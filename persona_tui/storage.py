@@ -80,6 +80,15 @@ def file_name_for(record: PersonaRecord) -> str:
     return f"{slugify(record.persona.name)}-{record.id}.json"
 
 
+_ID_IN_NAME = re.compile(r"-([0-9a-f]{32})\.json$")
+
+
+def _id_in_name(name: str) -> str | None:
+    """The persona id in a file name as :func:`file_name_for` makes it (``slug-ID.json``); None in another name."""
+    found = _ID_IN_NAME.search(name)
+    return found.group(1) if found is not None else None
+
+
 class PersonaStore:
     """The folder of saved personas. Its async methods never block the event loop."""
 
@@ -260,10 +269,7 @@ class PersonaStore:
         records: list[PersonaRecord] = []
         missing: set[str] = set()
         for row in rows:
-            try:
-                record = PersonaRecord.model_validate_json((self.root / row.file).read_bytes())
-            except (OSError, ValidationError):
-                record = None
+            record = _read_quietly(self.root / row.file)
             if record is None or record.id != row.id:
                 missing.add(row.id)
                 continue
@@ -390,11 +396,9 @@ class PersonaStore:
         """The personas with these ids that are still in the store, newest first: one listing of the
         folder and only the files named for them (``slug-ID.json``) read."""
         wanted = set(ids)
-        tail = re.compile(r"-([0-9a-f]{32})\.json$")
 
         def named(name: str) -> bool:
-            found = tail.search(name)
-            return found is not None and found.group(1) in wanted
+            return _id_in_name(name) in wanted
 
         if not wanted:
             return []
@@ -404,11 +408,10 @@ class PersonaStore:
     def _load_matching(self, prefix: str) -> LoadResult:
         """Only the files whose names can hold an id starting with ``prefix`` (``slug-ID.json``), so
         finding one persona reads one file, not the store; files named otherwise are read to be sure."""
-        tail = re.compile(r"-([0-9a-f]{32})\.json$")
 
         def candidate(name: str) -> bool:
-            named = tail.search(name)
-            return named is None or named.group(1).startswith(prefix)
+            named = _id_in_name(name)
+            return named is None or named.startswith(prefix)
 
         return self.load_all_sync(candidate)
 
@@ -461,12 +464,17 @@ class IndexEntry:
     """Its slot's index in its run's plan; -1 without a plan."""
 
 
+def people_line(name: str, age: int, occupation: str, location: str) -> str:
+    """The short line a model is told of a persona already made: "Name (age, occupation, location)"."""
+    return f"{name} ({age}, {occupation}, {location})"
+
+
 def index_entry(record: PersonaRecord) -> IndexEntry:
     p = record.persona
     return IndexEntry(
         record.id,
         p.name,
-        f"{p.name} ({p.age}, {p.occupation}, {p.location})",
+        people_line(p.name, p.age, p.occupation, p.location),
         record.run_id or "",
         record.slot.index if record.slot is not None else -1,
     )
@@ -500,7 +508,7 @@ class TableRow:
 
     def entry(self) -> IndexEntry:
         """As the names index has it (for a resumed run)."""
-        people = f"{self.name} ({self.age}, {self.occupation}, {self.location})"
+        people = people_line(self.name, self.age, self.occupation, self.location)
         return IndexEntry(self.id, self.name, people, self.run_id, self.slot)
 
 
@@ -587,10 +595,16 @@ class TrashBatch:
     moved: list[tuple[str, str]]
 
 
-def _ops(lines: list[bytes]) -> list[Any]:
-    """A JSON-lines file of operations in one parse: 50,000 lines in one call, not 50,000 calls."""
-    ops: list[Any] = json.loads(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
-    return ops
+def _folded(lines: list[bytes]) -> dict[str, list[Any]]:
+    """An index file's operations, in one parse (50,000 lines in one call, not 50,000 calls), folded: each
+    id's value as its last ``["+", [id, ...]]`` left it, ids removed by a later ``["-", id]`` gone."""
+    found: dict[str, list[Any]] = {}
+    for op, value in json.loads(b"[" + b",".join(line for line in lines if line.strip()) + b"]"):
+        if op == "+":
+            found[value[0]] = value
+        else:
+            found.pop(value, None)
+    return found
 
 
 class NamesIndex:
@@ -631,24 +645,26 @@ class NamesIndex:
         """The folder's time now: read it before listing the folder for a rebuild."""
         return self.folder_mtime()
 
-    def fresh(self) -> bool:
+    def _state(self) -> dict[str, Any] | None:
+        """``state.json`` as written by this version (its folder time and version); None otherwise."""
         try:
             state = json.loads((self.folder / "state.json").read_bytes())
         except (OSError, ValueError):
-            return False
-        return (
-            isinstance(state, dict)
-            and state.get("version") == INDEX_VERSION
-            and state.get("mtime_ns") == (self.folder_mtime())
-        )
+            return None
+        return state if isinstance(state, dict) and state.get("version") == INDEX_VERSION else None
+
+    def _write_state(self, mtime: int) -> None:
+        """Stamp the index as up to date with the persona folder as it was at ``mtime``."""
+        state = {"version": INDEX_VERSION, "mtime_ns": mtime}
+        _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
+
+    def fresh(self) -> bool:
+        state = self._state()
+        return state is not None and state.get("mtime_ns") == self.folder_mtime()
 
     def same_version(self) -> bool:
         """Whether the index on disk was written by this version (else it is rebuilt, not refreshed)."""
-        try:
-            state = json.loads((self.folder / "state.json").read_bytes())
-        except (OSError, ValueError):
-            return False
-        return isinstance(state, dict) and state.get("version") == INDEX_VERSION
+        return self._state() is not None
 
     def apply(
         self,
@@ -665,8 +681,7 @@ class NamesIndex:
                 self._append([record for record, _, _ in came], "+", {r.id: (f, t) for r, f, t in came})
                 unreadable = [[p.path.name, p.reason] for p in problems]
                 _write_quick(self.folder / PROBLEMS_FILE, json.dumps(unreadable).encode("utf-8"))
-                state = {"version": INDEX_VERSION, "mtime_ns": stamp}
-                _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
+                self._write_state(stamp)
             except OSError as exc:
                 log.warning("could not update the names index: %s", exc)
                 return False
@@ -677,14 +692,17 @@ class NamesIndex:
         lines = [_json_line(["-", row.id]) for row in rows]
         for row, line in zip(rows, lines, strict=True):
             shards.setdefault(self._shard(row.description), []).append(line)
-        for path, found in (*shards.items(), (self.folder / ROWS_FILE, lines), (self.folder / TEXTS_FILE, lines)):
-            if found:
+        self._write_appended(shards, lines, lines)
+
+    def _write_appended(self, shards: dict[Path, list[bytes]], rows: list[bytes], texts: list[bytes]) -> None:
+        """Append lines to the names shards, the rows file and the search-text file (only those with lines)."""
+        for path, lines in (*shards.items(), (self.folder / ROWS_FILE, rows), (self.folder / TEXTS_FILE, texts)):
+            if lines:
                 with path.open("ab") as fh:
-                    fh.write(b"".join(found))
+                    fh.write(b"".join(lines))
 
     def _mark(self) -> None:
-        state = {"version": INDEX_VERSION, "mtime_ns": self.folder_mtime()}
-        _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
+        self._write_state(self.folder_mtime())
 
     def _read_fresh(self, path: Path, fresh: bool = True) -> list[bytes] | None:
         """The lines of one index file; None when the index is stale (and ``fresh`` asked) or the file unreadable."""
@@ -704,13 +722,7 @@ class NamesIndex:
         if lines is None:
             return None
         try:
-            found: dict[str, list[Any]] = {}
-            for op, value in _ops(lines):
-                if op == "+":
-                    found[value[0]] = value
-                else:
-                    found.pop(value, None)
-            return [IndexEntry(*value) for value in found.values()]
+            return [IndexEntry(*value) for value in _folded(lines).values()]
         except (ValueError, TypeError):
             return None
 
@@ -721,17 +733,11 @@ class NamesIndex:
         if lines is None:
             return None
         try:
-            found: dict[str, TableRow] = {}
-            for op, value in _ops(lines):
-                if op == "+":
-                    row = TableRow(*value)
-                    row.search = columns_text(row)
-                    found[value[0]] = row
-                else:
-                    found.pop(value, None)
+            rows = [TableRow(*value) for value in _folded(lines).values()]
         except (ValueError, TypeError):
             return None
-        rows = list(found.values())
+        for row in rows:
+            row.search = columns_text(row)
         rows.sort(key=lambda r: r.created, reverse=True)
         return rows
 
@@ -741,15 +747,9 @@ class NamesIndex:
         if lines is None:
             return None
         try:
-            found: dict[str, str] = {}
-            for op, value in _ops(lines):
-                if op == "+":
-                    found[value[0]] = value[1]
-                else:
-                    found.pop(value, None)
-        except (ValueError, TypeError):
+            return {persona_id: value[1] for persona_id, value in _folded(lines).items()}
+        except (ValueError, TypeError, IndexError):
             return None
-        return found
 
     def problems(self, root: Path) -> list[LoadProblem]:
         """The unreadable files the last rebuild met (the folder has not changed since, or it would be stale)."""
@@ -795,24 +795,20 @@ class NamesIndex:
         texts: list[bytes] = []
         for record in records:
             if op == "+":
-                e = index_entry(record)
                 file, stamp = (files or {}).get(record.id) or (
                     file_name_for(record),
                     _mtime(self.root / file_name_for(record)),
                 )
                 row = table_row(record, file, stamp)
-                name_line: list[Any] = ["+", [e.id, e.name, e.people, e.run_id, e.slot]]
-                rows.append(_json_line(["+", _row_line(row)]))
-                texts.append(_json_line(["+", [row.id, row.search]]))
+                name_line = _name_line(record)
+                rows.append(_row_json(row))
+                texts.append(_text_json(row))
             else:
-                name_line = ["-", record.id]
-                rows.append(_json_line(name_line))
-                texts.append(_json_line(name_line))
-            shards.setdefault(self._shard(record.request.description), []).append(_json_line(name_line))
-        for path, lines in (*shards.items(), (self.folder / ROWS_FILE, rows), (self.folder / TEXTS_FILE, texts)):
-            if lines:
-                with path.open("ab") as fh:
-                    fh.write(b"".join(lines))
+                name_line = gone = _json_line(["-", record.id])  # the same line in all three files
+                rows.append(gone)
+                texts.append(gone)
+            shards.setdefault(self._shard(record.request.description), []).append(name_line)
+        self._write_appended(shards, rows, texts)
 
     def rebuild(
         self, records: Iterable[tuple[PersonaRecord, Path]], stamp: int, problems: list[LoadProblem] | None = None
@@ -842,8 +838,7 @@ class NamesIndex:
                 for name, temp in temps.items():
                     os.replace(temp, self.folder / name)
                 _write_quick(self.folder / PROBLEMS_FILE, json.dumps(unreadable).encode("utf-8"))
-                state = {"version": INDEX_VERSION, "mtime_ns": stamp}
-                _write_quick(self.folder / "state.json", json.dumps(state).encode("utf-8"))
+                self._write_state(stamp)
                 self.built = True
             except OSError as exc:
                 log.warning("could not write the names index: %s", exc)
@@ -859,12 +854,10 @@ class NamesIndex:
         names: list[tuple[float, Path, bytes]] = []
         with temps[ROWS_FILE].open("wb") as rows, temps[TEXTS_FILE].open("wb") as texts:
             for record, path in records:
-                e = index_entry(record)
                 row = table_row(record, path.name, _mtime(path))
-                line = _json_line(["+", [e.id, e.name, e.people, e.run_id, e.slot]])
-                names.append((row.created, self._shard(record.request.description), line))
-                rows.write(_json_line(["+", _row_line(row)]))
-                texts.write(_json_line(["+", [row.id, row.search]]))
+                names.append((row.created, self._shard(record.request.description), _name_line(record)))
+                rows.write(_row_json(row))
+                texts.write(_text_json(row))
         return names
 
 
@@ -877,6 +870,22 @@ def _mtime(path: Path) -> int:
 
 def _json_line(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def _name_line(record: PersonaRecord) -> bytes:
+    """A names shard's line for a persona saved."""
+    e = index_entry(record)
+    return _json_line(["+", [e.id, e.name, e.people, e.run_id, e.slot]])
+
+
+def _row_json(row: TableRow) -> bytes:
+    """The rows file's line for a persona saved."""
+    return _json_line(["+", _row_line(row)])
+
+
+def _text_json(row: TableRow) -> bytes:
+    """The search-text file's line for a persona saved."""
+    return _json_line(["+", [row.id, row.search]])
 
 
 def _write_quick(final: Path, data: bytes) -> None:
