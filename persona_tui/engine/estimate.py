@@ -230,7 +230,7 @@ class ProgressModel:
         return max(work / max(busy, 1), max(left, default=0.0))
 
 
-def offline_default(tokens_per_second: float) -> Estimate:
-    """The offline generator's pace is known up front: no network, about 330 pieces a persona."""
+def offline_default(tokens_per_second: float, *, tokens: float = 330.0, base: Estimate | None = None) -> Estimate:
+    """The offline generator's pace is known up front: no network, about ``tokens`` pieces (330 a persona)."""
     rate = tokens_per_second if tokens_per_second > 0 else 5000.0
-    return replace(Estimate(), tokens=330.0, first_token=0.0, tokens_per_second=rate)
+    return replace(base or Estimate(), tokens=tokens, first_token=0.0, tokens_per_second=rate)

@@ -21,12 +21,12 @@ import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from persona_tui.config import Settings
 from persona_tui.engine.character import check_answer, persona_system_prompt
 from persona_tui.engine.errors import FailureKind
-from persona_tui.engine.estimate import Estimate, EstimateBook, ProgressModel
+from persona_tui.engine.estimate import Estimate, EstimateBook, ProgressModel, offline_default
 from persona_tui.engine.events import (
     AnswerDone,
     Event,
@@ -149,8 +149,7 @@ class Heard:
 def _estimate(provider: Provider, settings: Settings, estimates: EstimateBook) -> Estimate:
     if provider.is_ai:
         return estimates.get(provider.name, answer_key(provider.model), ANSWER_ESTIMATE)
-    rate = settings.offline_tokens_per_second
-    return replace(ANSWER_ESTIMATE, tokens=OFFLINE_ANSWER_TOKENS, first_token=0.0, tokens_per_second=rate or 5000.0)
+    return offline_default(settings.offline_tokens_per_second, tokens=OFFLINE_ANSWER_TOKENS, base=ANSWER_ESTIMATE)
 
 
 async def talk(

@@ -436,8 +436,7 @@ class PersonaTable(ScrollView, can_focus=True):
 
     def _unhighlight(self, persona_id: str) -> None:
         self.highlighted.discard(persona_id)
-        self._lines.clear()
-        self.refresh()
+        self._redraw()
 
     def remove_persona(self, persona_id: str) -> None:
         self.remove_personas([persona_id])
@@ -470,8 +469,7 @@ class PersonaTable(ScrollView, can_focus=True):
             self.marked.discard(persona_id)
         else:
             self.marked.add(persona_id)
-        self._lines.clear()
-        self.refresh()
+        self._redraw()
         self._move(self.cursor_row + 1)
         self.post_message(self.Changed())
 
@@ -482,14 +480,12 @@ class PersonaTable(ScrollView, can_focus=True):
             self.marked.clear()
         else:
             self.marked |= shown
-        self._lines.clear()
-        self.refresh()
+        self._redraw()
         self.post_message(self.Changed())
 
     def clear_marks(self) -> None:
         self.marked.clear()
-        self._lines.clear()
-        self.refresh()
+        self._redraw()
         self.post_message(self.Changed())
 
     def action_clear_find(self) -> None:
@@ -670,6 +666,10 @@ class PersonaTable(ScrollView, can_focus=True):
     def _resized(self) -> None:
         width = sum(column.get_render_width() for column in self.columns.values())
         self.virtual_size = Size(width, len(self._shown) + 1)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        """Draw every line again (a mark, a highlight or the widths changed): the cached lines are stale."""
         self._lines.clear()
         self.refresh()
 
