@@ -599,12 +599,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings, err: Console) -> 
     if problem is not None:
         raise CliError(problem.message, problem.hint, EXIT_USAGE)
     provider = make_provider(settings)
-    if not provider.is_ai:
-        # How to get a real model is said only to someone who did not choose this on purpose.
-        hint = f" {setup_hint(settings)}" if settings.provider == "auto" else ""
-        err.print(
-            Text(f"Using the {provider.label}: personas are composed locally from templates.{hint}", style="yellow")
-        )
+    _offline_note(provider, settings, err, "personas are composed locally from templates.")
     summary = asyncio.run(_generate(request, provider, store, settings, err, batch_api=args.batch_api))
     return _finish(summary, args, err)
 
@@ -1311,6 +1306,8 @@ async def _refine(
 
 
 def _offline_note(provider: Provider, settings: Settings, err: Console, what: str) -> None:
+    """Say that the offline generator is at work, and ``what`` it does; how to get a real model is said
+    only to someone who did not choose it on purpose."""
     if not provider.is_ai:
         hint = f" {setup_hint(settings)}" if settings.provider == "auto" else ""
         err.print(Text(f"Using the {provider.label}: {what}{hint}", style="yellow"))
